@@ -1,0 +1,26 @@
+// Package storetest is the one contract suite that every eventstore adapter runs. An adapter's
+// test calls Run with a Harness that makes fresh, empty stores.
+package storetest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/orderledger/orderledger/eventstore"
+)
+
+// Harness makes stores for the suite.
+type Harness interface {
+	// NewStore returns a new, empty store. The harness closes it (t.Cleanup) and removes
+	// whatever it created when the test ends.
+	NewStore(t *testing.T) eventstore.Store
+}
+
+// Transactional is implemented by harnesses whose adapter appends inside a database
+// transaction. The suite uses it for the late-commit race and the rolled-back append; a
+// harness without it skips those cases and says why.
+type Transactional interface {
+	// BeginAppend performs an append to store inside a transaction that stays open until
+	// commit or rollback is called (exactly one of them, once).
+	BeginAppend(ctx context.Context, t *testing.T, store eventstore.Store, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (commit, rollback func() error, err error)
+}
