@@ -1,0 +1,153 @@
+package domain
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Series is the folded state of a numbering stream (invoices "INV", credit notes "CN"). The
+// n-th assignment is number n and the stream's version n−1, so numbers have no gap and no
+// duplicate under any concurrency: two assignments cannot share a version.
+type Series struct {
+	Count int64
+	byKey map[string]int64
+}
+
+// NumberFor returns the number already assigned for a document key.
+func (s Series) NumberFor(key string) (int64, bool) {
+	n, ok := s.byKey[key]
+	return n, ok
+}
+
+// InvoiceNumber formats an invoice number: "INV-7".
+func InvoiceNumber(n int64) string { return "INV-" + strconv.FormatInt(n, 10) }
+
+// CreditNoteNumber formats a credit note number: "CN-3".
+func CreditNoteNumber(n int64) string { return "CN-" + strconv.FormatInt(n, 10) }
+
+// InvoiceKey and CreditNoteKey name the document a number is for, so that a process manager
+// retrying after a crash finds the number it already took instead of taking a second.
+func InvoiceKey(orderID string) string { return "order:" + orderID }
+
+func CreditNoteKey(orderID, reason, returnID string) string {
+	return reason + ":" + orderID + ":" + returnID
+}
+
+// Numbering commands.
+type (
+	AssignInvoiceNumber struct {
+		OrderID string
+		At      time.Time
+	}
+	AssignCreditNoteNumber struct {
+		OrderID  string
+		Reason   string
+		ReturnID string
+		At       time.Time
+	}
+)
+
+// EvolveSeries applies one event. It takes ownership of s.
+func EvolveSeries(s Series, e Event) Series {
+	if s.byKey == nil {
+		s.byKey = map[string]int64{}
+	}
+	switch e := e.(type) {
+	case InvoiceNumberAssigned:
+		s.Count = e.Number
+		s.byKey[InvoiceKey(e.OrderID)] = e.Number
+	case CreditNoteNumberAssigned:
+		s.Count = e.Number
+		s.byKey[CreditNoteKey(e.OrderID, e.Reason, e.ReturnID)] = e.Number
+	}
+	return s
+}
+
+// DecideAssignInvoiceNumber takes the next invoice number for an order, once.
+func DecideAssignInvoiceNumber(s Series, cmd AssignInvoiceNumber) ([]Event, error) {
+	if err := checkID("order_id", cmd.OrderID); err != nil {
+		return nil, err
+	}
+	if _, done := s.byKey[InvoiceKey(cmd.OrderID)]; done {
+		return nil, nil
+	}
+	return []Event{InvoiceNumberAssigned{Number: s.Count + 1, OrderID: cmd.OrderID, AssignedAt: cmd.At}}, nil
+}
+
+// DecideAssignCreditNoteNumber takes the next credit note number for a cancellation or a
+// return, once.
+func DecideAssignCreditNoteNumber(s Series, cmd AssignCreditNoteNumber) ([]Event, error) {
+	if err := checkID("order_id", cmd.OrderID); err != nil {
+		return nil, err
+	}
+	if cmd.Reason != CreditForCancellation && cmd.Reason != CreditForReturn {
+		return nil, invalid("reason", "must be %s or %s", CreditForCancellation, CreditForReturn)
+	}
+	if _, done := s.byKey[CreditNoteKey(cmd.OrderID, cmd.Reason, cmd.ReturnID)]; done {
+		return nil, nil
+	}
+	return []Event{CreditNoteNumberAssigned{Number: s.Count + 1, OrderID: cmd.OrderID, Reason: cmd.Reason, ReturnID: cmd.ReturnID, AssignedAt: cmd.At}}, nil
+}
+
+// PurchaseOrder is the folded state of a purchase order stream.
+type PurchaseOrder struct {
+	ID       string
+	SKU      string
+	Supplier string
+	Quantity int64
+	Raised   bool
+	Received bool
+}
+
+// Purchase order commands.
+type (
+	RaisePurchaseOrder struct {
+		PurchaseOrderID string
+		SKU             string
+		Supplier        string
+		Quantity        int64
+		At              time.Time
+	}
+	ReceivePurchaseOrder struct {
+		PurchaseOrderID string
+		At              time.Time
+	}
+)
+
+// EvolvePurchaseOrder applies one event.
+func EvolvePurchaseOrder(p PurchaseOrder, e Event) PurchaseOrder {
+	switch e := e.(type) {
+	case PurchaseOrderRaised:
+		p = PurchaseOrder{ID: e.PurchaseOrderID, SKU: e.SKU, Supplier: e.Supplier, Quantity: e.Quantity, Raised: true}
+	case PurchaseOrderReceived:
+		p.Received = true
+	}
+	return p
+}
+
+// DecideRaisePurchaseOrder opens the purchase order a SKU's replenishment requested; raising
+// it again changes nothing.
+func DecideRaisePurchaseOrder(p PurchaseOrder, cmd RaisePurchaseOrder) ([]Event, error) {
+	if err := checkID("purchase_order_id", cmd.PurchaseOrderID); err != nil {
+		return nil, err
+	}
+	if cmd.Quantity <= 0 {
+		return nil, invalid("quantity", "must be > 0, got %d", cmd.Quantity)
+	}
+	if p.Raised {
+		return nil, nil
+	}
+	return []Event{PurchaseOrderRaised{PurchaseOrderID: cmd.PurchaseOrderID, SKU: cmd.SKU, Supplier: cmd.Supplier, Quantity: cmd.Quantity, RaisedAt: cmd.At}}, nil
+}
+
+// DecideReceivePurchaseOrder records that the supplier delivered the whole quantity.
+func DecideReceivePurchaseOrder(p PurchaseOrder, cmd ReceivePurchaseOrder) ([]Event, error) {
+	if !p.Raised {
+		return nil, fmt.Errorf("%w: %s", ErrPurchaseOrderNotFound, cmd.PurchaseOrderID)
+	}
+	if p.Received {
+		return nil, fmt.Errorf("%w: %s", ErrAlreadyReceived, cmd.PurchaseOrderID)
+	}
+	return []Event{PurchaseOrderReceived{PurchaseOrderID: p.ID, SKU: p.SKU, Quantity: p.Quantity, ReceivedAt: cmd.At}}, nil
+}
