@@ -1,0 +1,185 @@
+// Package httpx holds what every HTTP handler of orderledger shares: strict JSON request
+// decoding with the 1 MiB body limit, JSON answers, and RFC 9457 problem+json errors from the
+// one table that maps error classes to statuses.
+package httpx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/eventstore"
+)
+
+// MaxBodyBytes is the largest request body accepted (413 beyond).
+const MaxBodyBytes = 1 << 20
+
+// ProblemTypeBase prefixes every problem "type"; the fragment is the error code, documented in
+// the OpenAPI document.
+const ProblemTypeBase = "https://orderledger.dev/problems/"
+
+// Error is a request-level failure with its status and a stable code.
+type Error struct {
+	Status int
+	Code   string
+	Detail string
+}
+
+func (e *Error) Error() string { return e.Detail }
+
+// Errorf builds an *Error.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// BadRequest is a 400 invalid_input naming the offending field or parameter.
+func BadRequest(format string, args ...any) *Error {
+	return Errorf(http.StatusBadRequest, "invalid_input", format, args...)
+}
+
+// Problem is an RFC 9457 problem document.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail"`
+	Code     string `json:"code"`
+	Instance string `json:"instance,omitempty"`
+}
+
+// statusOfKind is the one table from domain error classes to HTTP statuses.
+var statusOfKind = map[domain.Kind]int{
+	domain.KindInvalid:  http.StatusBadRequest,
+	domain.KindNotFound: http.StatusNotFound,
+	domain.KindConflict: http.StatusConflict,
+}
+
+// Classify returns the status and code for err: request errors and domain errors by their
+// class, an unreachable store 503, a request that ran out of time 504, anything else 500.
+func Classify(err error) (status int, code string) {
+	var he *Error
+	if errors.As(err, &he) {
+		return he.Status, he.Code
+	}
+	if kind, c, ok := domain.KindOf(err); ok {
+		return statusOfKind[kind], c
+	}
+	switch {
+	case errors.Is(err, eventstore.ErrUnavailable):
+		return http.StatusServiceUnavailable, "store_unavailable"
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, "timeout"
+	}
+	return http.StatusInternalServerError, "internal"
+}
+
+// WriteError answers err as problem+json. A 5xx detail never leaks internals: it is logged with
+// the request and the client gets a generic sentence.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := Classify(err)
+	detail := err.Error()
+	if status >= 500 && status != http.StatusGatewayTimeout && status != http.StatusServiceUnavailable {
+		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		detail = "internal error; the server log has the details"
+	}
+	WriteProblem(w, r, status, code, detail)
+}
+
+// WriteProblem answers a problem document.
+func WriteProblem(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
+	body, _ := json.Marshal(Problem{
+		Type: ProblemTypeBase + code, Title: http.StatusText(status), Status: status,
+		Detail: detail, Code: code, Instance: r.URL.Path,
+	})
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// WriteJSON answers v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"error":"encoding the answer failed"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// ReadBody reads the whole request body, at most MaxBodyBytes (413 beyond).
+func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, Errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body is over the %d byte limit", MaxBodyBytes)
+		}
+		return nil, BadRequest("reading the request body: %v", err)
+	}
+	return body, nil
+}
+
+// DecodeStrict parses body into dst: exactly one JSON object, no unknown field. The error
+// names the field or the byte offset at fault.
+func DecodeStrict(body []byte, dst any) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return BadRequest("request body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return describeDecodeError(err)
+	}
+	if dec.More() {
+		return BadRequest("request body has data after the JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return BadRequest("request body has data after the JSON object")
+	}
+	return nil
+}
+
+func describeDecodeError(err error) error {
+	var syntax *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return BadRequest("malformed JSON at byte %d: %v", syntax.Offset, err)
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return BadRequest("request body must be a JSON object, not %s", typeErr.Value)
+		}
+		return BadRequest("field %s must be %s, got %s", field, jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return BadRequest("malformed JSON: the body ends too early")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return BadRequest("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return BadRequest("malformed JSON: %v", err)
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "an integer (64-bit)"
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	}
+	return kind
+}
