@@ -1,0 +1,322 @@
+// Package postgres is the reference eventstore adapter: the log kept in one PostgreSQL table,
+// appended to by a PL/pgSQL function in one round trip, read in an order that a late commit
+// cannot break, and followed live through LISTEN/NOTIFY.
+//
+// Global order. A bigserial position alone is not commit order: a transaction that took
+// position 10 may commit after one that took 11, and a reader that saw 11 would skip 10. So
+// each row also records its transaction id (xid8), readers order and checkpoint on
+// (xid, position), and they take only rows whose transaction id is below the oldest transaction
+// still running (pg_snapshot_xmin). Any transaction that commits later has a larger xid, so
+// it lands after every checkpoint already handed out.
+//
+// Pool size: Open uses pgxpool's defaults; set pool_max_conns in the DSN to run more appends
+// at once.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderledger/orderledger/eventstore"
+)
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Store is the PostgreSQL event store. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	opts options
+
+	// ctx lives as long as the Store; Close cancels it to stop the notifier and the listener.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	subscribers  wakeHub
+	notifyNeeded chan struct{}
+	listenOnce   sync.Once
+}
+
+type options struct {
+	safetyPoll     time.Duration
+	notifyInterval time.Duration
+	now            func() time.Time
+}
+
+// Option tunes a Store.
+type Option func(*options)
+
+// WithSafetyPoll sets how often an idle subscriber reads although nothing woke it. The poll
+// only matters when a writer crashed between its commit and its notification; the default is
+// one second.
+func WithSafetyPoll(d time.Duration) Option { return func(o *options) { o.safetyPoll = d } }
+
+// WithClock sets the clock that stamps events appended without a RecordedAt.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// Open connects to the database at dsn and creates or migrates the schema.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	o := options{safetyPoll: time.Second, notifyInterval: 3 * time.Millisecond, now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	config, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore/postgres: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, config)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore/postgres: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, wrapErr("open", err)
+	}
+	// The store outlives the call that opened it but keeps its values (loggers, tracing).
+	storeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Store{
+		pool:         pool,
+		opts:         o,
+		ctx:          storeCtx,
+		cancel:       cancel,
+		notifyNeeded: make(chan struct{}, 1),
+	}
+	s.subscribers.init()
+	s.wg.Add(1)
+	go s.notifyLoop()
+	return s, nil
+}
+
+// Close stops the store's goroutines and closes its connections. Subscriptions still running
+// return an error.
+func (s *Store) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	s.pool.Close()
+	return nil
+}
+
+const appendSQL = `SELECT outcome, last_version, last_xid, last_position
+FROM orderledger_append($1, $2, $3, $4, $5, $6, $7)`
+
+// Outcomes of orderledger_append.
+const (
+	outcomeAppended = iota
+	outcomeRetry
+	outcomeWrongRevision
+	outcomeDuplicate
+)
+
+// querier is what an append needs: the pool, or a transaction the caller holds open.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Append writes events to stream in one round trip; see orderledger_append in schema.go.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	res, appended, err := s.appendWith(ctx, s.pool, stream, expected, events)
+	if appended {
+		s.appended()
+	}
+	return res, err
+}
+
+// appendWith runs the append on q and reports whether it appended anything, so that the
+// caller wakes subscribers once the transaction has committed.
+func (s *Store) appendWith(ctx context.Context, q querier, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
+	if err := eventstore.ValidateAppend(stream, events); err != nil {
+		return eventstore.AppendResult{}, false, err
+	}
+	n := len(events)
+	ids := make([][16]byte, n)
+	types := make([]string, n)
+	data := make([][]byte, n)
+	metadata := make([][]byte, n)
+	recordedAt := make([]time.Time, n)
+	var now time.Time
+	for i, e := range events {
+		ids[i] = e.ID
+		types[i] = e.Type
+		data[i] = e.Data
+		metadata[i] = eventstore.EncodeMetadata(e.Metadata)
+		if e.RecordedAt.IsZero() {
+			if now.IsZero() {
+				now = eventstore.NormalizeTime(s.opts.now())
+			}
+			recordedAt[i] = now
+		} else {
+			recordedAt[i] = eventstore.NormalizeTime(e.RecordedAt)
+		}
+	}
+
+	var (
+		outcome  int
+		version  int64
+		xid      *uint64
+		position *int64
+	)
+	err := q.QueryRow(ctx, appendSQL, stream, encodeExpected(expected), ids, types, data, metadata, recordedAt).
+		Scan(&outcome, &version, &xid, &position)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key" {
+			// Only a writer that bypassed orderledger_append's stream lock can get here; the
+			// unique index is the last guard and its verdict is a lost race.
+			return eventstore.AppendResult{}, false, fmt.Errorf("%w: stream %q was appended to concurrently",
+				eventstore.ErrWrongExpectedRevision, stream)
+		}
+		return eventstore.AppendResult{}, false, wrapErr("append", err)
+	}
+	switch outcome {
+	case outcomeAppended, outcomeRetry:
+		return eventstore.AppendResult{
+			Version:  uint64(version),
+			Position: eventstore.Position{Commit: *xid, Prepare: uint64(*position)},
+		}, outcome == outcomeAppended, nil
+	case outcomeWrongRevision:
+		if err := expected.Check(stream, uint64(version), version >= 0); err != nil {
+			return eventstore.AppendResult{}, false, err
+		}
+		return eventstore.AppendResult{}, false, fmt.Errorf("%w: stream %q expected %s",
+			eventstore.ErrWrongExpectedRevision, stream, expected)
+	case outcomeDuplicate:
+		return eventstore.AppendResult{}, false, fmt.Errorf("%w: %q already holds some of the batch's event ids but not as this batch (stream at version %d)",
+			eventstore.ErrDuplicateEventID, stream, version)
+	}
+	return eventstore.AppendResult{}, false, fmt.Errorf("eventstore/postgres: append: unknown outcome %d", outcome)
+}
+
+// encodeExpected maps an ExpectedRevision to orderledger_append's p_expected.
+func encodeExpected(e eventstore.ExpectedRevision) int64 {
+	switch {
+	case e.IsAny():
+		return -2
+	case e.IsNoStream():
+		return -1
+	case e.IsStreamExists():
+		return -3
+	}
+	v, _ := e.Revision()
+	if v > math.MaxInt64 {
+		return -4
+	}
+	return int64(v)
+}
+
+const eventColumns = `xid, position, stream, version, id, type, data, metadata, recorded_at, hash`
+
+const readStreamSQL = `SELECT ` + eventColumns + ` FROM events
+WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3`
+
+// ReadStream returns up to limit events of stream from version from on.
+func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.Event, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: read limit %d, want > 0", eventstore.ErrInvalidEvent, limit)
+	}
+	if from > math.MaxInt64 {
+		return nil, nil
+	}
+	return s.query(ctx, "read stream", limit, readStreamSQL, stream, int64(from), limit)
+}
+
+// readAllSQL reads only below the oldest running transaction: see the package doc.
+const readAllSQL = `SELECT ` + eventColumns + ` FROM events
+WHERE (xid, position) > ($1, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY xid, position LIMIT $3`
+
+// ReadAll returns up to limit events after from in global order, holding back every event
+// that a transaction still running could precede.
+func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, limit int) ([]eventstore.Event, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: read limit %d, want > 0", eventstore.ErrInvalidEvent, limit)
+	}
+	return s.query(ctx, "read all", limit, readAllSQL, from.Commit, clampPosition(from.Prepare), limit)
+}
+
+// clampPosition maps a position beyond any bigserial value to the largest one, which orders the
+// same against every stored row.
+func clampPosition(p uint64) int64 {
+	if p > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(p)
+}
+
+const headSQL = `SELECT xid, position FROM events
+WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY xid DESC, position DESC LIMIT 1`
+
+// Head returns the position of the last event ReadAll can return now.
+func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
+	var (
+		xid      uint64
+		position int64
+	)
+	err := s.pool.QueryRow(ctx, headSQL).Scan(&xid, &position)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return eventstore.Position{}, nil
+	}
+	if err != nil {
+		return eventstore.Position{}, wrapErr("head", err)
+	}
+	return eventstore.Position{Commit: xid, Prepare: uint64(position)}, nil
+}
+
+func (s *Store) query(ctx context.Context, op string, limit int, sql string, args ...any) ([]eventstore.Event, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, wrapErr(op, err)
+	}
+	defer rows.Close()
+	events := make([]eventstore.Event, 0, min(limit, 1024))
+	for rows.Next() {
+		var (
+			e        eventstore.Event
+			xid      uint64
+			position int64
+			version  int64
+			metadata []byte
+			hash     []byte
+		)
+		if err := rows.Scan(&xid, &position, &e.Stream, &version, (*[16]byte)(&e.ID), &e.Type, &e.Data, &metadata, &e.RecordedAt, &hash); err != nil {
+			return nil, wrapErr(op, err)
+		}
+		e.Position = eventstore.Position{Commit: xid, Prepare: uint64(position)}
+		e.Version = uint64(version)
+		e.RecordedAt = e.RecordedAt.UTC()
+		if e.Metadata, err = eventstore.DecodeMetadata(metadata); err != nil {
+			return nil, fmt.Errorf("eventstore/postgres: %s: event %s of %q: metadata: %w", op, e.ID, e.Stream, err)
+		}
+		if len(hash) != len(e.Hash) {
+			return nil, fmt.Errorf("eventstore/postgres: %s: event %s of %q: hash of %d bytes", op, e.ID, e.Stream, len(hash))
+		}
+		e.Hash = eventstore.Hash(hash)
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrapErr(op, err)
+	}
+	return events, nil
+}
+
+// wrapErr names the operation and marks a failure to reach the server as
+// eventstore.ErrUnavailable; context errors stay matchable as they are.
+func wrapErr(op string, err error) error {
+	var (
+		connectErr *pgconn.ConnectError
+		netErr     net.Error
+	)
+	if errors.As(err, &connectErr) || errors.As(err, &netErr) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("eventstore/postgres: %s: %w: %w", op, eventstore.ErrUnavailable, err)
+	}
+	return fmt.Errorf("eventstore/postgres: %s: %w", op, err)
+}
