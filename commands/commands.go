@@ -1,0 +1,140 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/orderledger/orderledger/domain"
+)
+
+// run executes one domain command on its stream.
+func run[S, C any](ctx context.Context, h *Handler, stream string, fold Fold[S], decide func(S, C) ([]domain.Event, error), cmd C, meta Meta) (Result, error) {
+	return Execute(ctx, h, stream, fold, func(s S) ([]domain.Event, error) { return decide(s, cmd) }, meta)
+}
+
+// Customers.
+
+func (h *Handler) RegisterCustomer(ctx context.Context, cmd domain.RegisterCustomer, meta Meta) (Result, error) {
+	return run(ctx, h, domain.CustomerStream(cmd.CustomerID), domain.EvolveCustomer, domain.DecideRegisterCustomer, cmd, meta)
+}
+
+func (h *Handler) ChangeCustomerDetails(ctx context.Context, cmd domain.ChangeCustomerDetails, meta Meta) (Result, error) {
+	return run(ctx, h, domain.CustomerStream(cmd.CustomerID), domain.EvolveCustomer, domain.DecideChangeCustomerDetails, cmd, meta)
+}
+
+// Stock.
+
+func (h *Handler) ReceiveStock(ctx context.Context, cmd domain.ReceiveStock, meta Meta) (Result, error) {
+	return run(ctx, h, domain.StockStream(cmd.SKU), domain.EvolveStock, domain.DecideReceiveStock, cmd, meta)
+}
+
+func (h *Handler) AdjustStock(ctx context.Context, cmd domain.AdjustStock, meta Meta) (Result, error) {
+	return run(ctx, h, domain.StockStream(cmd.SKU), domain.EvolveStock, domain.DecideAdjustStock, cmd, meta)
+}
+
+func (h *Handler) SetReplenishmentPolicy(ctx context.Context, cmd domain.SetReplenishmentPolicy, meta Meta) (Result, error) {
+	return run(ctx, h, domain.StockStream(cmd.SKU), domain.EvolveStock, domain.DecideSetReplenishmentPolicy, cmd, meta)
+}
+
+func (h *Handler) ReserveStock(ctx context.Context, cmd domain.ReserveStock, meta Meta) (Result, error) {
+	return run(ctx, h, domain.StockStream(cmd.SKU), domain.EvolveStock, domain.DecideReserveStock, cmd, meta)
+}
+
+func (h *Handler) ReleaseStock(ctx context.Context, cmd domain.ReleaseStock, meta Meta) (Result, error) {
+	return run(ctx, h, domain.StockStream(cmd.SKU), domain.EvolveStock, domain.DecideReleaseStock, cmd, meta)
+}
+
+func (h *Handler) ShipStock(ctx context.Context, cmd domain.ShipStock, meta Meta) (Result, error) {
+	return run(ctx, h, domain.StockStream(cmd.SKU), domain.EvolveStock, domain.DecideShipStock, cmd, meta)
+}
+
+func (h *Handler) RestockReturn(ctx context.Context, cmd domain.RestockReturn, meta Meta) (Result, error) {
+	return run(ctx, h, domain.StockStream(cmd.SKU), domain.EvolveStock, domain.DecideRestockReturn, cmd, meta)
+}
+
+// Orders.
+
+// PlaceOrder checks the command, then that its customer and every SKU exist (their streams
+// are read, so a 409 names the first unknown one), then places it.
+func (h *Handler) PlaceOrder(ctx context.Context, cmd domain.PlaceOrder, meta Meta) (Result, error) {
+	if _, _, _, err := domain.ValidatePlaceOrder(cmd); err != nil {
+		return Result{}, err
+	}
+	err := Read(ctx, h, domain.CustomerStream(cmd.CustomerID), domain.EvolveCustomer, func(c domain.Customer, _ bool) error {
+		if !c.Registered {
+			return fmt.Errorf("%w: customer_id %s", domain.ErrUnknownCustomer, cmd.CustomerID)
+		}
+		return nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	for i, l := range cmd.Lines {
+		err := Read(ctx, h, domain.StockStream(l.SKU), domain.EvolveStock, func(s domain.Stock, _ bool) error {
+			if !s.Exists {
+				return fmt.Errorf("%w: lines[%d].sku %s has never been received", domain.ErrUnknownSKU, i, l.SKU)
+			}
+			return nil
+		})
+		if err != nil {
+			return Result{}, err
+		}
+	}
+	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecidePlaceOrder, cmd, meta)
+}
+
+func (h *Handler) RecordLineAllocation(ctx context.Context, cmd domain.RecordLineAllocation, meta Meta) (Result, error) {
+	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideRecordLineAllocation, cmd, meta)
+}
+
+func (h *Handler) RecordInvoice(ctx context.Context, cmd domain.RecordInvoice, meta Meta) (Result, error) {
+	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideRecordInvoice, cmd, meta)
+}
+
+func (h *Handler) RecordPayment(ctx context.Context, cmd domain.RecordPayment, meta Meta) (Result, error) {
+	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideRecordPayment, cmd, meta)
+}
+
+func (h *Handler) IssueRefund(ctx context.Context, cmd domain.IssueRefund, meta Meta) (Result, error) {
+	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideIssueRefund, cmd, meta)
+}
+
+func (h *Handler) ShipOrder(ctx context.Context, cmd domain.ShipOrder, meta Meta) (Result, error) {
+	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideShipOrder, cmd, meta)
+}
+
+func (h *Handler) DeliverOrder(ctx context.Context, cmd domain.DeliverOrder, meta Meta) (Result, error) {
+	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideDeliverOrder, cmd, meta)
+}
+
+func (h *Handler) CancelOrder(ctx context.Context, cmd domain.CancelOrder, meta Meta) (Result, error) {
+	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideCancelOrder, cmd, meta)
+}
+
+func (h *Handler) ReturnItems(ctx context.Context, cmd domain.ReturnItems, meta Meta) (Result, error) {
+	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideReturnItems, cmd, meta)
+}
+
+func (h *Handler) RecordCreditNote(ctx context.Context, cmd domain.RecordCreditNote, meta Meta) (Result, error) {
+	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideRecordCreditNote, cmd, meta)
+}
+
+// Numbering.
+
+func (h *Handler) AssignInvoiceNumber(ctx context.Context, cmd domain.AssignInvoiceNumber, meta Meta) (Result, error) {
+	return run(ctx, h, domain.InvoiceSeriesStream, domain.EvolveSeries, domain.DecideAssignInvoiceNumber, cmd, meta)
+}
+
+func (h *Handler) AssignCreditNoteNumber(ctx context.Context, cmd domain.AssignCreditNoteNumber, meta Meta) (Result, error) {
+	return run(ctx, h, domain.CreditNoteSeriesStream, domain.EvolveSeries, domain.DecideAssignCreditNoteNumber, cmd, meta)
+}
+
+// Purchase orders.
+
+func (h *Handler) RaisePurchaseOrder(ctx context.Context, cmd domain.RaisePurchaseOrder, meta Meta) (Result, error) {
+	return run(ctx, h, domain.PurchaseOrderStream(cmd.PurchaseOrderID), domain.EvolvePurchaseOrder, domain.DecideRaisePurchaseOrder, cmd, meta)
+}
+
+func (h *Handler) ReceivePurchaseOrder(ctx context.Context, cmd domain.ReceivePurchaseOrder, meta Meta) (Result, error) {
+	return run(ctx, h, domain.PurchaseOrderStream(cmd.PurchaseOrderID), domain.EvolvePurchaseOrder, domain.DecideReceivePurchaseOrder, cmd, meta)
+}

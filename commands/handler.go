@@ -1,0 +1,295 @@
+// Package commands is orderledger's write side: the command handler that loads a stream,
+// folds it, decides and appends with the loaded version as the expected revision; idempotency
+// keys; the order-to-cash process managers; and the HTTP write routes.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/eventstore"
+)
+
+// Handler runs commands against the event store. It keeps the folded state of recently used
+// streams, so a command on a warm stream costs one append; a stream written by another
+// process is caught up when the append reports a conflict.
+type Handler struct {
+	store       eventstore.Store
+	now         func() time.Time
+	metrics     *Metrics
+	maxAttempts int
+
+	locks [lockStripes]sync.Mutex
+	seed  maphash.Seed
+	cache *stateCache
+}
+
+// lockStripes bounds the per-stream locks: commands on one stream run one at a time in this
+// process (they would conflict anyway); two streams share a stripe only by hash collision.
+const lockStripes = 1024
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithClock sets where command times come from (tests pin it).
+func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
+
+// WithMetrics records conflicts and append latency.
+func WithMetrics(m *Metrics) Option { return func(h *Handler) { h.metrics = m } }
+
+// WithCacheSize bounds how many folded streams are kept.
+func WithCacheSize(n int) Option { return func(h *Handler) { h.cache = newStateCache(n) } }
+
+// NewHandler returns a Handler on store.
+func NewHandler(store eventstore.Store, opts ...Option) *Handler {
+	h := &Handler{
+		store:       store,
+		now:         func() time.Time { return time.Now().UTC() },
+		maxAttempts: 10,
+		seed:        maphash.MakeSeed(),
+		cache:       newStateCache(20000),
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+// Now is the handler's clock, truncated to what the stores keep.
+func (h *Handler) Now() time.Time { return eventstore.NormalizeTime(h.now()) }
+
+// Store is the event store the handler writes to.
+func (h *Handler) Store() eventstore.Store { return h.store }
+
+// Meta identifies a command and travels on its events.
+type Meta struct {
+	// CommandID determines the IDs of the events the command appends, so that a retried
+	// command (a repeated idempotency key, a process manager replaying after a crash) is
+	// recognised and appends nothing twice.
+	CommandID      uuid.UUID
+	CorrelationID  string
+	CausationID    string
+	IdempotencyKey string
+	Actor          string
+}
+
+// Result says where a command's events are.
+type Result struct {
+	Position eventstore.Position
+	Version  uint64
+	Events   []domain.Event
+	// AlreadyApplied: the command had been applied before; nothing was appended now.
+	AlreadyApplied bool
+	// Unchanged: the decision recorded nothing (e.g. a change to the same value).
+	Unchanged bool
+}
+
+// EventID is the ID of the i-th event appended by a command.
+func EventID(commandID uuid.UUID, i int) uuid.UUID {
+	return uuid.NewSHA1(commandID, fmt.Appendf(nil, "event/%d", i))
+}
+
+// DeriveID makes a deterministic ID from a parent ID and a purpose, e.g. the command a
+// process manager sends in reaction to an event.
+func DeriveID(parent uuid.UUID, purpose string) uuid.UUID {
+	return uuid.NewSHA1(parent, []byte(purpose))
+}
+
+// Fold is how a stream's state is built: its Evolve function.
+type Fold[S any] func(S, domain.Event) S
+
+// Execute loads stream, decides with decide on its state and appends the events with the
+// loaded version as the expected revision, retrying with jitter when another writer got there
+// first. A command whose first event is already in the stream is answered from there.
+func Execute[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], decide func(S) ([]domain.Event, error), meta Meta) (Result, error) {
+	if meta.CommandID == uuid.Nil {
+		return Result{}, errors.New("commands: a command needs an ID")
+	}
+	mu := h.lock(stream)
+	mu.Lock()
+	defer mu.Unlock()
+
+	for attempt := 1; ; attempt++ {
+		entry, err := load(ctx, h, stream, fold, attempt > 1)
+		if err != nil {
+			return Result{}, err
+		}
+		if ref, ok := appliedBefore(entry, meta.CommandID); ok {
+			return Result{Position: ref.position, Version: ref.version, AlreadyApplied: true}, nil
+		}
+		state := entry.state.(S)
+		events, err := decide(state)
+		if err != nil {
+			return Result{}, err
+		}
+		if len(events) == 0 {
+			return Result{Position: entry.position, Version: uint64(max(entry.version, 0)), Unchanged: true}, nil
+		}
+		data, err := encode(events, meta)
+		if err != nil {
+			return Result{}, err
+		}
+		expected := eventstore.NoStream()
+		if entry.version >= 0 {
+			expected = eventstore.Exact(uint64(entry.version))
+		}
+		started := time.Now()
+		res, err := h.store.Append(ctx, stream, expected, data...)
+		h.metrics.observeAppend(time.Since(started), err)
+		if errors.Is(err, eventstore.ErrWrongExpectedRevision) {
+			if attempt >= h.maxAttempts {
+				return Result{}, fmt.Errorf("%w after %d attempts", err, attempt)
+			}
+			h.metrics.conflictRetried()
+			if err := sleepJitter(ctx, attempt); err != nil {
+				return Result{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		if res.Version != uint64(entry.version+int64(len(events))) {
+			// The store answered from events appended earlier with these IDs (by another
+			// process): our decision is not what is stored, so forget the cached fold.
+			h.cache.drop(stream)
+			return Result{Position: res.Position, Version: res.Version, AlreadyApplied: true}, nil
+		}
+		remember(h, entry, stream, fold, events, data, res)
+		return Result{Position: res.Position, Version: res.Version, Events: events}, nil
+	}
+}
+
+// Read folds stream under its lock and passes the state to inspect, which must not keep it.
+// It catches up with events other processes appended, so existence checks are current.
+func Read[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], inspect func(S, bool) error) error {
+	mu := h.lock(stream)
+	mu.Lock()
+	defer mu.Unlock()
+	entry, err := load(ctx, h, stream, fold, true)
+	if err != nil {
+		return err
+	}
+	return inspect(entry.state.(S), entry.version >= 0)
+}
+
+func (h *Handler) lock(stream string) *sync.Mutex {
+	return &h.locks[maphash.String(h.seed, stream)%lockStripes]
+}
+
+// load returns the cached fold of stream, first reading the events appended since it was
+// cached when refresh is set or nothing is cached.
+func load[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], refresh bool) (*cacheEntry, error) {
+	entry := h.cache.get(stream)
+	if entry != nil {
+		if _, ok := entry.state.(S); !ok {
+			entry = nil
+		}
+	}
+	if entry != nil && !refresh {
+		return entry, nil
+	}
+	if entry == nil {
+		var zero S
+		entry = &cacheEntry{state: zero, version: -1, seen: map[uuid.UUID]eventRef{}}
+	}
+	state := entry.state.(S)
+	const page = 1000
+	for {
+		events, err := h.store.ReadStream(ctx, stream, uint64(entry.version+1), page)
+		if err != nil {
+			h.cache.drop(stream)
+			return nil, err
+		}
+		for _, e := range events {
+			de, err := domain.DecodeEvent(e.Type, e.Data)
+			if err != nil {
+				h.cache.drop(stream)
+				return nil, fmt.Errorf("stream %s version %d: %w", stream, e.Version, err)
+			}
+			state = fold(state, de)
+			entry.version = int64(e.Version)
+			entry.position = e.Position
+			entry.seen[e.ID] = eventRef{version: e.Version, position: e.Position}
+		}
+		if len(events) < page {
+			break
+		}
+	}
+	entry.state = state
+	h.cache.put(stream, entry)
+	return entry, nil
+}
+
+// remember folds the events just appended into the cached state.
+func remember[S any](h *Handler, entry *cacheEntry, stream string, fold Fold[S], events []domain.Event, data []eventstore.EventData, res eventstore.AppendResult) {
+	state := entry.state.(S)
+	for i, e := range events {
+		state = fold(state, e)
+		entry.seen[data[i].ID] = eventRef{version: uint64(entry.version + 1 + int64(i)), position: res.Position}
+	}
+	entry.state = state
+	entry.version = int64(res.Version)
+	entry.position = res.Position
+	h.cache.put(stream, entry)
+}
+
+// appliedBefore finds a command's events in a folded stream and answers with the last of them.
+func appliedBefore(entry *cacheEntry, commandID uuid.UUID) (eventRef, bool) {
+	ref, ok := entry.seen[EventID(commandID, 0)]
+	if !ok {
+		return ref, false
+	}
+	for i := 1; ; i++ {
+		next, ok := entry.seen[EventID(commandID, i)]
+		if !ok {
+			return ref, true
+		}
+		ref = next
+	}
+}
+
+// encode turns decided events into events to append, with IDs derived from the command.
+func encode(events []domain.Event, meta Meta) ([]eventstore.EventData, error) {
+	out := make([]eventstore.EventData, len(events))
+	md := eventstore.Metadata{
+		CorrelationID: meta.CorrelationID, CausationID: meta.CausationID,
+		IdempotencyKey: meta.IdempotencyKey, Actor: meta.Actor,
+	}
+	if md.CorrelationID == "" {
+		md.CorrelationID = meta.CommandID.String()
+	}
+	if md.CausationID == "" {
+		md.CausationID = meta.CommandID.String()
+	}
+	for i, e := range events {
+		typ, data, err := domain.EncodeEvent(e)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = eventstore.EventData{ID: EventID(meta.CommandID, i), Type: typ, Data: data, Metadata: md}
+	}
+	return out, nil
+}
+
+// sleepJitter waits a random time that grows with the attempt, so writers that collided do
+// not collide again in lockstep.
+func sleepJitter(ctx context.Context, attempt int) error {
+	ceiling := time.Millisecond << min(attempt, 7)
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(ceiling))) + time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
