@@ -1,0 +1,259 @@
+// Package kurrentdb is the eventstore.Store adapter for KurrentDB (formerly EventStoreDB),
+// built on the official gRPC client github.com/EventStore/EventStore-Client-Go/v4.
+//
+// KurrentDB already keeps streams, gapless versions, optimistic concurrency and one global
+// order ($all). The adapter adds what the port asks for beyond that:
+//
+//   - The hash chain is computed here, on append, from the stream's last event, and the append
+//     is sent pinned to that event's exact revision, so a writer that got in between makes the
+//     server refuse it instead of forking the chain. Any and StreamExists then re-read and try
+//     again, a bounded number of times; NoStream and Exact report the conflict.
+//   - KurrentDB stamps events with its own clock, so recorded_at, the hash and our Metadata
+//     travel in each event's user metadata (see envelope).
+//   - Idempotent retries are recognised on the client, among the stream's last
+//     idempotencyWindow events.
+//   - Positions are KurrentDB's $all (commit, prepare) pairs. ReadAll, Head and Subscribe skip
+//     system events: those whose type or stream starts with "$".
+//
+// Connection strings are the client's esdb:// and esdb+discover:// forms. kurrentdb:// and
+// kurrentdb+discover:// are accepted too and rewritten to them, since client v4.2.0 predates
+// those schemes.
+package kurrentdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+
+	"github.com/orderledger/orderledger/eventstore"
+)
+
+var _ eventstore.Store = (*Store)(nil)
+
+// openTimeout bounds how long Open waits for the server to answer.
+const openTimeout = 5 * time.Second
+
+// Store is an eventstore.Store on one KurrentDB node or cluster. It is safe for concurrent use.
+type Store struct {
+	cfg    esdb.Configuration // every client is built from a copy of it
+	addr   string             // for errors: the node, or the gossip seeds
+	prefix string
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	cur    *generation
+	closed bool
+}
+
+// generation is one client and the calls running on it. Client v4 closes itself for good
+// when node discovery fails, so the store replaces it; the old one is closed once no call
+// uses it, because closing a client while a call is about to send to it panics.
+type generation struct {
+	client  *esdb.Client
+	refs    int
+	retired bool
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithStreamPrefix keeps the store to the streams whose names start with prefix: it writes
+// stream s as prefix+s, reads it back as s, and ReadAll, Head and Subscribe skip every other
+// stream. Several stores, such as the contract suite's, can so share one server's $all.
+func WithStreamPrefix(prefix string) Option { return func(s *Store) { s.prefix = prefix } }
+
+// WithLogger sets where the store and the client log; the default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
+// Open connects to the server connString names and checks within a few seconds that it
+// answers, so that a wrong address fails here and not at the first append.
+func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
+	cfg, err := parseConnString(connString)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{addr: describeAddress(cfg), log: slog.Default()}
+	for _, opt := range opts {
+		opt(s)
+	}
+	if strings.HasPrefix(s.prefix, "$") {
+		return nil, fmt.Errorf("kurrentdb: stream prefix %q starts with $, reserved for system streams", s.prefix)
+	}
+	cfg.Logger = clientLogger(s.log)
+	s.cfg = *cfg
+	if s.cur, err = s.newGeneration(); err != nil {
+		return nil, err
+	}
+
+	pingCtx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	if err := s.ping(pingCtx); err != nil {
+		s.Close()
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("kurrentdb: opening %s: %w", s.addr, ctx.Err())
+		case pingCtx.Err() != nil:
+			return nil, fmt.Errorf("%w: kurrentdb at %s did not answer within %v", eventstore.ErrUnavailable, s.addr, openTimeout)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// clientLogger routes the client's log to l at debug level: the client logs every failed
+// call as an error, while the store returns those errors to a caller who decides.
+func clientLogger(l *slog.Logger) esdb.LoggingFunc {
+	return func(level esdb.LogLevel, format string, args ...any) {
+		l.Debug("kurrentdb client: "+fmt.Sprintf(format, args...), "client_level", level)
+	}
+}
+
+// ping reads the newest record of $all, which any reachable node answers.
+func (s *Store) ping(ctx context.Context) error {
+	return s.call(ctx, func(c *esdb.Client) error {
+		rs, err := c.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		if _, err := rs.Recv(); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		return nil
+	})
+}
+
+// Close closes the client once the calls still running on it return. Calls made after Close
+// fail with an error wrapping eventstore.ErrUnavailable; a running Subscribe returns one.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	idle := s.retireLocked(s.cur)
+	s.mu.Unlock()
+	if idle {
+		return s.cur.client.Close()
+	}
+	return nil
+}
+
+var errClosed = fmt.Errorf("%w: kurrentdb store is closed", eventstore.ErrUnavailable)
+
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Store) newGeneration() (*generation, error) {
+	cfg := s.cfg
+	client, err := esdb.NewClient(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kurrentdb: %w", err)
+	}
+	return &generation{client: client}, nil
+}
+
+// retireLocked marks g as no longer current and reports whether it can be closed now.
+func (s *Store) retireLocked(g *generation) bool {
+	g.retired = true
+	return g.refs == 0
+}
+
+// replace swaps in a new client for old, which closed itself, unless that already happened
+// or the store is closed.
+func (s *Store) replace(old *generation) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.cur != old {
+		return
+	}
+	next, err := s.newGeneration()
+	if err != nil { // the configuration was valid when Open built the first client
+		s.log.Error("kurrentdb: cannot rebuild the client", "addr", s.addr, "err", err)
+		return
+	}
+	s.log.Warn("kurrentdb: the client closed itself; continuing with a new one", "addr", s.addr)
+	s.cur = next
+	if s.retireLocked(old) {
+		old.client.Close()
+	}
+}
+
+func (s *Store) acquire() (*generation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	s.cur.refs++
+	return s.cur, nil
+}
+
+func (s *Store) release(g *generation) {
+	s.mu.Lock()
+	g.refs--
+	idle := g.retired && g.refs == 0
+	s.mu.Unlock()
+	if idle {
+		g.client.Close()
+	}
+}
+
+// do runs op on the current client and returns its error as the client reported it. op runs
+// in a goroutine because the client waits for a connection without looking at any context
+// (and forever if it closes itself meanwhile); do returns when ctx is done regardless. op
+// must itself use ctx for its calls, and the caller must not look at what op writes unless
+// do returns nil.
+func (s *Store) do(ctx context.Context, op func(*esdb.Client) error) (*generation, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	g, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer s.release(g)
+		done <- op(g.client)
+	}()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		select {
+		case err = <-done:
+		default:
+			return g, ctx.Err()
+		}
+	}
+	if err != nil && ctx.Err() != nil {
+		return g, ctx.Err()
+	}
+	return g, err
+}
+
+// call is do for single calls: a client that closed itself is replaced for the next call,
+// and the error is mapped to the port's.
+func (s *Store) call(ctx context.Context, op func(*esdb.Client) error) error {
+	g, err := s.do(ctx, op)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil || errors.Is(err, errClosed):
+		return err
+	case isClientClosed(err):
+		s.replace(g)
+	}
+	return mapError(err, s.addr)
+}
