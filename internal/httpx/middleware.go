@@ -1,0 +1,82 @@
+package httpx
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Instrument wraps a router: it counts and times every request by route template, logs it,
+// turns a panic into a 500 problem (the process keeps serving) and answers unknown routes and
+// methods with problem+json.
+func Instrument(reg prometheus.Registerer, r *mux.Router, log *slog.Logger) http.Handler {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "orderledger_http_requests_total",
+		Help: "HTTP requests by route template, method and status.",
+	}, []string{"route", "method", "status"})
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "orderledger_http_request_duration_seconds",
+		Help:    "HTTP request latency by route template and method.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15),
+	}, []string{"route", "method"})
+	reg.MustRegister(requests, latency)
+
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		WriteProblem(w, req, http.StatusNotFound, "route_not_found", fmt.Sprintf("no route %s %s", req.Method, req.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		WriteProblem(w, req, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s", req.Method, req.URL.Path))
+	})
+
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		started := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		route := "unmatched"
+		var match mux.RouteMatch
+		if r.Match(req, &match) && match.Route != nil {
+			if tpl, err := match.Route.GetPathTemplate(); err == nil {
+				route = tpl
+			}
+		}
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("panic serving request", "method", req.Method, "path", req.URL.Path, "panic", fmt.Sprint(p))
+				if !rec.wrote {
+					WriteProblem(rec, req, http.StatusInternalServerError, "internal", "internal error; the server log has the details")
+				}
+			}
+			elapsed := time.Since(started)
+			requests.WithLabelValues(route, req.Method, strconv.Itoa(rec.status)).Inc()
+			latency.WithLabelValues(route, req.Method).Observe(elapsed.Seconds())
+			level := slog.LevelDebug
+			if rec.status >= 500 {
+				level = slog.LevelWarn
+			}
+			log.Log(req.Context(), level, "request", "method", req.Method, "path", req.URL.Path, "status", rec.status, "duration_ms", float64(elapsed.Microseconds())/1000)
+		}()
+		r.ServeHTTP(rec, req)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
