@@ -27,10 +27,14 @@ type Stock struct {
 	asked        map[string]bool  // orders that have asked for this SKU (allocate once)
 	released     map[string]bool
 	shipped      map[string]bool
-	restocked    map[string]bool  // return IDs
+	restocked    map[orderReturn]bool
 	received     map[string]bool  // purchase orders received
 	openPOs      map[string]int64 // purchase order → units still incoming
 }
+
+// orderReturn names a return: its ID is the order's own (the order stream keys returns), so
+// two orders may use the same one.
+type orderReturn struct{ orderID, returnID string }
 
 // ReplenishmentPolicy says when and how much to reorder; Supplier is empty when none is set.
 type ReplenishmentPolicy struct {
@@ -124,7 +128,7 @@ func EvolveStock(s Stock, e Event) Stock {
 		s.asked = map[string]bool{}
 		s.released = map[string]bool{}
 		s.shipped = map[string]bool{}
-		s.restocked = map[string]bool{}
+		s.restocked = map[orderReturn]bool{}
 		s.received = map[string]bool{}
 		s.openPOs = map[string]int64{}
 	}
@@ -169,7 +173,7 @@ func EvolveStock(s Stock, e Event) Stock {
 			delete(s.reservations, e.OrderID)
 		}
 	case StockRestocked:
-		s.restocked[e.ReturnID] = true
+		s.restocked[orderReturn{e.OrderID, e.ReturnID}] = true
 		s.OnHand += e.Quantity
 	case ReplenishmentRequested:
 		s.Replenishments++
@@ -347,7 +351,7 @@ func DecideRestockReturn(s Stock, cmd RestockReturn) ([]Event, error) {
 	if !s.Exists {
 		return nil, fmt.Errorf("%w: %s", ErrSKUNotFound, cmd.SKU)
 	}
-	if s.restocked[cmd.ReturnID] {
+	if s.restocked[orderReturn{cmd.OrderID, cmd.ReturnID}] {
 		return nil, nil
 	}
 	onHand, err := AddAmounts(s.OnHand, cmd.Quantity)
