@@ -1,0 +1,320 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orderledger/orderledger/eventstore"
+)
+
+// appendRequest is one Append waiting for the writer.
+type appendRequest struct {
+	stream   string
+	expected eventstore.ExpectedRevision
+	events   []eventstore.EventData
+	// state decides, once, whether the writer applies the request or its caller gives up on it
+	// (cancelled context, closed store): whichever moves it from queued first wins.
+	state atomic.Int32
+	done  chan appendOutcome // buffered; the writer sends once, after taking the request
+}
+
+const (
+	queued int32 = iota
+	taken
+	abandoned
+)
+
+type appendOutcome struct {
+	result eventstore.AppendResult
+	err    error
+}
+
+// take claims the request for the writer; false means its caller has gone.
+func (r *appendRequest) take() bool { return r.state.CompareAndSwap(queued, taken) }
+
+// abandon withdraws the request; false means the writer has taken it and will answer.
+func (r *appendRequest) abandon() bool { return r.state.CompareAndSwap(queued, abandoned) }
+
+// Append queues the append for the writer goroutine and waits for its commit. An error that
+// matches context.Canceled or context.DeadlineExceeded means nothing was appended: once the
+// writer has taken the request, Append waits for the outcome (one group commit).
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if err := eventstore.ValidateAppend(stream, events); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	r := &appendRequest{stream: stream, expected: expected, events: events, done: make(chan appendOutcome, 1)}
+	select {
+	case s.appends <- r:
+	case <-ctx.Done():
+		return eventstore.AppendResult{}, ctx.Err()
+	case <-s.closing:
+		return eventstore.AppendResult{}, errClosed
+	}
+	select {
+	case out := <-r.done:
+		return out.result, out.err
+	case <-ctx.Done():
+		if r.abandon() {
+			return eventstore.AppendResult{}, ctx.Err()
+		}
+	case <-s.writerDone:
+		if r.abandon() {
+			return eventstore.AppendResult{}, errClosed
+		}
+	}
+	out := <-r.done
+	return out.result, out.err
+}
+
+// writeLoop is the writer goroutine: it waits for an append, opens a transaction, takes the
+// appends queued by then (up to maxGroup) and commits them together.
+func (s *Store) writeLoop() {
+	defer close(s.writerDone)
+	group := make([]*appendRequest, 0, s.maxGroup)
+	for {
+		select {
+		case <-s.closing:
+			return
+		case r := <-s.appends:
+			group = s.commitGroup(append(group[:0], r))
+		}
+	}
+}
+
+// commitGroup applies the group's one request and the appends queued behind it, each in order and inside a
+// savepoint so that a refused append leaves the others intact, commits once and answers every
+// request it took. It returns the group for reuse.
+func (s *Store) commitGroup(group []*appendRequest) []*appendRequest {
+	ctx := s.life
+	w, err := s.beginWrite(ctx)
+	// Gather once the write lock is held: what queued while waiting for it joins this commit.
+gather:
+	for len(group) < s.maxGroup {
+		select {
+		case r := <-s.appends:
+			group = append(group, r)
+		default:
+			break gather
+		}
+	}
+	outcomes := make([]appendOutcome, len(group))
+	took := make([]bool, len(group))
+	answer := func() []*appendRequest {
+		for i, r := range group {
+			if took[i] {
+				r.done <- outcomes[i]
+			}
+		}
+		clear(group) // let the answered requests go
+		return group
+	}
+	if err != nil {
+		// Requests are taken only once the transaction is open, so those whose callers give up
+		// while the writer waits for the lock are never applied.
+		for i, r := range group {
+			if took[i] = r.take(); took[i] {
+				outcomes[i].err = fmt.Errorf("eventstore/sqlite: append to %q: %w", r.stream, err)
+			}
+		}
+		return answer()
+	}
+	applied := 0
+	for i, r := range group {
+		if took[i] = r.take(); !took[i] {
+			continue
+		}
+		res, err := w.applyIsolated(ctx, r.stream, r.expected, r.events, len(group) > 1)
+		outcomes[i] = appendOutcome{result: res, err: err}
+		if err == nil {
+			applied++
+		} else if errors.Is(err, errTransactionLost) {
+			// The savepoint could not be undone, so nothing in this transaction can be trusted.
+			w.tx.Rollback() // the transaction is broken; its own error is the one to report
+			for j := range group {
+				if took[j] || group[j].take() {
+					took[j] = true
+					outcomes[j] = appendOutcome{err: fmt.Errorf("eventstore/sqlite: append to %q: %w", group[j].stream, err)}
+				}
+			}
+			return answer()
+		}
+	}
+	if applied == 0 {
+		w.tx.Rollback() // nothing was written
+		return answer()
+	}
+	if err := w.tx.Commit(); err != nil {
+		for i := range group {
+			if took[i] && outcomes[i].err == nil {
+				outcomes[i] = appendOutcome{err: fmt.Errorf("eventstore/sqlite: commit append to %q: %w", group[i].stream, err)}
+			}
+		}
+		return answer()
+	}
+	s.notify()
+	return answer()
+}
+
+// errTransactionLost marks an append whose failure could not be rolled back to its savepoint.
+var errTransactionLost = errors.New("write transaction lost")
+
+// writeTx is a write transaction on the write connection with the statements an append needs.
+type writeTx struct {
+	tx                                 *sql.Tx
+	findID, streamHead, insert, stored *sql.Stmt
+}
+
+// beginWrite opens a write transaction. It takes the only write connection, so while one is
+// open no other append can start.
+func (s *Store) beginWrite(ctx context.Context) (*writeTx, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &writeTx{
+		tx:         tx,
+		findID:     tx.StmtContext(ctx, s.stmts.findID),
+		streamHead: tx.StmtContext(ctx, s.stmts.streamHead),
+		insert:     tx.StmtContext(ctx, s.stmts.insert),
+		stored:     tx.StmtContext(ctx, s.stmts.storedIDs),
+	}, nil
+}
+
+// applyIsolated is apply inside a savepoint when other appends share the transaction.
+func (w *writeTx) applyIsolated(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData, shared bool) (eventstore.AppendResult, error) {
+	if !shared {
+		return w.apply(ctx, stream, expected, events)
+	}
+	if _, err := w.tx.ExecContext(ctx, "SAVEPOINT one_append"); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("%w: %w", errTransactionLost, err)
+	}
+	res, err := w.apply(ctx, stream, expected, events)
+	if err != nil {
+		if _, rbErr := w.tx.ExecContext(ctx, "ROLLBACK TO one_append"); rbErr != nil {
+			return res, fmt.Errorf("%w: %w", errTransactionLost, errors.Join(err, rbErr))
+		}
+	}
+	if _, relErr := w.tx.ExecContext(ctx, "RELEASE one_append"); relErr != nil {
+		return res, fmt.Errorf("%w: %w", errTransactionLost, errors.Join(err, relErr))
+	}
+	return res, err
+}
+
+// apply appends events to stream inside the transaction: a retry of a stored batch answers
+// where it is, otherwise the expected revision is checked against the stream's head and each
+// event is hashed onto the chain and inserted.
+func (w *writeTx) apply(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	var none eventstore.AppendResult
+	for i, e := range events {
+		version, found, err := w.lookup(ctx, stream, e.ID)
+		if err != nil {
+			return none, err
+		}
+		if !found {
+			continue
+		}
+		if i == 0 {
+			return w.retried(ctx, stream, version, events)
+		}
+		return none, fmt.Errorf("%w: event %d (%s) is already in %q at version %d, but the batch's first event is not", eventstore.ErrDuplicateEventID, i, e.ID, stream, version)
+	}
+
+	var (
+		last     int64
+		prevHash []byte
+		exists   = true
+	)
+	err := w.streamHead.QueryRowContext(ctx, stream).Scan(&last, &prevHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		exists, err = false, nil
+	}
+	if err != nil {
+		return none, fmt.Errorf("eventstore/sqlite: read head of %q: %w", stream, err)
+	}
+	if err := expected.Check(stream, uint64(last), exists); err != nil {
+		return none, err
+	}
+	var prev eventstore.Hash
+	next := uint64(0)
+	if exists {
+		copy(prev[:], prevHash)
+		next = uint64(last) + 1
+	}
+
+	now := eventstore.NormalizeTime(time.Now())
+	var position int64
+	for i, e := range events {
+		recorded := now
+		if !e.RecordedAt.IsZero() {
+			recorded = eventstore.NormalizeTime(e.RecordedAt)
+		}
+		version := next + uint64(i)
+		hash := eventstore.ComputeHash(prev, stream, version, e.ID, e.Type, recorded, e.Metadata, e.Data)
+		res, err := w.insert.ExecContext(ctx, stream, int64(version), e.ID[:], e.Type, e.Data,
+			eventstore.EncodeMetadata(e.Metadata), recorded.UnixMicro(), hash[:])
+		if err != nil {
+			return none, fmt.Errorf("eventstore/sqlite: insert %q version %d: %w", stream, version, err)
+		}
+		if position, err = res.LastInsertId(); err != nil {
+			return none, fmt.Errorf("eventstore/sqlite: insert %q version %d: %w", stream, version, err)
+		}
+		prev = hash
+	}
+	p := uint64(position)
+	return eventstore.AppendResult{Version: next + uint64(len(events)) - 1, Position: eventstore.Position{Commit: p, Prepare: p}}, nil
+}
+
+// lookup finds the version of the event with id in stream.
+func (w *writeTx) lookup(ctx context.Context, stream string, id uuid.UUID) (version int64, found bool, err error) {
+	err = w.findID.QueryRowContext(ctx, stream, id[:]).Scan(&version)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("eventstore/sqlite: look up event %s in %q: %w", id, stream, err)
+	}
+	return version, true, nil
+}
+
+// retried answers a batch whose first event is stored at version from: if the whole batch is
+// stored there in order it is a retry and gets the original result, otherwise it repeats only
+// part of what is stored and is refused.
+func (w *writeTx) retried(ctx context.Context, stream string, from int64, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	var none eventstore.AppendResult
+	rows, err := w.stored.QueryContext(ctx, stream, from, len(events))
+	if err != nil {
+		return none, fmt.Errorf("eventstore/sqlite: read %q for a retried append: %w", stream, err)
+	}
+	defer rows.Close()
+	var (
+		n                 int
+		version, position int64
+		id                []byte
+	)
+	for rows.Next() {
+		if err := rows.Scan(&id, &version, &position); err != nil {
+			return none, fmt.Errorf("eventstore/sqlite: read %q for a retried append: %w", stream, err)
+		}
+		if uuid.UUID(id) != events[n].ID {
+			return none, fmt.Errorf("%w: event %s is already in %q at version %d, followed by other events than the batch's", eventstore.ErrDuplicateEventID, events[0].ID, stream, from)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return none, fmt.Errorf("eventstore/sqlite: read %q for a retried append: %w", stream, err)
+	}
+	if n != len(events) {
+		return none, fmt.Errorf("%w: the first %d of %d events are already in %q from version %d", eventstore.ErrDuplicateEventID, n, len(events), stream, from)
+	}
+	p := uint64(position)
+	return eventstore.AppendResult{Version: uint64(version), Position: eventstore.Position{Commit: p, Prepare: p}}, nil
+}
