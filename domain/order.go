@@ -418,7 +418,8 @@ func DecideRecordPayment(o Order, cmd RecordPayment) ([]Event, error) {
 	return append(events, o2.completion(cmd.At)...), nil
 }
 
-// DecideIssueRefund refunds at most what was paid less what was refunded.
+// DecideIssueRefund refunds at most what was paid less what was refunded, completing a
+// delivered, invoiced order it leaves with nothing outstanding.
 func DecideIssueRefund(o Order, cmd IssueRefund) ([]Event, error) {
 	if cmd.Amount <= 0 {
 		return nil, invalid("amount", "must be > 0, got %d", cmd.Amount)
@@ -435,7 +436,11 @@ func DecideIssueRefund(o Order, cmd IssueRefund) ([]Event, error) {
 	if refundable := o.Paid - o.Refunded; cmd.Amount > refundable {
 		return nil, fmt.Errorf("%w: refund of %d, paid %d, refunded %d", ErrRefundExceedsPaid, cmd.Amount, o.Paid, o.Refunded)
 	}
-	return []Event{RefundIssued{OrderID: o.ID, RefundID: cmd.RefundID, Amount: cmd.Amount, Reference: cmd.Reference, RefundedAt: cmd.At}}, nil
+	events := []Event{RefundIssued{OrderID: o.ID, RefundID: cmd.RefundID, Amount: cmd.Amount, Reference: cmd.Reference, RefundedAt: cmd.At}}
+	// A refund of what a credit note left overpaid can be what settles a delivered order.
+	o2 := o
+	o2.Refunded += cmd.Amount
+	return append(events, o2.completion(cmd.At)...), nil
 }
 
 // DecideShipOrder ships every line of a confirmed order.
