@@ -16,7 +16,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/orderledger/orderledger/commands"
+	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/httpx"
+	"github.com/orderledger/orderledger/internal/openapi"
 	"github.com/orderledger/orderledger/internal/stores"
 )
 
@@ -53,28 +55,7 @@ func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	handler := commands.NewHandler(events, commands.WithMetrics(commands.NewMetrics(reg)))
-
-	router := mux.NewRouter()
-	commands.NewAPI(handler).Register(router)
-	router.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	}).Methods(http.MethodGet)
-	router.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		checkCtx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		report := map[string]any{}
-		status := http.StatusOK
-		if _, err := events.Head(checkCtx); err != nil {
-			status = http.StatusServiceUnavailable
-			report["events"] = err.Error()
-		} else {
-			report["events"] = "ok"
-		}
-		report["status"] = map[bool]string{true: "ready", false: "not ready"}[status == http.StatusOK]
-		httpx.WriteJSON(w, status, report)
-	}).Methods(http.MethodGet)
-	router.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})).Methods(http.MethodGet)
+	router := newRouter(events, reg)
 
 	listener, err := net.Listen("tcp", opts.addr)
 	if err != nil {
@@ -107,4 +88,32 @@ func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// newRouter mounts every route the service answers. The OpenAPI test walks the router it
+// returns, so a route added here and not documented (or documented and gone) fails a test.
+func newRouter(events eventstore.Store, reg *prometheus.Registry) *mux.Router {
+	handler := commands.NewHandler(events, commands.WithMetrics(commands.NewMetrics(reg)))
+	router := mux.NewRouter()
+	commands.NewAPI(handler).Register(router)
+	router.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}).Methods(http.MethodGet)
+	router.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		checkCtx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		report := map[string]any{}
+		status := http.StatusOK
+		if _, err := events.Head(checkCtx); err != nil {
+			status = http.StatusServiceUnavailable
+			report["events"] = err.Error()
+		} else {
+			report["events"] = "ok"
+		}
+		report["status"] = map[bool]string{true: "ready", false: "not ready"}[status == http.StatusOK]
+		httpx.WriteJSON(w, status, report)
+	}).Methods(http.MethodGet)
+	router.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})).Methods(http.MethodGet)
+	router.Handle("/v1/openapi.json", openapi.Handler()).Methods(http.MethodGet)
+	return router
 }

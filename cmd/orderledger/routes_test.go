@@ -1,0 +1,126 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"testing"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderledger/orderledger/internal/openapi"
+	"github.com/orderledger/orderledger/internal/stores"
+)
+
+// pendingRoutes are documented in the OpenAPI document (they are API.md's) but not served yet:
+// the read API is being written. Each entry must go the day its route is registered, so the
+// list cannot hide a route that disappears later.
+var pendingRoutes = []string{
+	"GET /v1/orders",
+	"GET /v1/orders/{}",
+	"GET /v1/orders/{}/history",
+	"GET /v1/customers",
+	"GET /v1/customers/{}",
+	"GET /v1/inventory",
+	"GET /v1/inventory/{}",
+	"GET /v1/purchase-orders",
+	"GET /v1/sales/summary",
+	"GET /v1/sales/daily",
+	"GET /v1/ledger/trial-balance",
+	"GET /v1/ledger/entries",
+	"GET /v1/audit/verify",
+}
+
+// routeParam matches a path parameter in a mux template ({id}, {id:[0-9]+}) or an OpenAPI
+// path ({id}); parameter names are the document's business, so they compare as {}.
+var routeParam = regexp.MustCompile(`\{[^}]*\}`)
+
+func routeKey(method, template string) string {
+	return method + " " + routeParam.ReplaceAllString(template, "{}")
+}
+
+// TestEveryRouteIsDocumented walks the router serve builds and compares it with the OpenAPI
+// document, both ways.
+func TestEveryRouteIsDocumented(t *testing.T) {
+	router := testRouter(t)
+	registered := map[string]bool{}
+	err := router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		if route.GetHandler() == nil {
+			return nil // a subrouter's prefix: its routes are walked on their own
+		}
+		template, err := route.GetPathTemplate()
+		if err != nil {
+			t.Errorf("a route has no path template: %v", err)
+			return nil
+		}
+		methods, err := route.GetMethods()
+		if err != nil {
+			t.Errorf("route %s answers every method; register it with .Methods(…) so it can be documented", template)
+			return nil
+		}
+		for _, m := range methods {
+			registered[routeKey(m, template)] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ops, err := openapi.Operations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, op := range ops {
+		documented[routeKey(op.Method, op.Path)] = true
+	}
+
+	for key := range registered {
+		if !documented[key] {
+			t.Errorf("%s is served but not in internal/openapi/openapi.json", key)
+		}
+	}
+	for key := range documented {
+		switch {
+		case registered[key]:
+		case slices.Contains(pendingRoutes, key):
+			t.Logf("pending: %s is documented but not served yet (read API being written)", key)
+		default:
+			t.Errorf("%s is in internal/openapi/openapi.json but not served", key)
+		}
+	}
+	for _, key := range pendingRoutes {
+		if registered[key] {
+			t.Errorf("%s is served now: remove it from pendingRoutes", key)
+		}
+		if !documented[key] {
+			t.Errorf("pending route %s is not documented", key)
+		}
+	}
+	if len(registered) < 14 {
+		t.Errorf("only %d routes found on the router: %v", len(registered), registered)
+	}
+}
+
+func TestOpenAPIDocumentIsServed(t *testing.T) {
+	rec := httptest.NewRecorder()
+	testRouter(t).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/openapi.json", nil))
+	if rec.Code != http.StatusOK || rec.Body.String() != string(openapi.Document()) {
+		t.Fatalf("GET /v1/openapi.json: status %d, want 200 and the embedded document", rec.Code)
+	}
+}
+
+// testRouter builds the router serve builds, on a SQLite event store of the test's own.
+func testRouter(t *testing.T) *mux.Router {
+	t.Helper()
+	events, err := stores.OpenEvents(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { events.Close() })
+	return newRouter(events, prometheus.NewRegistry())
+}
