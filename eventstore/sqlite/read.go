@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -18,7 +19,7 @@ import (
 // that runs them.
 type statements struct {
 	// on the write connection
-	findID, streamHead, insert, storedIDs *sql.Stmt
+	headAndID, findID, insert, storedIDs *sql.Stmt
 	// on the read pool
 	readStream, readAll, head *sql.Stmt
 }
@@ -33,7 +34,8 @@ func prepare(ctx context.Context, write, read *sql.DB) (statements, error) {
 		sql  string
 	}{
 		{write, &s.findID, `SELECT version FROM events WHERE stream = ? AND id = ?`},
-		{write, &s.streamHead, `SELECT version, hash FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1`},
+		{write, &s.headAndID, `SELECT (SELECT version FROM events WHERE stream = ?1 AND id = ?2), version, hash
+			FROM events WHERE stream = ?1 ORDER BY version DESC LIMIT 1`},
 		{write, &s.insert, `INSERT INTO events (stream, version, id, type, data, metadata, recorded_at, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
 		{write, &s.storedIDs, `SELECT id, version, position FROM events WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?`},
 		{read, &s.readStream, `SELECT ` + eventColumns + ` FROM events WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?`},
@@ -51,7 +53,7 @@ func prepare(ctx context.Context, write, read *sql.DB) (statements, error) {
 
 func (s statements) close() error {
 	var errs []error
-	for _, stmt := range []*sql.Stmt{s.findID, s.streamHead, s.insert, s.storedIDs, s.readStream, s.readAll, s.head} {
+	for _, stmt := range []*sql.Stmt{s.headAndID, s.findID, s.insert, s.storedIDs, s.readStream, s.readAll, s.head} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}
@@ -105,9 +107,16 @@ func (s *Store) query(ctx context.Context, stmt *sql.Stmt, args ...any) ([]event
 		return nil, contextError(ctx, err)
 	}
 	defer rows.Close()
-	var events []eventstore.Event
+	var (
+		events []eventstore.Event
+		row    eventRow
+	)
+	dest := row.dest()
 	for rows.Next() {
-		e, err := scanEvent(rows)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		e, err := row.event()
 		if err != nil {
 			return nil, err
 		}
@@ -119,34 +128,39 @@ func (s *Store) query(ctx context.Context, stmt *sql.Stmt, args ...any) ([]event
 	return events, nil
 }
 
-// emptyMetadata is EncodeMetadata's form of empty metadata, the common case, decoded without
-// JSON.
-var emptyMetadata = []byte(`{}`)
+// eventRow holds one row's columns as scanned; one per query, so scanning allocates only
+// what the Event keeps.
+type eventRow struct {
+	position, version, micros int64
+	stream, eventType         string
+	data                      []byte
+	id, metadata, hash        sql.RawBytes
+}
 
-func scanEvent(rows *sql.Rows) (eventstore.Event, error) {
-	var (
-		e                         eventstore.Event
-		position, version, micros int64
-		id, metadata, hash        sql.RawBytes
-	)
-	if err := rows.Scan(&position, &e.Stream, &version, &id, &e.Type, &e.Data, &metadata, &micros, &hash); err != nil {
-		return e, err
+// dest lists the scan destinations in eventColumns order.
+func (r *eventRow) dest() []any {
+	return []any{&r.position, &r.stream, &r.version, &r.id, &r.eventType, &r.data, &r.metadata, &r.micros, &r.hash}
+}
+
+func (r *eventRow) event() (eventstore.Event, error) {
+	e := eventstore.Event{
+		Stream:     r.stream,
+		Version:    uint64(r.version),
+		Type:       r.eventType,
+		Data:       r.data,
+		RecordedAt: time.UnixMicro(r.micros).UTC(),
+		Position:   eventstore.Position{Commit: uint64(r.position), Prepare: uint64(r.position)},
 	}
-	if len(id) != len(e.ID) || len(hash) != len(e.Hash) {
-		return e, fmt.Errorf("event at position %d: id of %d bytes, hash of %d bytes", position, len(id), len(hash))
+	if len(r.id) != len(e.ID) || len(r.hash) != len(e.Hash) {
+		return e, fmt.Errorf("event at position %d: id of %d bytes, hash of %d bytes", r.position, len(r.id), len(r.hash))
 	}
-	e.ID = uuid.UUID(id)
-	e.Hash = eventstore.Hash(hash)
-	if !bytes.Equal(metadata, emptyMetadata) {
-		m, err := eventstore.DecodeMetadata(metadata)
-		if err != nil {
-			return e, fmt.Errorf("event at position %d: metadata: %w", position, err)
-		}
-		e.Metadata = m
+	e.ID = uuid.UUID(r.id)
+	e.Hash = eventstore.Hash(r.hash)
+	m, err := decodeMetadata(r.metadata)
+	if err != nil {
+		return e, fmt.Errorf("event at position %d: metadata: %w", r.position, err)
 	}
-	e.Version = uint64(version)
-	e.RecordedAt = time.UnixMicro(micros).UTC()
-	e.Position = eventstore.Position{Commit: uint64(position), Prepare: uint64(position)}
+	e.Metadata = m
 	return e, nil
 }
 
@@ -157,4 +171,67 @@ func contextError(ctx context.Context, err error) error {
 		return ctxErr
 	}
 	return err
+}
+
+// decodeMetadata reads the canonical JSON that EncodeMetadata stores. Decoding it is most of the
+// cost of reading an event, so the usual form (known keys, plain string values) is read
+// directly; anything else, valid or not, goes through encoding/json.
+func decodeMetadata(b []byte) (eventstore.Metadata, error) {
+	var m eventstore.Metadata
+	rest, ok := bytes.CutPrefix(b, []byte("{"))
+	for first := true; ok && len(rest) > 0 && rest[0] != '}'; first = false {
+		if !first {
+			if rest, ok = bytes.CutPrefix(rest, []byte(",")); !ok {
+				break
+			}
+		}
+		var key, value string
+		if key, rest, ok = cutString(rest); !ok {
+			break
+		}
+		if rest, ok = bytes.CutPrefix(rest, []byte(":")); !ok {
+			break
+		}
+		if value, rest, ok = cutString(rest); !ok {
+			break
+		}
+		switch key {
+		case "correlation_id":
+			m.CorrelationID = value
+		case "causation_id":
+			m.CausationID = value
+		case "idempotency_key":
+			m.IdempotencyKey = value
+		case "actor":
+			m.Actor = value
+		default:
+			ok = false
+		}
+	}
+	if !ok || string(rest) != "}" {
+		return eventstore.DecodeMetadata(b)
+	}
+	return m, nil
+}
+
+// cutString reads a JSON string at the start of b that needs no unescaping: valid UTF-8 with
+// no backslash or control character.
+func cutString(b []byte) (s string, rest []byte, ok bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return "", b, false
+	}
+	end := bytes.IndexByte(b[1:], '"')
+	if end < 0 {
+		return "", b, false
+	}
+	raw := b[1 : 1+end]
+	for _, c := range raw {
+		if c < 0x20 || c == '\\' {
+			return "", b, false
+		}
+	}
+	if !utf8.Valid(raw) {
+		return "", b, false
+	}
+	return string(raw), b[end+2:], true
 }

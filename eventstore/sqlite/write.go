@@ -90,9 +90,11 @@ func (s *Store) writeLoop() {
 	}
 }
 
-// commitGroup applies the group's one request and the appends queued behind it, each in order and inside a
-// savepoint so that a refused append leaves the others intact, commits once and answers every
-// request it took. It returns the group for reuse.
+// commitGroup applies the group's one request and the appends queued behind it, in order, and
+// commits them at once. An append is refused (expected revision, partial repeat) by its reads,
+// before it writes anything, so a refusal leaves the others in the transaction intact; a failed
+// write dooms the transaction and every append in it. It answers every request it took and
+// returns the group for reuse.
 func (s *Store) commitGroup(group []*appendRequest) []*appendRequest {
 	ctx := s.life
 	w, err := s.beginWrite(ctx)
@@ -117,35 +119,36 @@ gather:
 		clear(group) // let the answered requests go
 		return group
 	}
-	if err != nil {
-		// Requests are taken only once the transaction is open, so those whose callers give up
-		// while the writer waits for the lock are never applied.
+	// failAll fails every request of the group; those not taken yet are taken now, so that
+	// none of them is left waiting.
+	failAll := func(cause error) []*appendRequest {
 		for i, r := range group {
-			if took[i] = r.take(); took[i] {
-				outcomes[i].err = fmt.Errorf("eventstore/sqlite: append to %q: %w", r.stream, err)
+			if took[i] || r.take() {
+				took[i] = true
+				outcomes[i] = appendOutcome{err: fmt.Errorf("eventstore/sqlite: append to %q: %w", r.stream, cause)}
 			}
 		}
 		return answer()
+	}
+	if err != nil {
+		// Requests are taken only once the transaction is open, so those whose callers give up
+		// while the writer waits for the lock are never applied.
+		return failAll(err)
 	}
 	applied := 0
 	for i, r := range group {
 		if took[i] = r.take(); !took[i] {
 			continue
 		}
-		res, err := w.applyIsolated(ctx, r.stream, r.expected, r.events, len(group) > 1)
+		res, err := w.apply(ctx, r.stream, r.expected, r.events)
+		var failed writeFailure
+		if errors.As(err, &failed) {
+			w.tx.Rollback() // the write's own error is the one to report
+			return failAll(err)
+		}
 		outcomes[i] = appendOutcome{result: res, err: err}
 		if err == nil {
 			applied++
-		} else if errors.Is(err, errTransactionLost) {
-			// The savepoint could not be undone, so nothing in this transaction can be trusted.
-			w.tx.Rollback() // the transaction is broken; its own error is the one to report
-			for j := range group {
-				if took[j] || group[j].take() {
-					took[j] = true
-					outcomes[j] = appendOutcome{err: fmt.Errorf("eventstore/sqlite: append to %q: %w", group[j].stream, err)}
-				}
-			}
-			return answer()
 		}
 	}
 	if applied == 0 {
@@ -153,24 +156,23 @@ gather:
 		return answer()
 	}
 	if err := w.tx.Commit(); err != nil {
-		for i := range group {
-			if took[i] && outcomes[i].err == nil {
-				outcomes[i] = appendOutcome{err: fmt.Errorf("eventstore/sqlite: commit append to %q: %w", group[i].stream, err)}
-			}
-		}
-		return answer()
+		return failAll(fmt.Errorf("commit: %w", err))
 	}
 	s.notify()
 	return answer()
 }
 
-// errTransactionLost marks an append whose failure could not be rolled back to its savepoint.
-var errTransactionLost = errors.New("write transaction lost")
+// writeFailure is an error from a write in the transaction, after which the transaction holds
+// part of an append and must be rolled back whole.
+type writeFailure struct{ err error }
+
+func (f writeFailure) Error() string { return f.err.Error() }
+func (f writeFailure) Unwrap() error { return f.err }
 
 // writeTx is a write transaction on the write connection with the statements an append needs.
 type writeTx struct {
-	tx                                 *sql.Tx
-	findID, streamHead, insert, stored *sql.Stmt
+	tx                                   *sql.Tx
+	headAndID, findID, insert, storedIDs *sql.Stmt
 }
 
 // beginWrite opens a write transaction. It takes the only write connection, so while one is
@@ -181,64 +183,46 @@ func (s *Store) beginWrite(ctx context.Context) (*writeTx, error) {
 		return nil, err
 	}
 	return &writeTx{
-		tx:         tx,
-		findID:     tx.StmtContext(ctx, s.stmts.findID),
-		streamHead: tx.StmtContext(ctx, s.stmts.streamHead),
-		insert:     tx.StmtContext(ctx, s.stmts.insert),
-		stored:     tx.StmtContext(ctx, s.stmts.storedIDs),
+		tx:        tx,
+		headAndID: tx.StmtContext(ctx, s.stmts.headAndID),
+		findID:    tx.StmtContext(ctx, s.stmts.findID),
+		insert:    tx.StmtContext(ctx, s.stmts.insert),
+		storedIDs: tx.StmtContext(ctx, s.stmts.storedIDs),
 	}, nil
 }
 
-// applyIsolated is apply inside a savepoint when other appends share the transaction.
-func (w *writeTx) applyIsolated(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData, shared bool) (eventstore.AppendResult, error) {
-	if !shared {
-		return w.apply(ctx, stream, expected, events)
-	}
-	if _, err := w.tx.ExecContext(ctx, "SAVEPOINT one_append"); err != nil {
-		return eventstore.AppendResult{}, fmt.Errorf("%w: %w", errTransactionLost, err)
-	}
-	res, err := w.apply(ctx, stream, expected, events)
-	if err != nil {
-		if _, rbErr := w.tx.ExecContext(ctx, "ROLLBACK TO one_append"); rbErr != nil {
-			return res, fmt.Errorf("%w: %w", errTransactionLost, errors.Join(err, rbErr))
-		}
-	}
-	if _, relErr := w.tx.ExecContext(ctx, "RELEASE one_append"); relErr != nil {
-		return res, fmt.Errorf("%w: %w", errTransactionLost, errors.Join(err, relErr))
-	}
-	return res, err
-}
-
 // apply appends events to stream inside the transaction: a retry of a stored batch answers
-// where it is, otherwise the expected revision is checked against the stream's head and each
-// event is hashed onto the chain and inserted.
+// where it is; otherwise, once the expected revision holds against the stream's head, each
+// event is hashed onto the chain and inserted. Every refusal comes before the first insert.
 func (w *writeTx) apply(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
-	var none eventstore.AppendResult
-	for i, e := range events {
-		version, found, err := w.lookup(ctx, stream, e.ID)
-		if err != nil {
-			return none, err
-		}
-		if !found {
-			continue
-		}
-		if i == 0 {
-			return w.retried(ctx, stream, version, events)
-		}
-		return none, fmt.Errorf("%w: event %d (%s) is already in %q at version %d, but the batch's first event is not", eventstore.ErrDuplicateEventID, i, e.ID, stream, version)
-	}
-
 	var (
+		none     eventstore.AppendResult
+		firstAt  sql.NullInt64
 		last     int64
 		prevHash []byte
 		exists   = true
 	)
-	err := w.streamHead.QueryRowContext(ctx, stream).Scan(&last, &prevHash)
+	// One statement finds both the stream's head and whether the batch was appended before.
+	err := w.headAndID.QueryRowContext(ctx, stream, events[0].ID[:]).Scan(&firstAt, &last, &prevHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		exists, err = false, nil
 	}
 	if err != nil {
 		return none, fmt.Errorf("eventstore/sqlite: read head of %q: %w", stream, err)
+	}
+	if firstAt.Valid {
+		return w.retried(ctx, stream, firstAt.Int64, events)
+	}
+	if exists {
+		for i, e := range events[1:] {
+			version, found, err := w.lookup(ctx, stream, e.ID)
+			if err != nil {
+				return none, err
+			}
+			if found {
+				return none, fmt.Errorf("%w: event %d (%s) is already in %q at version %d, but the batch's first event is not", eventstore.ErrDuplicateEventID, i+1, e.ID, stream, version)
+			}
+		}
 	}
 	if err := expected.Check(stream, uint64(last), exists); err != nil {
 		return none, err
@@ -261,11 +245,11 @@ func (w *writeTx) apply(ctx context.Context, stream string, expected eventstore.
 		hash := eventstore.ComputeHash(prev, stream, version, e.ID, e.Type, recorded, e.Metadata, e.Data)
 		res, err := w.insert.ExecContext(ctx, stream, int64(version), e.ID[:], e.Type, e.Data,
 			eventstore.EncodeMetadata(e.Metadata), recorded.UnixMicro(), hash[:])
-		if err != nil {
-			return none, fmt.Errorf("eventstore/sqlite: insert %q version %d: %w", stream, version, err)
+		if err == nil {
+			position, err = res.LastInsertId()
 		}
-		if position, err = res.LastInsertId(); err != nil {
-			return none, fmt.Errorf("eventstore/sqlite: insert %q version %d: %w", stream, version, err)
+		if err != nil {
+			return none, writeFailure{fmt.Errorf("eventstore/sqlite: insert %q version %d: %w", stream, version, err)}
 		}
 		prev = hash
 	}
@@ -290,7 +274,7 @@ func (w *writeTx) lookup(ctx context.Context, stream string, id uuid.UUID) (vers
 // part of what is stored and is refused.
 func (w *writeTx) retried(ctx context.Context, stream string, from int64, events []eventstore.EventData) (eventstore.AppendResult, error) {
 	var none eventstore.AppendResult
-	rows, err := w.stored.QueryContext(ctx, stream, from, len(events))
+	rows, err := w.storedIDs.QueryContext(ctx, stream, from, len(events))
 	if err != nil {
 		return none, fmt.Errorf("eventstore/sqlite: read %q for a retried append: %w", stream, err)
 	}
