@@ -1,0 +1,164 @@
+package automation
+
+import (
+	"context"
+
+	"github.com/orderledger/orderledger/commands"
+	"github.com/orderledger/orderledger/domain"
+)
+
+// command is one command the automation sends in answer to an event.
+type command struct {
+	// purpose names the command among those one event causes ("reserve/SKU-1"); with the
+	// event's ID it determines the command's ID, so a replay sends the very same command.
+	purpose string
+	send    sendFunc
+	// refresh re-reads the stream the command goes to into the handler's cache.
+	refresh func(ctx context.Context, h *commands.Handler) error
+}
+
+type sendFunc func(ctx context.Context, h *commands.Handler, meta commands.Meta) (commands.Result, error)
+
+func toOrder(purpose, orderID string, send sendFunc) command {
+	return command{purpose, send, refresher(domain.OrderStream(orderID), domain.EvolveOrder)}
+}
+
+func toStock(purpose, sku string, send sendFunc) command {
+	return command{purpose, send, refresher(domain.StockStream(sku), domain.EvolveStock)}
+}
+
+func toSeries(purpose, stream string, send sendFunc) command {
+	return command{purpose, send, refresher(stream, domain.EvolveSeries)}
+}
+
+func toPurchaseOrder(purpose, id string, send sendFunc) command {
+	return command{purpose, send, refresher(domain.PurchaseOrderStream(id), domain.EvolvePurchaseOrder)}
+}
+
+func refresher[S any](stream string, fold commands.Fold[S]) func(context.Context, *commands.Handler) error {
+	return func(ctx context.Context, h *commands.Handler) error {
+		return commands.Read(ctx, h, stream, fold, func(S, bool) error { return nil })
+	}
+}
+
+// reactions returns the commands that carry the news of e to the streams it concerns, in the
+// order they are sent. Most follow from the event alone. Two read the order's current state;
+// their decisions stay right however late they are made (a replay after a crash makes them
+// later), as the comments on them explain.
+func reactions(ctx context.Context, h *commands.Handler, e domain.Event) ([]command, error) {
+	switch e := e.(type) {
+	case domain.OrderPlaced:
+		out := make([]command, 0, len(e.Lines))
+		for _, l := range e.Lines {
+			out = append(out, toStock("reserve/"+l.SKU, l.SKU, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+				return h.ReserveStock(ctx, domain.ReserveStock{SKU: l.SKU, OrderID: e.OrderID, Quantity: l.Quantity, At: h.Now()}, m)
+			}))
+		}
+		return out, nil
+
+	case domain.StockAllocated:
+		return []command{toOrder("record-allocation/"+e.OrderID, e.OrderID, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+			return h.RecordLineAllocation(ctx, domain.RecordLineAllocation{OrderID: e.OrderID, SKU: e.SKU, Reserved: e.Reserved, Backordered: e.Backordered, At: h.Now()}, m)
+		})}, nil
+
+	case domain.BackorderFilled:
+		return []command{toOrder("record-allocation/"+e.OrderID, e.OrderID, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+			return h.RecordLineAllocation(ctx, domain.RecordLineAllocation{OrderID: e.OrderID, SKU: e.SKU, Reserved: e.Quantity, Backordered: -e.Quantity, At: h.Now()}, m)
+		})}, nil
+
+	case domain.OrderConfirmed:
+		// An order cancelled before it was invoiced needs no invoice. Reading a later state
+		// than the event's is safe: a cancellation is final, and an order already invoiced
+		// gets its number again from the series, which assigns one per order.
+		status, invoiced, err := orderStatus(ctx, h, e.OrderID)
+		if err != nil {
+			return nil, err
+		}
+		if status == domain.StatusCancelled && !invoiced {
+			return nil, nil
+		}
+		return []command{toSeries("assign-invoice-number/"+e.OrderID, domain.InvoiceSeriesStream, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+			return h.AssignInvoiceNumber(ctx, domain.AssignInvoiceNumber{OrderID: e.OrderID, At: h.Now()}, m)
+		})}, nil
+
+	case domain.InvoiceNumberAssigned:
+		return []command{toOrder("record-invoice/"+e.OrderID, e.OrderID, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+			return h.RecordInvoice(ctx, domain.RecordInvoice{OrderID: e.OrderID, InvoiceNumber: domain.InvoiceNumber(e.Number), At: h.Now()}, m)
+		})}, nil
+
+	case domain.OrderInvoiced:
+		// A number taken for an order that was cancelled meanwhile is still recorded (the
+		// series has no gaps); the invoice is then reversed. If the order was cancelled after
+		// this invoice, OrderCancelled asks for the same credit note, and the series, keyed by
+		// order and reason, numbers it once.
+		status, _, err := orderStatus(ctx, h, e.OrderID)
+		if err != nil {
+			return nil, err
+		}
+		if status != domain.StatusCancelled {
+			return nil, nil
+		}
+		return []command{assignCreditNote(e.OrderID, domain.CreditForCancellation, "")}, nil
+
+	case domain.OrderCancelled:
+		out := make([]command, 0, len(e.Lines)+1)
+		for _, l := range e.Lines {
+			out = append(out, toStock("release/"+l.SKU, l.SKU, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+				return h.ReleaseStock(ctx, domain.ReleaseStock{SKU: l.SKU, OrderID: e.OrderID, At: h.Now()}, m)
+			}))
+		}
+		if e.Invoiced {
+			out = append(out, assignCreditNote(e.OrderID, domain.CreditForCancellation, ""))
+		}
+		return out, nil
+
+	case domain.CreditNoteNumberAssigned:
+		return []command{toOrder("record-credit-note/"+e.OrderID, e.OrderID, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+			return h.RecordCreditNote(ctx, domain.RecordCreditNote{OrderID: e.OrderID, CreditNoteNumber: domain.CreditNoteNumber(e.Number), Reason: e.Reason, ReturnID: e.ReturnID, At: h.Now()}, m)
+		})}, nil
+
+	case domain.OrderShipped:
+		out := make([]command, 0, len(e.Lines))
+		for _, l := range e.Lines {
+			out = append(out, toStock("ship/"+l.SKU, l.SKU, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+				return h.ShipStock(ctx, domain.ShipStock{SKU: l.SKU, OrderID: e.OrderID, Quantity: l.Quantity, At: h.Now()}, m)
+			}))
+		}
+		return out, nil
+
+	case domain.OrderReturned:
+		out := make([]command, 0, len(e.Lines)+1)
+		for _, l := range e.Lines {
+			out = append(out, toStock("restock/"+l.SKU, l.SKU, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+				return h.RestockReturn(ctx, domain.RestockReturn{SKU: l.SKU, OrderID: e.OrderID, ReturnID: e.ReturnID, Quantity: l.Quantity, At: h.Now()}, m)
+			}))
+		}
+		return append(out, assignCreditNote(e.OrderID, domain.CreditForReturn, e.ReturnID)), nil
+
+	case domain.ReplenishmentRequested:
+		return []command{toPurchaseOrder("raise-purchase-order/"+e.PurchaseOrderID, e.PurchaseOrderID, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+			return h.RaisePurchaseOrder(ctx, domain.RaisePurchaseOrder{PurchaseOrderID: e.PurchaseOrderID, SKU: e.SKU, Supplier: e.Supplier, Quantity: e.Quantity, At: h.Now()}, m)
+		})}, nil
+
+	case domain.PurchaseOrderReceived:
+		return []command{toStock("receive-stock/"+e.PurchaseOrderID, e.SKU, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+			return h.ReceiveStock(ctx, domain.ReceiveStock{SKU: e.SKU, Quantity: e.Quantity, PurchaseOrderID: e.PurchaseOrderID, Reference: e.PurchaseOrderID, At: h.Now()}, m)
+		})}, nil
+	}
+	return nil, nil
+}
+
+func assignCreditNote(orderID, reason, returnID string) command {
+	return toSeries("assign-credit-note-number/"+reason, domain.CreditNoteSeriesStream, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+		return h.AssignCreditNoteNumber(ctx, domain.AssignCreditNoteNumber{OrderID: orderID, Reason: reason, ReturnID: returnID, At: h.Now()}, m)
+	})
+}
+
+// orderStatus reads an order's status and whether it is invoiced, as they are now.
+func orderStatus(ctx context.Context, h *commands.Handler, orderID string) (status string, invoiced bool, err error) {
+	err = commands.Read(ctx, h, domain.OrderStream(orderID), domain.EvolveOrder, func(o domain.Order, _ bool) error {
+		status, invoiced = o.Status, o.Invoiced()
+		return nil
+	})
+	return status, invoiced, err
+}

@@ -1,0 +1,536 @@
+// Package automation runs orderledger's order-to-cash process managers: it follows the event
+// log and carries each piece of news from the stream where it happened to the streams it
+// concerns, by sending commands — a placed order reserves stock, an allocation is recorded on
+// the order, a confirmed order gets an invoice number and then its invoice, a cancelled or
+// returned order releases or restocks and gets a credit note, a replenishment raises a
+// purchase order and a received purchase order puts stock on hand.
+//
+// The invariants live in the streams themselves (the SKU's stock stream, the numbering
+// series, the order); the runner decides nothing. Every command it sends has an ID derived
+// from the triggering event's ID and the command's purpose, so a runner killed at any moment
+// and restarted from its checkpoint repeats nothing: the handler recognises a command it has
+// applied and appends nothing twice.
+//
+// Only one runner acts on a log at a time: it holds a lease, a row in the checkpoint table
+// renewed while it runs. A second server's runner waits in standby and takes over from the
+// saved checkpoint when the lease is released (a clean stop) or expires (a crash). Should two
+// ever act at once — a paused holder waking after its lease expired — they send the same
+// commands with the same IDs, which costs work and nothing else; the paused one stops as soon
+// as it tries to save a checkpoint or renew the lease.
+package automation
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	mathrand "math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderledger/orderledger/commands"
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/eventstore"
+)
+
+// Name is the automation's row in the checkpoint table.
+const Name = "order-to-cash"
+
+// Actor is the actor recorded on every event the automation causes.
+const Actor = "automation"
+
+// Runner states, as Status reports them.
+const (
+	StateStarting = "starting" // not yet holding the lease
+	StateStandby  = "standby"  // another runner holds the lease
+	StateRunning  = "running"  // following the log
+	StateRetrying = "retrying" // a store is failing; retrying without advancing
+	StateFailed   = "failed"   // an event cannot be handled: a bug, see Failure
+	StateStopped  = "stopped"  // Run has returned
+)
+
+// Runner follows the log and sends the order-to-cash commands. Create it with New, start it
+// with Run, and read Status for readiness and diagnostics.
+type Runner struct {
+	h           *commands.Handler
+	store       eventstore.Store
+	checkpoints *Checkpoints
+	holder      string
+	leaseTTL    time.Duration
+	lanes       int
+	log         *slog.Logger
+	metrics     *metrics
+	seed        maphash.Seed
+	minBackoff  time.Duration
+	maxBackoff  time.Duration
+
+	// afterSend, when set (by tests), is called after each command is sent and before the
+	// batch's checkpoint is saved: the moment a crash is most likely to cause a repeat.
+	afterSend func(e eventstore.Event, purpose string)
+
+	mu           sync.Mutex
+	status       Status
+	pendingSince time.Time // recorded time of the oldest event delivered and not yet handled
+}
+
+// Option configures a Runner.
+type Option func(*Runner)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(r *Runner) { r.log = l } }
+
+// WithMetrics registers the runner's metrics on reg.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(r *Runner) { r.metrics = newMetrics(reg, r.lagSeconds) }
+}
+
+// WithLeaseTTL sets how long the lease lasts without renewal (default 15 s): how long a
+// standby runner waits before it takes over from one that crashed. It is renewed every third.
+func WithLeaseTTL(d time.Duration) Option { return func(r *Runner) { r.leaseTTL = d } }
+
+// WithHolder names this runner in the lease (default host:pid:random).
+func WithHolder(id string) Option { return func(r *Runner) { r.holder = id } }
+
+// WithLanes sets how many events of one batch are handled at once (default 8). Events of one
+// stream always go to the same lane, in log order; see handleBatch for why that suffices.
+func WithLanes(n int) Option { return func(r *Runner) { r.lanes = max(n, 1) } }
+
+// New returns a runner that sends commands through h, to h's store, and keeps its checkpoint
+// and lease in checkpoints.
+func New(h *commands.Handler, checkpoints *Checkpoints, opts ...Option) *Runner {
+	r := &Runner{
+		h:           h,
+		store:       h.Store(),
+		checkpoints: checkpoints,
+		holder:      defaultHolder(),
+		leaseTTL:    15 * time.Second,
+		lanes:       8,
+		log:         slog.Default(),
+		seed:        maphash.MakeSeed(),
+		minBackoff:  100 * time.Millisecond,
+		maxBackoff:  10 * time.Second,
+		status:      Status{State: StateStarting},
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	r.status.Holder = r.holder
+	return r
+}
+
+func defaultHolder() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + ":" + strconv.Itoa(os.Getpid()) + ":" + hex.EncodeToString(b[:])
+}
+
+// Status is what the runner is doing, for /readyz and operators.
+type Status struct {
+	State string `json:"state"`
+	// Holder is this runner's name in the lease; LeaseHolder, while in standby, the other's.
+	Holder      string `json:"holder"`
+	LeaseHolder string `json:"lease_holder,omitempty"`
+	// Position is the checkpoint: every event up to it has been handled.
+	Position eventstore.Position `json:"position"`
+	// LastEventAt is when the last event handled was recorded.
+	LastEventAt   time.Time `json:"last_event_at,omitzero"`
+	LagSeconds    float64   `json:"lag_seconds"`
+	EventsHandled uint64    `json:"events_handled"`
+	// LastError is the transient error being retried, while State is retrying.
+	LastError string   `json:"last_error,omitempty"`
+	Failure   *Failure `json:"failure,omitempty"`
+}
+
+// Err is the failure that stopped the runner, or nil: /readyz should answer 503 with it.
+func (s Status) Err() error {
+	if s.Failure != nil {
+		return s.Failure
+	}
+	return nil
+}
+
+// Failure is an event the automation could not handle because the domain refused a command it
+// sent: a bug, never skipped. The runner stops and reports it until restarted.
+type Failure struct {
+	Position eventstore.Position `json:"position"`
+	Stream   string              `json:"stream"`
+	Version  uint64              `json:"version"`
+	Type     string              `json:"type"`
+	Message  string              `json:"error"`
+	err      error
+}
+
+func (f *Failure) Error() string {
+	return fmt.Sprintf("automation: cannot handle %s at position %s (stream %s version %d): %s", f.Type, f.Position, f.Stream, f.Version, f.Message)
+}
+
+func (f *Failure) Unwrap() error { return f.err }
+
+// Status returns a snapshot of what the runner is doing.
+func (r *Runner) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.status
+	s.LagSeconds = r.lagLocked()
+	return s
+}
+
+func (r *Runner) lagSeconds() float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lagLocked()
+}
+
+// lagLocked is how long the oldest event delivered to the runner and not yet handled has
+// waited; 0 when the runner is caught up.
+func (r *Runner) lagLocked() float64 {
+	if r.pendingSince.IsZero() {
+		return 0
+	}
+	return max(time.Since(r.pendingSince).Seconds(), 0)
+}
+
+func (r *Runner) update(change func(*Status)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	change(&r.status)
+}
+
+// Run takes the lease (waiting in standby while another runner holds it), then follows the log
+// from the checkpoint until ctx is done, which it returns, or an event cannot be handled, when
+// it returns the *Failure. Store failures are retried with backoff; a lost lease sends the
+// runner back to standby.
+func (r *Runner) Run(ctx context.Context) error {
+	defer r.update(func(s *Status) {
+		if s.State != StateFailed {
+			s.State = StateStopped
+		}
+	})
+	for {
+		if err := r.acquireLease(ctx); err != nil {
+			return err
+		}
+		err := r.lead(ctx)
+		r.releaseLease(ctx)
+		var failure *Failure
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.As(err, &failure):
+			return failure
+		case errors.Is(err, ErrLeaseLost):
+			r.log.Warn("automation: lease lost; back to standby", "holder", r.holder, "error", err)
+		default:
+			return err
+		}
+	}
+}
+
+// acquireLease waits until this runner holds the lease.
+func (r *Runner) acquireLease(ctx context.Context) error {
+	var lastHolder string
+	for attempt := 0; ; attempt++ {
+		acquired, current, err := r.checkpoints.acquire(ctx, Name, r.holder, r.leaseTTL)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait := r.leaseTTL / 3
+		switch {
+		case err != nil:
+			r.transient(err, "take the lease")
+			wait = r.backoff(attempt)
+		case acquired:
+			r.metrics.leaseHeld(true)
+			r.log.Info("automation: lease taken", "holder", r.holder, "ttl", r.leaseTTL)
+			return nil
+		default:
+			attempt = 0
+			if current.Holder != lastHolder {
+				r.log.Info("automation: standby, another runner holds the lease", "holder", r.holder, "lease_holder", current.Holder, "expires_in", current.ExpiresIn)
+				lastHolder = current.Holder
+			}
+			r.update(func(s *Status) { s.State, s.LeaseHolder, s.LastError = StateStandby, current.Holder, "" })
+			if current.ExpiresIn > 0 && current.ExpiresIn < wait {
+				wait = current.ExpiresIn + 10*time.Millisecond
+			}
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// releaseLease hands the lease back on the way out, so that a standby runner need not wait
+// for it to expire. It runs after ctx is done, so it has a short context of its own.
+func (r *Runner) releaseLease(ctx context.Context) {
+	r.metrics.leaseHeld(false)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := r.checkpoints.release(rctx, Name, r.holder); err != nil && !errors.Is(err, ErrLeaseLost) {
+		r.log.Warn("automation: could not release the lease; it will expire", "holder", r.holder, "error", err)
+	}
+}
+
+// lead follows the log while this runner holds the lease. It returns when ctx is done, the
+// lease is lost, or an event cannot be handled; store failures are retried in place.
+func (r *Runner) lead(ctx context.Context) error {
+	work, stop := context.WithCancelCause(ctx)
+	var renewer sync.WaitGroup
+	renewer.Add(1)
+	go func() {
+		defer renewer.Done()
+		r.keepLease(work, stop)
+	}()
+	defer renewer.Wait()
+	defer stop(nil)
+
+	for attempt := 0; ; attempt++ {
+		from, err := r.checkpoints.Position(work, Name)
+		if err == nil {
+			r.update(func(s *Status) { s.State, s.Position, s.LeaseHolder, s.LastError = StateRunning, from, "", "" })
+			r.log.Info("automation: following the log", "from", from.String())
+			err = r.store.Subscribe(work, from, r.handleBatch)
+		}
+		if work.Err() != nil {
+			return context.Cause(work)
+		}
+		if errors.Is(err, ErrLeaseLost) {
+			return err
+		}
+		var failure *Failure
+		if errors.As(err, &failure) {
+			return failure
+		}
+		r.transient(err, "follow the log")
+		if err := sleep(work, r.backoff(attempt)); err != nil {
+			return context.Cause(work)
+		}
+	}
+}
+
+// keepLease renews the lease every third of its TTL. When another runner took it, or it could
+// not be renewed for a whole TTL (so it may have expired and been taken), it cancels the work
+// with ErrLeaseLost.
+func (r *Runner) keepLease(ctx context.Context, lost context.CancelCauseFunc) {
+	ticker := time.NewTicker(r.leaseTTL / 3)
+	defer ticker.Stop()
+	renewed := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		err := r.checkpoints.renew(ctx, Name, r.holder, r.leaseTTL)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			renewed = time.Now()
+		case errors.Is(err, ErrLeaseLost):
+			lost(err)
+			return
+		case time.Since(renewed) >= r.leaseTTL:
+			lost(fmt.Errorf("%w: not renewed for %s: %v", ErrLeaseLost, r.leaseTTL, err))
+			return
+		default:
+			r.log.Warn("automation: could not renew the lease; retrying", "holder", r.holder, "error", err)
+		}
+	}
+}
+
+// handleBatch handles a batch delivered by the subscription and then saves its checkpoint.
+//
+// Events go to lanes by their stream, so the events of one stream are handled in log order,
+// while lanes run at once. That keeps every order the process managers rely on, because each
+// such pair of events is in one stream: an order's placement before its cancellation (reserve
+// before release), a SKU's allocation for an order before the backorder it fills (both
+// recorded on the order as deltas), an order's invoice before its cancellation. Events of
+// different streams commute: the streams that receive their commands decide under their own
+// expected revision. The checkpoint moves only when every lane has finished the batch.
+func (r *Runner) handleBatch(ctx context.Context, batch []eventstore.Event) error {
+	r.mu.Lock()
+	r.pendingSince = batch[0].RecordedAt
+	r.mu.Unlock()
+
+	lanes := make([][]eventstore.Event, r.lanes)
+	for _, e := range batch {
+		if !handledTypes[e.Type] {
+			continue
+		}
+		i := maphash.String(r.seed, e.Stream) % uint64(r.lanes)
+		lanes[i] = append(lanes[i], e)
+	}
+	if err := r.runLanes(ctx, lanes); err != nil {
+		return err
+	}
+	last := batch[len(batch)-1]
+	if err := r.checkpoints.save(ctx, Name, r.holder, last.Position); err != nil {
+		return err
+	}
+	r.metrics.handled(len(batch), last.RecordedAt)
+	r.mu.Lock()
+	r.pendingSince = time.Time{}
+	r.status.Position = last.Position
+	r.status.LastEventAt = last.RecordedAt
+	r.status.EventsHandled += uint64(len(batch))
+	if r.status.State == StateRetrying {
+		r.status.State, r.status.LastError = StateRunning, ""
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// runLanes handles each lane's events in order, the lanes at once, and returns the first
+// error; the other lanes are then cancelled, since the batch will be handled again anyway.
+func (r *Runner) runLanes(ctx context.Context, lanes [][]eventstore.Event) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+	)
+	for _, lane := range lanes {
+		if len(lane) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, e := range lane {
+				if err := r.handleEvent(ctx, e); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// handleEvent sends the commands an event calls for, retrying with backoff while the store
+// fails. A command the domain refuses is a bug: the runner stops with a *Failure.
+func (r *Runner) handleEvent(ctx context.Context, e eventstore.Event) error {
+	de, err := domain.DecodeEvent(e.Type, e.Data)
+	if err != nil {
+		return r.fail(e, err)
+	}
+	for attempt := 0; ; attempt++ {
+		err := r.react(ctx, e, de)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if _, _, refused := domain.KindOf(err); refused {
+			return r.fail(e, err)
+		}
+		r.transient(err, "handle "+e.Type+" at "+e.Position.String()+" of "+e.Stream)
+		if err := sleep(ctx, r.backoff(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+func (r *Runner) react(ctx context.Context, e eventstore.Event, de domain.Event) error {
+	cmds, err := reactions(ctx, r.h, de)
+	if err != nil {
+		return err
+	}
+	correlation := e.Metadata.CorrelationID
+	if correlation == "" {
+		correlation = e.ID.String()
+	}
+	for _, c := range cmds {
+		meta := commands.Meta{
+			CommandID:     commands.DeriveID(e.ID, c.purpose),
+			CausationID:   e.ID.String(),
+			CorrelationID: correlation,
+			Actor:         Actor,
+		}
+		res, err := c.send(ctx, r.h, meta)
+		if _, _, refused := domain.KindOf(err); refused || (err == nil && res.Unchanged) {
+			// The handler decides on its cached fold of the stream and re-reads it only when an
+			// append conflicts, so a refusal or an empty decision may come from a fold that
+			// misses what another process appended — the very event that led here. Decide
+			// again on the stream as it is.
+			if err := c.refresh(ctx, r.h); err != nil {
+				return fmt.Errorf("%s: %w", c.purpose, err)
+			}
+			res, err = c.send(ctx, r.h, meta)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.purpose, err)
+		}
+		r.metrics.commandSent(res)
+		if r.afterSend != nil {
+			r.afterSend(e, c.purpose)
+		}
+	}
+	return nil
+}
+
+// fail records and logs an event that cannot be handled.
+func (r *Runner) fail(e eventstore.Event, err error) *Failure {
+	f := &Failure{Position: e.Position, Stream: e.Stream, Version: e.Version, Type: e.Type, Message: err.Error(), err: err}
+	r.metrics.errorSeen("fatal")
+	r.log.Error("automation: stopped: an event cannot be handled; this is a bug, fix it and restart",
+		"position", e.Position.String(), "stream", e.Stream, "version", e.Version, "type", e.Type, "error", err)
+	r.update(func(s *Status) { s.State, s.Failure = StateFailed, f })
+	return f
+}
+
+// transient records and logs an error that will be retried.
+func (r *Runner) transient(err error, doing string) {
+	r.metrics.errorSeen("transient")
+	r.log.Warn("automation: retrying", "doing", doing, "error", err)
+	r.update(func(s *Status) { s.State, s.LastError = StateRetrying, err.Error() })
+}
+
+// backoff is the wait before retry number attempt+1: doubling from minBackoff up to
+// maxBackoff, with jitter so that runners and writers do not retry in lockstep.
+func (r *Runner) backoff(attempt int) time.Duration {
+	d := r.maxBackoff
+	if attempt < 30 {
+		d = min(r.minBackoff<<attempt, r.maxBackoff)
+	}
+	return d/2 + time.Duration(mathrand.Int64N(int64(d/2)+1))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// handledTypes are the events reactions answers; the runner does not decode the others.
+var handledTypes = map[string]bool{
+	domain.OrderPlaced{}.EventType():              true,
+	domain.StockAllocated{}.EventType():           true,
+	domain.BackorderFilled{}.EventType():          true,
+	domain.OrderConfirmed{}.EventType():           true,
+	domain.InvoiceNumberAssigned{}.EventType():    true,
+	domain.OrderInvoiced{}.EventType():            true,
+	domain.OrderCancelled{}.EventType():           true,
+	domain.CreditNoteNumberAssigned{}.EventType(): true,
+	domain.OrderShipped{}.EventType():             true,
+	domain.OrderReturned{}.EventType():            true,
+	domain.ReplenishmentRequested{}.EventType():   true,
+	domain.PurchaseOrderReceived{}.EventType():    true,
+}
