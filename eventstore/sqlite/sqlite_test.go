@@ -303,6 +303,59 @@ func TestGroupCommitIsolatesAppends(t *testing.T) {
 	}
 }
 
+// TestFailedWriteFailsItsGroup makes one insert of a group fail: the transaction is rolled back,
+// every append in it fails (a refused one keeps its refusal), and the writer goes on.
+func TestFailedWriteFailsItsGroup(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.db")
+	s := openStore(t, path)
+	if _, err := rawDB(t, path).ExecContext(t.Context(), `CREATE TRIGGER poison BEFORE INSERT ON events
+		WHEN NEW.type = 'Poison.v1' BEGIN SELECT RAISE(ABORT, 'poisoned'); END`); err != nil {
+		t.Fatal(err)
+	}
+	commit, _, err := harness{}.BeginAppend(t.Context(), t, s, "held-1", eventstore.NoStream(), storetest.NewEvent("Held.v1", `{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		stream   string
+		expected eventstore.ExpectedRevision
+		event    eventstore.EventData
+		refused  bool
+	}{
+		{"order-1", eventstore.NoStream(), storetest.NewEvent("Placed.v1", `{}`), false},
+		{"order-2", eventstore.Exact(5), storetest.NewEvent("Placed.v1", `{}`), true},
+		{"order-3", eventstore.NoStream(), storetest.NewEvent("Poison.v1", `{}`), false},
+		{"order-4", eventstore.NoStream(), storetest.NewEvent("Placed.v1", `{}`), false},
+	}
+	requests := make([]*appendRequest, len(steps))
+	for i, step := range steps {
+		requests[i] = &appendRequest{stream: step.stream, expected: step.expected, events: []eventstore.EventData{step.event}, done: make(chan appendOutcome, 1)}
+		s.appends <- requests[i]
+	}
+	if err := commit(); err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range steps {
+		out := <-requests[i].done
+		if step.refused != errors.Is(out.err, eventstore.ErrWrongExpectedRevision) || out.err == nil {
+			t.Errorf("%s: err %v", step.stream, out.err)
+		}
+		if !step.refused && out.err != nil && !strings.Contains(out.err.Error(), "poisoned") {
+			t.Errorf("%s: err %v, want the failed insert's error", step.stream, out.err)
+		}
+	}
+	all, err := s.ReadAll(t.Context(), eventstore.Position{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 || all[0].Stream != "held-1" {
+		t.Errorf("the failed group left %d events, want only the held one", len(all))
+	}
+	if _, err := s.Append(t.Context(), "order-1", eventstore.NoStream(), storetest.NewEvent("Placed.v1", `{}`)); err != nil {
+		t.Errorf("append after a failed group: %v", err)
+	}
+}
+
 func TestClosedStoreRefusesCalls(t *testing.T) {
 	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "events.db"))
 	if err != nil {

@@ -92,8 +92,8 @@ func (s *Store) writeLoop() {
 
 // commitGroup applies the group's one request and the appends queued behind it, in order, and
 // commits them at once. An append is refused (expected revision, partial repeat) by its reads,
-// before it writes anything, so a refusal leaves the others in the transaction intact; a failed
-// write dooms the transaction and every append in it. It answers every request it took and
+// before it writes anything, so a refusal leaves the others in the transaction intact; any other
+// error fails the transaction and every append in it. It answers every request it took and
 // returns the group for reuse.
 func (s *Store) commitGroup(group []*appendRequest) []*appendRequest {
 	ctx := s.life
@@ -119,20 +119,20 @@ gather:
 		clear(group) // let the answered requests go
 		return group
 	}
-	// failAll fails every request of the group; those not taken yet are taken now, so that
-	// none of them is left waiting.
+	// failAll fails every append of the group that was not refused already, taking those not
+	// taken yet so that none is left waiting.
 	failAll := func(cause error) []*appendRequest {
 		for i, r := range group {
-			if took[i] || r.take() {
-				took[i] = true
+			if took[i] && outcomes[i].err != nil {
+				continue
+			}
+			if took[i] = took[i] || r.take(); took[i] {
 				outcomes[i] = appendOutcome{err: fmt.Errorf("eventstore/sqlite: append to %q: %w", r.stream, cause)}
 			}
 		}
 		return answer()
 	}
 	if err != nil {
-		// Requests are taken only once the transaction is open, so those whose callers give up
-		// while the writer waits for the lock are never applied.
 		return failAll(err)
 	}
 	applied := 0
@@ -141,9 +141,10 @@ gather:
 			continue
 		}
 		res, err := w.apply(ctx, r.stream, r.expected, r.events)
-		var failed writeFailure
-		if errors.As(err, &failed) {
-			w.tx.Rollback() // the write's own error is the one to report
+		if err != nil && !refused(err) {
+			// SQLite may already have rolled the transaction back, and a later statement would
+			// then commit on its own: stop here.
+			w.tx.Rollback() // the statement's own error is the one to report
 			return failAll(err)
 		}
 		outcomes[i] = appendOutcome{result: res, err: err}
@@ -162,12 +163,11 @@ gather:
 	return answer()
 }
 
-// writeFailure is an error from a write in the transaction, after which the transaction holds
-// part of an append and must be rolled back whole.
-type writeFailure struct{ err error }
-
-func (f writeFailure) Error() string { return f.err.Error() }
-func (f writeFailure) Unwrap() error { return f.err }
+// refused reports whether an append failed on the contract (wrong expected revision, partial
+// repeat): it wrote nothing and the transaction goes on. Any other error fails the transaction.
+func refused(err error) bool {
+	return errors.Is(err, eventstore.ErrWrongExpectedRevision) || errors.Is(err, eventstore.ErrDuplicateEventID)
+}
 
 // writeTx is a write transaction on the write connection with the statements an append needs.
 type writeTx struct {
@@ -249,7 +249,7 @@ func (w *writeTx) apply(ctx context.Context, stream string, expected eventstore.
 			position, err = res.LastInsertId()
 		}
 		if err != nil {
-			return none, writeFailure{fmt.Errorf("eventstore/sqlite: insert %q version %d: %w", stream, version, err)}
+			return none, fmt.Errorf("eventstore/sqlite: insert %q version %d: %w", stream, version, err)
 		}
 		prev = hash
 	}
