@@ -1,0 +1,41 @@
+// Package e2e tests orderledger from the outside: it builds the real binary once, starts it as
+// a subprocess on SQLite and on PostgreSQL, speaks HTTP to it, kills and restarts it, and
+// checks what it wrote by opening the event store directly.
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// binary is the orderledger executable TestMain built.
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "orderledger-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "orderledger")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: the go tool is not on PATH, so the binary cannot be built:", err)
+		return 1
+	}
+	build := exec.Command(goTool, "build", "-o", binary, "github.com/orderledger/orderledger/cmd/orderledger")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: go build ./cmd/orderledger:", err)
+		return 1
+	}
+	return m.Run()
+}
