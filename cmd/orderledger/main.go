@@ -68,6 +68,10 @@ func newRoot() *cobra.Command {
 		return cfg.setupLogging()
 	}
 	root.AddCommand(newServeCmd(cfg))
+	root.AddCommand(newAuditCmd(cfg))
+	root.AddCommand(newExportCmd(cfg))
+	root.AddCommand(newImportCmd(cfg))
+	root.AddCommand(newGenerateLogCmd(cfg))
 	return root
 }
 

@@ -31,7 +31,6 @@ var pendingRoutes = []string{
 	"GET /v1/sales/daily",
 	"GET /v1/ledger/trial-balance",
 	"GET /v1/ledger/entries",
-	"GET /v1/audit/verify",
 }
 
 // routeParam matches a path parameter in a mux template ({id}, {id:[0-9]+}) or an OpenAPI

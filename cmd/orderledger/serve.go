@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/orderledger/orderledger/audit"
 	"github.com/orderledger/orderledger/commands"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/httpx"
@@ -96,6 +97,7 @@ func newRouter(events eventstore.Store, reg *prometheus.Registry) *mux.Router {
 	handler := commands.NewHandler(events, commands.WithMetrics(commands.NewMetrics(reg)))
 	router := mux.NewRouter()
 	commands.NewAPI(handler).Register(router)
+	audit.NewAPI(events).Register(router)
 	router.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet)
