@@ -14,7 +14,7 @@ import (
 )
 
 // The property test runs random sequences of client commands over a few SKUs, customers and
-// orders, with the cross-stream work done the way the process managers will do it: each
+// orders, with the cross-stream work done the way commands/automation does it: each
 // manager follows the events it cares about in log order, at its own pace, so client
 // commands land between a manager's steps (a cancellation before the stock was reserved, a
 // payment between delivery and invoice …). After every step it checks the invariants the
@@ -26,7 +26,7 @@ type manager string
 const (
 	allocation manager = "allocation" // order placed/cancelled, stock allocated/filled
 	fulfilment manager = "fulfilment" // shipped → ship stock, returned → restock
-	invoicing  manager = "invoicing"  // invoice and credit note numbers
+	invoicing  manager = "invoicing"  // number invoices and credit notes, then record them
 	purchasing manager = "purchasing" // replenishment → purchase order → receipt
 )
 
@@ -195,7 +195,7 @@ func (w *world) publish(stream string, e domain.Event) {
 		to = []manager{fulfilment}
 	case domain.OrderReturned:
 		to = []manager{fulfilment, invoicing}
-	case domain.OrderConfirmed, domain.OrderInvoiced:
+	case domain.OrderConfirmed, domain.OrderInvoiced, domain.InvoiceNumberAssigned, domain.CreditNoteNumberAssigned:
 		to = []manager{invoicing}
 	case domain.ReplenishmentRequested:
 		to = []manager{purchasing}
@@ -546,20 +546,27 @@ func (w *world) handle(m manager, p published, again bool) {
 	case invoicing:
 		switch e := p.event.(type) {
 		case domain.OrderConfirmed:
-			mustRecord(w, again, domain.InvoiceSeriesStream, domain.EvolveSeries, domain.DecideAssignInvoiceNumber, domain.AssignInvoiceNumber{OrderID: e.OrderID, At: at})
-			n, _ := w.series(domain.InvoiceSeriesStream).NumberFor(domain.InvoiceKey(e.OrderID))
-			mustRecord(w, again, domain.OrderStream(e.OrderID), domain.EvolveOrder, domain.DecideRecordInvoice, domain.RecordInvoice{OrderID: e.OrderID, InvoiceNumber: domain.InvoiceNumber(n), At: at})
+			// An order cancelled before it was invoiced needs no invoice; reading its state
+			// now rather than at the event is safe because a cancellation is final.
+			if o := w.order(e.OrderID); o.Status != domain.StatusCancelled || o.Invoiced() {
+				mustRecord(w, again, domain.InvoiceSeriesStream, domain.EvolveSeries, domain.DecideAssignInvoiceNumber, domain.AssignInvoiceNumber{OrderID: e.OrderID, At: at})
+			}
+		case domain.InvoiceNumberAssigned:
+			mustRecord(w, again, domain.OrderStream(e.OrderID), domain.EvolveOrder, domain.DecideRecordInvoice, domain.RecordInvoice{OrderID: e.OrderID, InvoiceNumber: domain.InvoiceNumber(e.Number), At: at})
 		case domain.OrderCancelled:
 			if e.Invoiced {
-				w.credit(again, e.OrderID, domain.CreditForCancellation, "", at)
+				w.assignCreditNote(again, e.OrderID, domain.CreditForCancellation, "", at)
 			}
 		case domain.OrderInvoiced:
-			// The invoice number may have been taken before a cancellation won the race.
+			// The number may have been taken before a cancellation won the race.
 			if w.order(e.OrderID).Status == domain.StatusCancelled {
-				w.credit(again, e.OrderID, domain.CreditForCancellation, "", at)
+				w.assignCreditNote(again, e.OrderID, domain.CreditForCancellation, "", at)
 			}
 		case domain.OrderReturned:
-			w.credit(again, e.OrderID, domain.CreditForReturn, e.ReturnID, at)
+			w.assignCreditNote(again, e.OrderID, domain.CreditForReturn, e.ReturnID, at)
+		case domain.CreditNoteNumberAssigned:
+			mustRecord(w, again, domain.OrderStream(e.OrderID), domain.EvolveOrder, domain.DecideRecordCreditNote,
+				domain.RecordCreditNote{OrderID: e.OrderID, CreditNoteNumber: domain.CreditNoteNumber(e.Number), Reason: e.Reason, ReturnID: e.ReturnID, At: at})
 		}
 	case purchasing:
 		switch e := p.event.(type) {
@@ -586,11 +593,8 @@ func (w *world) moved(again bool, sku string, delta int64, recorded []domain.Eve
 	w.onHand[sku] += delta
 }
 
-// credit takes a credit note number for a document and records it on the order.
-func (w *world) credit(again bool, orderID, reason, returnID string, at time.Time) {
+func (w *world) assignCreditNote(again bool, orderID, reason, returnID string, at time.Time) {
 	mustRecord(w, again, domain.CreditNoteSeriesStream, domain.EvolveSeries, domain.DecideAssignCreditNoteNumber, domain.AssignCreditNoteNumber{OrderID: orderID, Reason: reason, ReturnID: returnID, At: at})
-	n, _ := w.series(domain.CreditNoteSeriesStream).NumberFor(domain.CreditNoteKey(orderID, reason, returnID))
-	mustRecord(w, again, domain.OrderStream(orderID), domain.EvolveOrder, domain.DecideRecordCreditNote, domain.RecordCreditNote{OrderID: orderID, CreditNoteNumber: domain.CreditNoteNumber(n), Reason: reason, ReturnID: returnID, At: at})
 }
 
 // Invariants.
