@@ -96,7 +96,7 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, limit int
 func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 	var p int64
 	if err := s.stmts.head.QueryRowContext(ctx).Scan(&p); err != nil {
-		return eventstore.Position{}, fmt.Errorf("eventstore/sqlite: head: %w", contextError(ctx, err))
+		return eventstore.Position{}, fmt.Errorf("eventstore/sqlite: head: %w", s.readError(ctx, err))
 	}
 	return eventstore.Position{Commit: uint64(p), Prepare: uint64(p)}, nil
 }
@@ -104,7 +104,7 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 func (s *Store) query(ctx context.Context, stmt *sql.Stmt, args ...any) ([]eventstore.Event, error) {
 	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
-		return nil, contextError(ctx, err)
+		return nil, s.readError(ctx, err)
 	}
 	defer rows.Close()
 	var (
@@ -123,7 +123,7 @@ func (s *Store) query(ctx context.Context, stmt *sql.Stmt, args ...any) ([]event
 		events = append(events, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, contextError(ctx, err)
+		return nil, s.readError(ctx, err)
 	}
 	return events, nil
 }
@@ -164,13 +164,18 @@ func (r *eventRow) event() (eventstore.Event, error) {
 	return e, nil
 }
 
-// contextError prefers the context's error when the context ended: the driver reports an
-// interrupted statement in its own words.
-func contextError(ctx context.Context, err error) error {
+// readError names why a read failed when the cause is the caller's context or Close, which the
+// driver and database/sql report in their own words.
+func (s *Store) readError(ctx context.Context, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
-	return err
+	select {
+	case <-s.closing:
+		return errClosed
+	default:
+		return err
+	}
 }
 
 // decodeMetadata reads the canonical JSON that EncodeMetadata stores. Decoding it is most of the

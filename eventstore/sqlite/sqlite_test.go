@@ -361,11 +361,27 @@ func TestClosedStoreRefusesCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	following := make(chan error, 1)
+	go func() {
+		following <- s.Subscribe(t.Context(), eventstore.Position{}, func(context.Context, []eventstore.Event) error { return nil })
+	}()
+	time.Sleep(20 * time.Millisecond) // let it wait for events
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case err := <-following:
+		if !errors.Is(err, eventstore.ErrUnavailable) {
+			t.Errorf("Subscribe ended by Close returned %v, want ErrUnavailable", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end a live subscription")
+	}
 	if _, err := s.Append(t.Context(), "order-1", eventstore.Any(), storetest.NewEvent("Late.v1", `{}`)); !errors.Is(err, eventstore.ErrUnavailable) {
 		t.Errorf("Append on a closed store: err %v, want ErrUnavailable", err)
+	}
+	if _, err := s.ReadAll(t.Context(), eventstore.Position{}, 10); !errors.Is(err, eventstore.ErrUnavailable) {
+		t.Errorf("ReadAll on a closed store: err %v, want ErrUnavailable", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)

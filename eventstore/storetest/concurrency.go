@@ -28,6 +28,8 @@ func testConcurrency(t *testing.T, h Harness) {
 	)
 	ctx := t.Context()
 	store := h.NewStore(t)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("writers choose streams, batch sizes and expected revisions with seed %d", seed)
 	fromStart := subscribe(t, store, eventstore.Position{})
 
 	var (
@@ -39,7 +41,7 @@ func testConcurrency(t *testing.T, h Harness) {
 	)
 	for w := range writers {
 		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			rng := rand.New(rand.NewPCG(uint64(w), seed))
 			known := map[string]uint64{} // next version per stream, as far as this writer knows
 			for range appendsPerWriter {
 				stream := fmt.Sprintf("load-%d", rng.IntN(streams))
