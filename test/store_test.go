@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
 	"testing"
 	"time"
 
@@ -65,12 +66,13 @@ func head(t testing.TB, store eventstore.Store) eventstore.Position {
 	return p
 }
 
-// checkLog reads the whole log and checks what must hold of any log, whatever happened to the
-// process that wrote it: global positions strictly increase, every stream's versions run from
-// 0 with no gap and no repeat, and every event's hash recomputes from its fields and the
-// previous event's hash. It returns the log by stream.
-func checkLog(t testing.TB, store eventstore.Store) map[string][]eventstore.Event {
+// checkLog settles the log, reads it whole and checks what must hold of any log, whatever
+// happened to the processes that wrote it: global positions strictly increase, every stream's
+// versions run from 0 with no gap and no repeat, and every event's hash recomputes from its
+// fields and the previous event's hash. It returns the log by stream.
+func checkLog(t testing.TB, srv *server, store eventstore.Store) map[string][]eventstore.Event {
 	t.Helper()
+	settle(t, srv, store)
 	streams := map[string][]eventstore.Event{}
 	var last eventstore.Position
 	for i, e := range readAllAfter(t, store, eventstore.Position{}) {
@@ -126,14 +128,39 @@ func eventsOfType[T any](t testing.TB, events []eventstore.Event, typ string) []
 
 // assertNothingAppended fails the test if any event after from carries the correlation ID
 // the refused request was sent with: whatever a request appends carries it.
-func assertNothingAppended(t testing.TB, store eventstore.Store, from eventstore.Position, correlation string) {
+func assertNothingAppended(t testing.TB, srv *server, store eventstore.Store, from eventstore.Position, correlation string) {
 	t.Helper()
+	settle(t, srv, store)
 	for _, e := range readAllAfter(t, store, from) {
 		if e.Metadata.CorrelationID == correlation {
 			t.Errorf("the refused request appended %s to %s (version %d)", e.Type, e.Stream, e.Version)
 		}
 	}
 }
+
+// settleTimeout bounds how long settle waits for the global log to catch up.
+const settleTimeout = 60 * time.Second
+
+// settle returns once ReadAll returns every event committed before it was called. On
+// PostgreSQL, ReadAll holds back events while any older transaction of the server is still
+// open (in any database: transaction IDs are server-wide), so a test that reads the global log
+// right after a write may not see it yet. settle makes a write of its own and waits for the
+// head of the log to reach it: every transaction that committed before has a lower
+// transaction ID, so it is then readable.
+func settle(t testing.TB, srv *server, store eventstore.Store) {
+	t.Helper()
+	answer := srv.expect(t, http.StatusOK, "POST", "/v1/inventory/"+settleSKU+"/receipts", map[string]any{"quantity": 1}, "X-Correlation-ID", "settle")
+	marker, err := eventstore.ParsePosition(answer["position"].(string))
+	if err != nil {
+		t.Fatalf("settle: %v", err)
+	}
+	if !waitFor(settleTimeout, func() bool { return head(t, store).Compare(marker) >= 0 }) {
+		t.Fatalf("settle: the head of the log did not reach %s within %s (a transaction is open on the server for that long)", marker, settleTimeout)
+	}
+}
+
+// settleSKU is the SKU whose receipts settle writes.
+const settleSKU = "settle-marker"
 
 // waitFor polls cond until it holds or the deadline passes, and reports whether it held.
 func waitFor(deadline time.Duration, cond func() bool) bool {

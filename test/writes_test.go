@@ -176,7 +176,7 @@ func TestWriteRoutes(t *testing.T) {
 			t.Errorf("OrderCancelled reason %q", cancelled.Reason)
 		}
 
-		checkLog(t, store)
+		checkLog(t, srv, store)
 	})
 }
 
@@ -266,6 +266,6 @@ func TestFulfilmentWithAutomation(t *testing.T) {
 		}
 		srv.expect(t, http.StatusOK, "POST", "/v1/purchase-orders/"+poID+"/receipt", nil)
 		srv.expect(t, http.StatusConflict, "POST", "/v1/purchase-orders/"+poID+"/receipt", map[string]any{})
-		checkLog(t, store)
+		checkLog(t, srv, store)
 	})
 }
