@@ -296,6 +296,10 @@ func ValidatePlaceOrder(cmd PlaceOrder) (subtotal, tax, total int64, err error) 
 		if err != nil {
 			return 0, 0, 0, fmt.Errorf("%w: %s quantity × unit_price (%d × %d) does not fit in int64", ErrAmountOverflow, field, l.Quantity, l.UnitPrice)
 		}
+		// After the product, so that a product beyond int64 is reported as API.md says.
+		if l.Quantity > MaxQuantity {
+			return 0, 0, 0, invalid(field+".quantity", "must be at most %d, got %d", MaxQuantity, l.Quantity)
+		}
 		if subtotal, err = AddAmounts(subtotal, amount); err != nil {
 			return 0, 0, 0, fmt.Errorf("%w: the subtotal of lines[0..%d] does not fit in int64", ErrAmountOverflow, i)
 		}

@@ -9,6 +9,12 @@ import (
 	"time"
 )
 
+// MaxQuantity bounds the units a client's command may move: an order line, a receipt, an
+// adjustment, a reorder point or quantity. A SKU's backorders, incoming units and forecast
+// are sums of such quantities, and the automation's commands on them must never be refused;
+// with this bound those sums stay exact in int64 short of billions of orders on one SKU.
+const MaxQuantity = 1_000_000_000
+
 // Stock is the folded state of one SKU's stream. It owns every stock invariant:
 // reserved ≤ on hand, backorders served oldest first, and one purchase order per shortfall.
 // Build it only with EvolveStock; Decide functions read it and never change it.
@@ -217,6 +223,11 @@ func DecideReceiveStock(s Stock, cmd ReceiveStock) ([]Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: on hand %d + quantity %d", ErrAmountOverflow, s.OnHand, cmd.Quantity)
 	}
+	// A purchase order's receipt is the automation's and brings what the SKU ordered, which
+	// a large shortfall can take past the bound.
+	if cmd.PurchaseOrderID == "" && cmd.Quantity > MaxQuantity {
+		return nil, invalid("quantity", "must be at most %d, got %d", MaxQuantity, cmd.Quantity)
+	}
 	incoming := s.Incoming
 	if cmd.PurchaseOrderID != "" {
 		incoming -= s.openPOs[cmd.PurchaseOrderID]
@@ -231,8 +242,8 @@ func DecideAdjustStock(s Stock, cmd AdjustStock) ([]Event, error) {
 	if err := checkID("sku", cmd.SKU); err != nil {
 		return nil, err
 	}
-	if cmd.Delta == 0 {
-		return nil, invalid("delta", "must be non-zero")
+	if cmd.Delta == 0 || cmd.Delta < -MaxQuantity || cmd.Delta > MaxQuantity {
+		return nil, invalid("delta", "must be non-zero and within ±%d, got %d", MaxQuantity, cmd.Delta)
 	}
 	if strings.TrimSpace(cmd.Reason) == "" || len(cmd.Reason) > 500 {
 		return nil, invalid("reason", "must be 1..500 characters")
@@ -257,11 +268,11 @@ func DecideSetReplenishmentPolicy(s Stock, cmd SetReplenishmentPolicy) ([]Event,
 	if err := checkID("sku", cmd.SKU); err != nil {
 		return nil, err
 	}
-	if cmd.ReorderPoint < 0 {
-		return nil, invalid("reorder_point", "must be ≥ 0, got %d", cmd.ReorderPoint)
+	if cmd.ReorderPoint < 0 || cmd.ReorderPoint > MaxQuantity {
+		return nil, invalid("reorder_point", "must be 0..%d, got %d", MaxQuantity, cmd.ReorderPoint)
 	}
-	if cmd.ReorderQuantity <= 0 {
-		return nil, invalid("reorder_quantity", "must be > 0, got %d", cmd.ReorderQuantity)
+	if cmd.ReorderQuantity <= 0 || cmd.ReorderQuantity > MaxQuantity {
+		return nil, invalid("reorder_quantity", "must be 1..%d, got %d", MaxQuantity, cmd.ReorderQuantity)
 	}
 	if strings.TrimSpace(cmd.Supplier) == "" || len(cmd.Supplier) > 200 {
 		return nil, invalid("supplier", "must be 1..200 characters")
