@@ -139,6 +139,8 @@ func TestPlaceOrder(t *testing.T) {
 			err: domain.ErrAmountOverflow, field: "subtotal",
 		},
 		{name: "subtotal plus tax beyond int64", when: with(oneLine(1, math.MaxInt64, 1)), err: domain.ErrAmountOverflow},
+		{name: "the largest quantity", when: with(oneLine(domain.MaxQuantity, 7, 0)), then: events(placedWith(domain.MaxQuantity, 7, 0, 7*domain.MaxQuantity, 0))},
+		{name: "a free line beyond the largest quantity", when: with(oneLine(domain.MaxQuantity+1, 0, 0)), err: domain.ErrInvalidInput, field: "lines[0].quantity"},
 		{name: "the largest subtotal without tax", when: with(oneLine(1, math.MaxInt64, 0)), then: events(placedWith(1, math.MaxInt64, 0, math.MaxInt64, 0))},
 	})
 }

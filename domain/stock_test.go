@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -97,6 +98,16 @@ func TestReceiveStock(t *testing.T) {
 		{name: "sku shape", when: domain.ReceiveStock{SKU: "SKU 1", Quantity: 1}, err: domain.ErrInvalidInput, field: "sku"},
 		{name: "reference too long", when: domain.ReceiveStock{SKU: sku, Quantity: 1, Reference: strings.Repeat("r", 201)}, err: domain.ErrInvalidInput, field: "reference"},
 		{name: "on hand beyond int64", given: events(received(math.MaxInt64)), when: receive(1), err: domain.ErrAmountOverflow},
+		{name: "up to the largest quantity", when: receive(domain.MaxQuantity), then: events(received(domain.MaxQuantity))},
+		{name: "not beyond it", when: receive(domain.MaxQuantity + 1), err: domain.ErrInvalidInput, field: "quantity"},
+		{
+			// A purchase order is sized by the shortfall, which many backorders can take
+			// past the bound; the automation's receipt of it must not be refused.
+			name:  "a purchase order beyond the largest quantity is received",
+			given: events(received(1), policySet(0, 1), requested(1, 3*domain.MaxQuantity)),
+			when:  receivePO(1, 3*domain.MaxQuantity),
+			then:  events(receivedPO(1, 3*domain.MaxQuantity)),
+		},
 	})
 }
 
@@ -139,6 +150,8 @@ func TestAdjustStock(t *testing.T) {
 		{name: "reason too long", given: events(received(5)), when: domain.AdjustStock{SKU: sku, Delta: 1, Reason: strings.Repeat("r", 501)}, err: domain.ErrInvalidInput, field: "reason"},
 		{name: "sku shape", when: domain.AdjustStock{SKU: "", Delta: 1, Reason: "x"}, err: domain.ErrInvalidInput, field: "sku"},
 		{name: "on hand beyond int64", given: events(received(math.MaxInt64)), when: adjust(1), err: domain.ErrAmountOverflow},
+		{name: "delta beyond the largest quantity", given: events(received(5)), when: adjust(domain.MaxQuantity + 1), err: domain.ErrInvalidInput, field: "delta"},
+		{name: "negative delta beyond the largest quantity", given: events(received(5)), when: adjust(-domain.MaxQuantity - 1), err: domain.ErrInvalidInput, field: "delta"},
 	})
 }
 
@@ -167,6 +180,8 @@ func TestSetReplenishmentPolicy(t *testing.T) {
 		{name: "unknown SKU", when: set(5, 8), err: domain.ErrSKUNotFound},
 		{name: "reorder point negative", given: events(received(3)), when: set(-1, 8), err: domain.ErrInvalidInput, field: "reorder_point"},
 		{name: "reorder quantity zero", given: events(received(3)), when: set(5, 0), err: domain.ErrInvalidInput, field: "reorder_quantity"},
+		{name: "reorder point beyond the largest quantity", given: events(received(3)), when: set(domain.MaxQuantity+1, 8), err: domain.ErrInvalidInput, field: "reorder_point"},
+		{name: "reorder quantity beyond the largest quantity", given: events(received(3)), when: set(5, domain.MaxQuantity+1), err: domain.ErrInvalidInput, field: "reorder_quantity"},
 		{name: "supplier blank", given: events(received(3)), when: domain.SetReplenishmentPolicy{SKU: sku, ReorderQuantity: 1}, err: domain.ErrInvalidInput, field: "supplier"},
 	})
 }
@@ -342,6 +357,30 @@ func TestStockFigures(t *testing.T) {
 	q.Backorders()[0].Quantity = 99
 	if q.Backordered() != 1 {
 		t.Errorf("Backorders exposed the state's own queue")
+	}
+}
+
+// TestStockFiguresStayExactAtTheBound backorders the largest quantity many times over on a
+// SKU that reorders the largest quantity: the sums and the replenishment arithmetic on them
+// must stay exact, each shortfall ordered once.
+func TestStockFiguresStayExactAtTheBound(t *testing.T) {
+	s := fold(domain.EvolveStock, events(received(1), policySet(domain.MaxQuantity, domain.MaxQuantity)))
+	orders := 50
+	for i := range orders {
+		got, err := domain.DecideReserveStock(s, domain.ReserveStock{SKU: sku, OrderID: fmt.Sprintf("O%d", i), Quantity: domain.MaxQuantity, At: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range got {
+			s = domain.EvolveStock(s, e)
+		}
+		forecast := s.Available() + s.Incoming - s.Backordered()
+		if forecast < domain.MaxQuantity || s.Incoming <= 0 || s.Backordered() <= 0 {
+			t.Fatalf("after %d orders: forecast %d, incoming %d, backordered %d", i+1, forecast, s.Incoming, s.Backordered())
+		}
+	}
+	if want := int64(orders)*domain.MaxQuantity - 1; s.Backordered() != want {
+		t.Errorf("backordered %d, want %d", s.Backordered(), want)
 	}
 }
 
