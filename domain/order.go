@@ -395,6 +395,10 @@ func DecideRecordInvoice(o Order, cmd RecordInvoice) ([]Event, error) {
 
 // DecideRecordPayment takes a payment of at most the outstanding amount.
 func DecideRecordPayment(o Order, cmd RecordPayment) ([]Event, error) {
+	// The ID is what tells a repeat from a new payment, so it must be one.
+	if err := checkID("payment_id", cmd.PaymentID); err != nil {
+		return nil, err
+	}
 	if cmd.Amount <= 0 {
 		return nil, invalid("amount", "must be > 0, got %d", cmd.Amount)
 	}
@@ -425,6 +429,9 @@ func DecideRecordPayment(o Order, cmd RecordPayment) ([]Event, error) {
 // DecideIssueRefund refunds at most what was paid less what was refunded, completing a
 // delivered, invoiced order it leaves with nothing outstanding.
 func DecideIssueRefund(o Order, cmd IssueRefund) ([]Event, error) {
+	if err := checkID("refund_id", cmd.RefundID); err != nil {
+		return nil, err
+	}
 	if cmd.Amount <= 0 {
 		return nil, invalid("amount", "must be > 0, got %d", cmd.Amount)
 	}
@@ -510,6 +517,9 @@ func DecideCancelOrder(o Order, cmd CancelOrder) ([]Event, error) {
 // DecideReturnItems takes back at most what was shipped less what came back, and prices the
 // credit: net = Σ quantity × unit price, tax = round half up of net × rate.
 func DecideReturnItems(o Order, cmd ReturnItems) ([]Event, error) {
+	if err := checkID("return_id", cmd.ReturnID); err != nil {
+		return nil, err
+	}
 	if strings.TrimSpace(cmd.Reason) == "" || len(cmd.Reason) > 500 {
 		return nil, invalid("reason", "must be 1..500 characters")
 	}

@@ -273,6 +273,8 @@ func TestRecordPayment(t *testing.T) {
 		{name: "amount zero", given: events(placed), when: pay("P1", 0), err: domain.ErrInvalidInput, field: "amount"},
 		{name: "amount negative", given: events(placed), when: pay("P1", -5), err: domain.ErrInvalidInput, field: "amount"},
 		{name: "method blank", given: events(placed), when: domain.RecordPayment{OrderID: "O1", PaymentID: "P1", Amount: 1}, err: domain.ErrInvalidInput, field: "method"},
+		// Without an ID, every later payment without one would pass for a repeat of it.
+		{name: "payment_id missing", given: events(placed, paid("", 10)), when: pay("", 20), err: domain.ErrInvalidInput, field: "payment_id"},
 		{
 			name:  "reference too long",
 			given: events(placed),
@@ -309,6 +311,7 @@ func TestIssueRefund(t *testing.T) {
 		},
 		{name: "unknown order", when: refund("F1", 1), err: domain.ErrOrderNotFound},
 		{name: "amount zero", given: events(placed, paid("P1", 10)), when: refund("F1", 0), err: domain.ErrInvalidInput, field: "amount"},
+		{name: "refund_id missing", given: events(placed, paid("P1", 100), refunded("", 10)), when: refund("", 20), err: domain.ErrInvalidInput, field: "refund_id"},
 		{
 			name:  "reference too long",
 			given: events(placed, paid("P1", 10)),
@@ -400,6 +403,7 @@ func TestReturnItems(t *testing.T) {
 		{name: "not a cancelled order", given: history(confirmedO, events(cancelled(false))), when: ret("R1", line("SKU2", 1)), err: domain.ErrOrderNotDelivered},
 		{name: "unknown order", when: ret("R1", line("SKU2", 1)), err: domain.ErrOrderNotFound},
 		{name: "no lines", given: deliveredO, when: ret("R1"), err: domain.ErrInvalidInput, field: "lines"},
+		{name: "return_id shape", given: deliveredO, when: ret("R 1", line("SKU2", 1)), err: domain.ErrInvalidInput, field: "return_id"},
 		{name: "a SKU twice", given: deliveredO, when: ret("R1", line("SKU1", 1), line("SKU1", 1)), err: domain.ErrInvalidInput, field: "lines[1].sku"},
 		{name: "quantity zero", given: deliveredO, when: ret("R1", line("SKU1", 0)), err: domain.ErrInvalidInput, field: "lines[0].quantity"},
 		{name: "sku shape", given: deliveredO, when: ret("R1", line("", 1)), err: domain.ErrInvalidInput, field: "lines[0].sku"},
