@@ -174,6 +174,9 @@ func TestCrashMidBurst(t *testing.T) {
 			a.answered, a.status, a.answer = true, resp.status, resp.body
 		}
 		checkBurst(t, checkLog(t, srv, store), attempts, true)
+		if report := srv.expect(t, http.StatusOK, "GET", "/v1/audit/verify", nil); report["ok"] != true {
+			t.Errorf("GET /v1/audit/verify after the crash: %v", report)
+		}
 	})
 }
 

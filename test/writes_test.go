@@ -1,15 +1,18 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/openapi"
 )
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -267,5 +270,34 @@ func TestFulfilmentWithAutomation(t *testing.T) {
 		srv.expect(t, http.StatusOK, "POST", "/v1/purchase-orders/"+poID+"/receipt", nil)
 		srv.expect(t, http.StatusConflict, "POST", "/v1/purchase-orders/"+poID+"/receipt", map[string]any{})
 		checkLog(t, srv, store)
+	})
+}
+
+// TestOperationsRoutes checks what operators and tools read: health, readiness, metrics that
+// count the requests made, the OpenAPI document of this very build, and the audit report.
+func TestOperationsRoutes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, events string) {
+		srv := startServer(t, events)
+		if got := srv.expect(t, http.StatusOK, "GET", "/healthz", nil); got["status"] != "ok" {
+			t.Errorf("/healthz answered %v", got)
+		}
+		if got := srv.expect(t, http.StatusOK, "GET", "/readyz", nil); got["status"] != "ready" || got["events"] != "ok" {
+			t.Errorf("/readyz answered %v", got)
+		}
+		srv.expect(t, http.StatusCreated, "POST", "/v1/customers", map[string]any{"name": "Ann", "email": "ann@example.com"})
+		metrics := srv.do(t, "GET", "/metrics", nil)
+		if metrics.status != http.StatusOK || !strings.Contains(string(metrics.body), `orderledger_http_requests_total{method="POST",route="/v1/customers",status="201"} 1`) {
+			t.Errorf("/metrics: status %d, no count of the POST /v1/customers made:\n%s", metrics.status, tail(string(metrics.body), 20))
+		}
+		document := srv.do(t, "GET", "/v1/openapi.json", nil)
+		if document.status != http.StatusOK || !bytes.Equal(document.body, openapi.Document()) {
+			t.Errorf("/v1/openapi.json: status %d, not the document of this build", document.status)
+		}
+		// The report covers the log up to its head, which on PostgreSQL may lag a write.
+		settle(t, srv, openStore(t, events))
+		report := srv.expect(t, http.StatusOK, "GET", "/v1/audit/verify", nil)
+		if n, _ := report["events"].(float64); report["ok"] != true || report["first_failure"] != nil || n < 2 {
+			t.Errorf("/v1/audit/verify answered %v, want ok over the registration and the settle receipt", report)
+		}
 	})
 }
