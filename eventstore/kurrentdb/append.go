@@ -53,7 +53,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		}
 		proposed, last := seal(stream, head, events, time.Now())
 		var written *esdb.WriteResult
-		err = s.call(ctx, func(c *esdb.Client) error {
+		err = s.call(ctx, func(c *esdb.Client, _ func()) error {
 			var err error
 			written, err = c.AppendToStream(ctx, name, esdb.AppendToStreamOptions{ExpectedRevision: pinned}, proposed...)
 			return err

@@ -29,12 +29,13 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 // does not exist reads as empty.
 func (s *Store) readStream(ctx context.Context, name string, opts esdb.ReadStreamOptions, count uint64) ([]eventstore.Event, error) {
 	var events []eventstore.Event
-	err := s.call(ctx, func(c *esdb.Client) error {
+	err := s.call(ctx, func(c *esdb.Client, connected func()) error {
 		rs, err := c.ReadStream(ctx, name, opts, count)
 		if err != nil {
 			return err
 		}
 		defer rs.Close()
+		connected()
 		for {
 			r, err := rs.Recv()
 			switch {
@@ -56,12 +57,13 @@ func (s *Store) readStream(ctx context.Context, name string, opts esdb.ReadStrea
 // other prefixes included, so that the caller can page on.
 func (s *Store) readAll(ctx context.Context, dir esdb.Direction, from esdb.AllPosition, count uint64) ([]*esdb.RecordedEvent, error) {
 	var records []*esdb.RecordedEvent
-	err := s.call(ctx, func(c *esdb.Client) error {
+	err := s.call(ctx, func(c *esdb.Client, connected func()) error {
 		rs, err := c.ReadAll(ctx, esdb.ReadAllOptions{Direction: dir, From: from}, count)
 		if err != nil {
 			return err
 		}
 		defer rs.Close()
+		connected()
 		for {
 			r, err := rs.Recv()
 			if errors.Is(err, io.EOF) {

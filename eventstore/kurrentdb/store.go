@@ -46,6 +46,8 @@ type Store struct {
 	addr   string             // for errors: the node, or the gossip seeds
 	prefix string
 	log    *slog.Logger
+	// patience bounds the wait for a connection (see do)
+	patience time.Duration
 
 	mu     sync.Mutex
 	cur    *generation
@@ -88,6 +90,7 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 	}
 	cfg.Logger = clientLogger(s.log)
 	s.cfg = *cfg
+	s.patience = connectPatience(cfg)
 	if s.cur, err = s.newGeneration(); err != nil {
 		return nil, err
 	}
@@ -96,11 +99,8 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 	defer cancel()
 	if err := s.ping(pingCtx); err != nil {
 		s.Close()
-		switch {
-		case ctx.Err() != nil:
-			return nil, fmt.Errorf("kurrentdb: opening %s: %w", s.addr, ctx.Err())
-		case pingCtx.Err() != nil:
-			return nil, fmt.Errorf("%w: kurrentdb at %s did not answer within %v", eventstore.ErrUnavailable, s.addr, openTimeout)
+		if pingCtx.Err() != nil { // Open's bound, or the caller's deadline or cancellation
+			return nil, fmt.Errorf("%w: kurrentdb at %s did not answer (Open waits at most %v): %w", eventstore.ErrUnavailable, s.addr, openTimeout, pingCtx.Err())
 		}
 		return nil, err
 	}
@@ -117,12 +117,13 @@ func clientLogger(l *slog.Logger) esdb.LoggingFunc {
 
 // ping reads the newest record of $all, which any reachable node answers.
 func (s *Store) ping(ctx context.Context) error {
-	return s.call(ctx, func(c *esdb.Client) error {
+	return s.call(ctx, func(c *esdb.Client, connected func()) error {
 		rs, err := c.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
 		if err != nil {
 			return err
 		}
 		defer rs.Close()
+		connected()
 		if _, err := rs.Recv(); err != nil && !errors.Is(err, io.EOF) {
 			return err
 		}
@@ -170,7 +171,7 @@ func (s *Store) retireLocked(g *generation) bool {
 	return g.refs == 0
 }
 
-// replace swaps in a new client for old, which closed itself, unless that already happened
+// replace swaps in a new client for old, which closed itself (or seems to), unless that already happened
 // or the store is closed.
 func (s *Store) replace(old *generation) {
 	s.mu.Lock()
@@ -210,12 +211,20 @@ func (s *Store) release(g *generation) {
 	}
 }
 
-// do runs op on the current client and returns its error as the client reported it. op runs
-// in a goroutine because the client waits for a connection without looking at any context
-// (and forever if it closes itself meanwhile); do returns when ctx is done regardless. op
-// must itself use ctx for its calls, and the caller must not look at what op writes unless
-// do returns nil.
-func (s *Store) do(ctx context.Context, op func(*esdb.Client) error) (*generation, error) {
+// op is one use of a client. It must use ctx for every call, and call connected once the
+// client has handed it a connection (when its first call returns).
+type op func(c *esdb.Client, connected func()) error
+
+// errStuck means a call got no connection within the store's patience: a client that closed
+// itself while the call waited leaves it waiting for ever.
+var errStuck = errors.New("kurrentdb: no connection within the time discovery can take")
+
+// do runs op on the current client and returns its error as the client reported it. Client v4
+// waits for a connection without looking at any context, and for ever when it closes itself
+// meanwhile, so op runs in a goroutine and do returns when ctx is done, or with errStuck when
+// op has not connected within the patience. The caller must not look at what op writes
+// unless do returns nil.
+func (s *Store) do(ctx context.Context, fn op) (*generation, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -224,34 +233,68 @@ func (s *Store) do(ctx context.Context, op func(*esdb.Client) error) (*generatio
 		return nil, err
 	}
 	done := make(chan error, 1)
+	conn := make(chan struct{})
+	var once sync.Once
 	go func() {
 		defer s.release(g)
-		done <- op(g.client)
+		done <- fn(g.client, func() { once.Do(func() { close(conn) }) })
 	}()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
+	patience := time.NewTimer(s.patience)
+	defer patience.Stop()
+	for {
 		select {
-		case err = <-done:
-		default:
+		case err := <-done:
+			if err != nil && ctx.Err() != nil {
+				return g, ctx.Err()
+			}
+			return g, err
+		case <-conn:
+			conn = nil // connected: from here on only ctx bounds the call
+			patience.Stop()
+		case <-patience.C:
+			return g, fmt.Errorf("%w after %v: %w", errStuck, s.patience, eventstore.ErrUnavailable)
+		case <-ctx.Done():
+			select {
+			case err := <-done:
+				if err == nil {
+					return g, nil
+				}
+			default:
+			}
 			return g, ctx.Err()
 		}
 	}
-	if err != nil && ctx.Err() != nil {
-		return g, ctx.Err()
-	}
-	return g, err
 }
 
-// call is do for single calls: a client that closed itself is replaced for the next call,
-// and the error is mapped to the port's.
-func (s *Store) call(ctx context.Context, op func(*esdb.Client) error) error {
-	g, err := s.do(ctx, op)
+// connectPatience is how long do waits for a call to get a connection: the longest node
+// discovery can take with cfg, plus a call's deadline, plus slack. Discovery tries every
+// candidate MaxDiscoverAttempts times; each try is one call (a gossip read and a features
+// read for a cluster), each bounded by GossipTimeout.
+func connectPatience(cfg *esdb.Configuration) time.Duration {
+	perTry := time.Duration(cfg.GossipTimeout) * time.Second
+	if cfg.DnsDiscover || len(cfg.GossipSeeds) > 0 {
+		perTry *= 2
+	}
+	perAttempt := time.Duration(max(1, len(cfg.GossipSeeds)))*perTry + time.Duration(cfg.DiscoveryInterval)*time.Millisecond
+	deadline := 10 * time.Second // the client's default for a call that is not a stream
+	if cfg.DefaultDeadline != nil {
+		deadline = *cfg.DefaultDeadline
+	}
+	return time.Duration(max(1, cfg.MaxDiscoverAttempts))*perAttempt + deadline + 2*time.Second
+}
+
+// call is do for single calls: a client that closed itself, or seems to have, is replaced for
+// the next call, and the error is mapped to the port's.
+func (s *Store) call(ctx context.Context, fn op) error {
+	g, err := s.do(ctx, fn)
 	switch {
 	case err == nil:
 		return nil
 	case ctx.Err() != nil || errors.Is(err, errClosed):
 		return err
+	case errors.Is(err, errStuck):
+		s.replace(g)
+		return fmt.Errorf("kurrentdb at %s: %w", s.addr, err)
 	case isClientClosed(err):
 		s.replace(g)
 	}

@@ -34,13 +34,7 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, handle 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var sub *esdb.Subscription
-		opts := esdb.SubscribeToAllOptions{From: toClientPosition(last), Filter: s.subscriptionFilter()}
-		g, err := s.do(ctx, func(c *esdb.Client) error {
-			var err error
-			sub, err = c.SubscribeToAll(ctx, opts)
-			return err
-		})
+		g, sub, err := s.subscribe(ctx, last)
 		if err == nil {
 			var handlerErr error
 			err, handlerErr = s.follow(ctx, sub, &last, &failures, handle)
@@ -70,6 +64,43 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, handle 
 		case <-time.After(delay):
 		}
 	}
+}
+
+// subscribe starts a subscription to $all after last. A subscription that starts only after
+// do gave up waiting is closed, not leaked.
+func (s *Store) subscribe(ctx context.Context, last eventstore.Position) (*generation, *esdb.Subscription, error) {
+	var (
+		mu        sync.Mutex
+		sub       *esdb.Subscription
+		abandoned bool
+	)
+	opts := esdb.SubscribeToAllOptions{From: toClientPosition(last), Filter: s.subscriptionFilter()}
+	g, err := s.do(ctx, func(c *esdb.Client, connected func()) error {
+		started, err := c.SubscribeToAll(ctx, opts)
+		if err != nil {
+			return err
+		}
+		connected()
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			started.Close()
+			return nil
+		}
+		sub = started
+		return nil
+	})
+	if err != nil {
+		mu.Lock()
+		abandoned = true
+		late := sub
+		mu.Unlock()
+		if late != nil {
+			late.Close()
+		}
+		return g, nil, err
+	}
+	return g, sub, nil
 }
 
 // subscriptionFilter has the server skip what ReadAll skips, so that catching up does not
@@ -169,7 +200,7 @@ type dropAction int
 
 const (
 	resubscribe   dropAction = iota // on the same client, from the last event delivered
-	rebuildClient                   // the client closed itself: build a new one, then resubscribe
+	rebuildClient                   // the client closed itself (or seems to): build a new one, then resubscribe
 	giveUp                          // retrying cannot help: return the error
 )
 
@@ -177,6 +208,9 @@ const (
 // and how long to wait first.
 func afterDrop(err error, failures int) (dropAction, time.Duration) {
 	delay := min(minBackoff<<min(failures, 16), maxBackoff)
+	if errors.Is(err, errStuck) {
+		return rebuildClient, delay
+	}
 	var esdbErr *esdb.Error
 	if errors.As(err, &esdbErr) {
 		switch esdbErr.Code() {
