@@ -1,0 +1,391 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/orderledger/orderledger/domain"
+)
+
+// RecentOrdersLimit is how many of a customer's newest orders their profile lists.
+const RecentOrdersLimit = 10
+
+// Customer is the document of GET /v1/customers/{id}.
+type Customer struct {
+	CustomerID         string        `json:"customer_id"`
+	Name               string        `json:"name"`
+	Email              string        `json:"email"`
+	Phone              *string       `json:"phone"`
+	PaymentPreference  *string       `json:"payment_preference"`
+	OrderCount         int64         `json:"order_count"`
+	LifetimeValue      int64         `json:"lifetime_value"`
+	OutstandingBalance int64         `json:"outstanding_balance"`
+	FirstOrderAt       *time.Time    `json:"first_order_at"`
+	LastOrderAt        *time.Time    `json:"last_order_at"`
+	Channels           ChannelCounts `json:"channels"`
+	RecentOrders       []RecentOrder `json:"recent_orders"`
+}
+
+// ChannelCounts counts a customer's orders per channel.
+type ChannelCounts struct {
+	Web   int64 `json:"web"`
+	Store int64 `json:"store"`
+	Phone int64 `json:"phone"`
+}
+
+// RecentOrder is one of a customer's newest orders.
+type RecentOrder struct {
+	OrderID  string    `json:"order_id"`
+	Status   string    `json:"status"`
+	Total    int64     `json:"total"`
+	PlacedAt time.Time `json:"placed_at"`
+}
+
+// customerRow is a row of rm_customers in memory. lifetime_value is invoiced − credited over
+// the customer's orders; outstanding_balance the sum of the outstanding amounts of their
+// invoiced orders, kept up to date as each order's amounts change.
+type customerRow struct {
+	CustomerID                             string
+	Name, Email, Phone, PaymentPreference  string
+	OrderCount, LifetimeValue, Outstanding int64
+	FirstOrderAt, LastOrderAt              int64 // 0 before the first order
+	WebOrders, StoreOrders, PhoneOrders    int64
+}
+
+// customerOrderRow is what the customers projector knows of one order (rm_customer_orders).
+type customerOrderRow struct {
+	OrderID, CustomerID, Status     string
+	Total, Credited, Paid, Refunded int64
+	Invoiced                        bool
+	PlacedAt                        int64
+}
+
+func (o *customerOrderRow) outstanding() int64 { return o.Total - o.Credited - o.Paid + o.Refunded }
+
+var customersTable = table{name: "rm_customers", key: 1, columns: []string{
+	"customer_id", "name", "email", "phone", "payment_preference", "order_count",
+	"lifetime_value", "outstanding_balance", "first_order_at", "last_order_at", "web_orders", "store_orders", "phone_orders",
+}}
+
+var customerOrdersTable = table{name: "rm_customer_orders", key: 1, columns: []string{
+	"order_id", "customer_id", "status", "total", "credited", "paid", "refunded", "invoiced", "placed_at",
+}}
+
+const customerColumns = `customer_id, name, email, phone, payment_preference, order_count,
+	lifetime_value, outstanding_balance, first_order_at, last_order_at, web_orders, store_orders, phone_orders`
+
+func scanCustomer(r *sql.Rows) (*customerRow, error) {
+	var (
+		c           customerRow
+		first, last sql.NullInt64
+	)
+	err := r.Scan(&c.CustomerID, &c.Name, &c.Email, &c.Phone, &c.PaymentPreference, &c.OrderCount,
+		&c.LifetimeValue, &c.Outstanding, &first, &last, &c.WebOrders, &c.StoreOrders, &c.PhoneOrders)
+	c.FirstOrderAt, c.LastOrderAt = first.Int64, last.Int64
+	return &c, err
+}
+
+func (c *customerRow) values() []any {
+	return []any{c.CustomerID, c.Name, c.Email, c.Phone, c.PaymentPreference, c.OrderCount,
+		c.LifetimeValue, c.Outstanding, nullTime(c.FirstOrderAt), nullTime(c.LastOrderAt), c.WebOrders, c.StoreOrders, c.PhoneOrders}
+}
+
+func (c *customerRow) document(recent []RecentOrder) Customer {
+	doc := Customer{
+		CustomerID: c.CustomerID, Name: c.Name, Email: c.Email,
+		Phone: optional(c.Phone), PaymentPreference: optional(c.PaymentPreference),
+		OrderCount: c.OrderCount, LifetimeValue: c.LifetimeValue, OutstandingBalance: c.Outstanding,
+		Channels:     ChannelCounts{Web: c.WebOrders, Store: c.StoreOrders, Phone: c.PhoneOrders},
+		RecentOrders: recent,
+	}
+	if doc.RecentOrders == nil {
+		doc.RecentOrders = []RecentOrder{}
+	}
+	if c.FirstOrderAt != 0 {
+		first, last := microsTime(c.FirstOrderAt), microsTime(c.LastOrderAt)
+		doc.FirstOrderAt, doc.LastOrderAt = &first, &last
+	}
+	return doc
+}
+
+const customerOrderColumns = `order_id, customer_id, status, total, credited, paid, refunded, invoiced, placed_at`
+
+func scanCustomerOrder(r *sql.Rows) (*customerOrderRow, error) {
+	var (
+		o        customerOrderRow
+		invoiced int64
+	)
+	err := r.Scan(&o.OrderID, &o.CustomerID, &o.Status, &o.Total, &o.Credited, &o.Paid, &o.Refunded, &invoiced, &o.PlacedAt)
+	o.Invoiced = invoiced == 1
+	return &o, err
+}
+
+func (o *customerOrderRow) values() []any {
+	return []any{o.OrderID, o.CustomerID, o.Status, o.Total, o.Credited, o.Paid, o.Refunded, boolInt(o.Invoiced), o.PlacedAt}
+}
+
+// customersProjector keeps customer profiles (rm_customers) and what they need of each order
+// (rm_customer_orders).
+type customersProjector struct{}
+
+var customerEventTypes = typesOf(
+	domain.CustomerRegistered{}, domain.CustomerDetailsChanged{}, domain.OrderPlaced{}, domain.OrderInvoiced{},
+	domain.CreditNoteIssued{}, domain.PaymentReceived{}, domain.RefundIssued{}, domain.OrderBackordered{},
+	domain.OrderConfirmed{}, domain.OrderShipped{}, domain.OrderDelivered{}, domain.OrderCompleted{},
+	domain.OrderCancelled{},
+)
+
+func (customersProjector) name() string          { return "customers" }
+func (customersProjector) tables() []string      { return []string{"rm_customers", "rm_customer_orders"} }
+func (customersProjector) handles(t string) bool { return customerEventTypes[t] }
+func (customersProjector) newBatch(d dialect) batch {
+	return &customersBatch{d: d, customers: map[string]*customerRow{}, orders: map[string]*customerOrderRow{}}
+}
+
+type customersBatch struct {
+	d                           dialect
+	customers                   map[string]*customerRow
+	orders                      map[string]*customerOrderRow
+	dirtyCustomers, dirtyOrders keySet
+}
+
+func (b *customersBatch) load(ctx context.Context, tx *sql.Tx, events []envelope) error {
+	var orderIDs, customerIDs keySet
+	for _, e := range events {
+		switch e := e.data.(type) {
+		case domain.CustomerRegistered:
+			customerIDs.add(e.CustomerID)
+		case domain.CustomerDetailsChanged:
+			customerIDs.add(e.CustomerID)
+		case domain.OrderPlaced:
+			customerIDs.add(e.CustomerID)
+		default:
+			orderIDs.add(orderIDOf(e))
+		}
+	}
+	err := selectIn(ctx, tx, b.d, "SELECT "+customerOrderColumns+" FROM rm_customer_orders WHERE order_id IN ({keys})", orderIDs.keys, func(r *sql.Rows) error {
+		o, err := scanCustomerOrder(r)
+		if err == nil {
+			b.orders[o.OrderID] = o
+			customerIDs.add(o.CustomerID)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return selectIn(ctx, tx, b.d, "SELECT "+customerColumns+" FROM rm_customers WHERE customer_id IN ({keys})", customerIDs.keys, func(r *sql.Rows) error {
+		c, err := scanCustomer(r)
+		if err == nil {
+			b.customers[c.CustomerID] = c
+		}
+		return err
+	})
+}
+
+func (b *customersBatch) customer(id string) (*customerRow, error) {
+	c, ok := b.customers[id]
+	if !ok {
+		return nil, fmt.Errorf("customer %s was never registered", id)
+	}
+	b.dirtyCustomers.add(id)
+	return c, nil
+}
+
+func (b *customersBatch) apply(env envelope) error {
+	switch e := env.data.(type) {
+	case domain.CustomerRegistered:
+		if _, ok := b.customers[e.CustomerID]; ok {
+			return fmt.Errorf("customer %s is registered a second time", e.CustomerID)
+		}
+		b.customers[e.CustomerID] = &customerRow{
+			CustomerID: e.CustomerID, Name: e.Name, Email: e.Email, Phone: e.Phone,
+			PaymentPreference: e.PaymentPreference,
+		}
+		b.dirtyCustomers.add(e.CustomerID)
+		return nil
+	case domain.CustomerDetailsChanged:
+		c, err := b.customer(e.CustomerID)
+		if err != nil {
+			return err
+		}
+		setIf(&c.Name, e.Name)
+		setIf(&c.Email, e.Email)
+		setIf(&c.Phone, e.Phone)
+		setIf(&c.PaymentPreference, e.PaymentPreference)
+		return nil
+	case domain.OrderPlaced:
+		c, err := b.customer(e.CustomerID)
+		if err != nil {
+			return fmt.Errorf("order %s: %w", e.OrderID, err)
+		}
+		if _, exists := b.orders[e.OrderID]; exists {
+			return fmt.Errorf("order %s is placed a second time", e.OrderID)
+		}
+		placed := e.PlacedAt.UnixMicro()
+		b.orders[e.OrderID] = &customerOrderRow{OrderID: e.OrderID, CustomerID: e.CustomerID, Status: domain.StatusPending, Total: e.Total, PlacedAt: placed}
+		b.dirtyOrders.add(e.OrderID)
+		c.OrderCount++
+		if c.FirstOrderAt == 0 || placed < c.FirstOrderAt {
+			c.FirstOrderAt = placed
+		}
+		if placed > c.LastOrderAt {
+			c.LastOrderAt = placed
+		}
+		switch e.Channel {
+		case "web":
+			c.WebOrders++
+		case "store":
+			c.StoreOrders++
+		case "phone":
+			c.PhoneOrders++
+		}
+		return nil
+	}
+	id := orderIDOf(env.data)
+	o, ok := b.orders[id]
+	if !ok {
+		return fmt.Errorf("order %s: %w", id, errNotPlaced)
+	}
+	c, err := b.customer(o.CustomerID)
+	if err != nil {
+		return err
+	}
+	b.dirtyOrders.add(id)
+	switch e := env.data.(type) {
+	case domain.OrderInvoiced:
+		if !o.Invoiced {
+			o.Invoiced = true
+			c.Outstanding += o.outstanding()
+		}
+		c.LifetimeValue += e.Total
+	case domain.CreditNoteIssued:
+		o.Credited += e.Total
+		c.LifetimeValue -= e.Total
+		if o.Invoiced {
+			c.Outstanding -= e.Total
+		}
+	case domain.PaymentReceived:
+		o.Paid += e.Amount
+		if o.Invoiced {
+			c.Outstanding -= e.Amount
+		}
+	case domain.RefundIssued:
+		o.Refunded += e.Amount
+		if o.Invoiced {
+			c.Outstanding += e.Amount
+		}
+	case domain.OrderBackordered:
+		o.Status = domain.StatusBackordered
+	case domain.OrderConfirmed:
+		o.Status = domain.StatusConfirmed
+	case domain.OrderShipped:
+		o.Status = domain.StatusShipped
+	case domain.OrderDelivered:
+		o.Status = domain.StatusDelivered
+	case domain.OrderCompleted:
+		o.Status = domain.StatusCompleted
+	case domain.OrderCancelled:
+		o.Status = domain.StatusCancelled
+	}
+	return nil
+}
+
+func setIf(dst *string, v *string) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func (b *customersBatch) flush(ctx context.Context, tx *sql.Tx) error {
+	customers := make([][]any, 0, len(b.dirtyCustomers.keys))
+	for _, id := range b.dirtyCustomers.keys {
+		customers = append(customers, b.customers[id].values())
+	}
+	if err := customersTable.upsert(ctx, tx, b.d, customers); err != nil {
+		return err
+	}
+	orders := make([][]any, 0, len(b.dirtyOrders.keys))
+	for _, id := range b.dirtyOrders.keys {
+		orders = append(orders, b.orders[id].values())
+	}
+	return customerOrdersTable.upsert(ctx, tx, b.d, orders)
+}
+
+// Customer returns a customer's profile, or ErrNotFound.
+func (s *ReadStore) Customer(ctx context.Context, id string) (Customer, error) {
+	var docs []Customer
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		docs, err = s.customers(ctx, tx, "SELECT "+customerColumns+" FROM rm_customers WHERE customer_id = ?", id)
+		return err
+	})
+	if err != nil {
+		return Customer{}, err
+	}
+	if len(docs) == 0 {
+		return Customer{}, fmt.Errorf("%w: customer %s", ErrNotFound, id)
+	}
+	return docs[0], nil
+}
+
+// CustomersByLifetimeValue lists customers, highest lifetime value first (ties by
+// customer_id).
+func (s *ReadStore) CustomersByLifetimeValue(ctx context.Context, limit int) ([]Customer, error) {
+	var docs []Customer
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		docs, err = s.customers(ctx, tx, "SELECT "+customerColumns+
+			" FROM rm_customers ORDER BY lifetime_value DESC, customer_id LIMIT ?", limit)
+		return err
+	})
+	return docs, err
+}
+
+// customers runs a query for customer rows and adds each one's recent orders.
+func (s *ReadStore) customers(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]Customer, error) {
+	var rows []*customerRow
+	err := queryRows(ctx, tx, s.dialect, query, args, func(r *sql.Rows) error {
+		c, err := scanCustomer(r)
+		rows = append(rows, c)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	docs := make([]Customer, 0, len(rows))
+	if len(rows) == 0 {
+		return docs, nil
+	}
+	ids := make([]string, len(rows))
+	for i, c := range rows {
+		ids[i] = c.CustomerID
+	}
+	recent := map[string][]RecentOrder{}
+	err = selectIn(ctx, tx, s.dialect, fmt.Sprintf(`SELECT customer_id, order_id, status, total, placed_at FROM (
+			SELECT customer_id, order_id, status, total, placed_at,
+				ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY placed_at DESC, order_id DESC) AS n
+			FROM rm_customer_orders WHERE customer_id IN ({keys})) recent
+		WHERE n <= %d ORDER BY customer_id, placed_at DESC, order_id DESC`, RecentOrdersLimit), ids, func(r *sql.Rows) error {
+		var (
+			customerID string
+			o          RecentOrder
+			placed     int64
+		)
+		if err := r.Scan(&customerID, &o.OrderID, &o.Status, &o.Total, &placed); err != nil {
+			return err
+		}
+		o.PlacedAt = microsTime(placed)
+		recent[customerID] = append(recent[customerID], o)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range rows {
+		docs = append(docs, c.document(recent[c.CustomerID]))
+	}
+	return docs, nil
+}

@@ -1,0 +1,434 @@
+package projections
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderledger/orderledger/eventstore"
+)
+
+// Errors WaitFor returns besides the context's.
+var (
+	// ErrProjectorStopped: a projector the caller waits for stopped on a broken event and will
+	// not get further until it is fixed and rebuilt.
+	ErrProjectorStopped = errors.New("projections: projector stopped")
+	// ErrUnknownProjector: no projector of that name runs in this Runner.
+	ErrUnknownProjector = errors.New("projections: no such projector in this runner")
+)
+
+// Projector states, as Status reports them.
+const (
+	StateStarting = "starting" // not yet holding its lease
+	StateRunning  = "running"  // following the log
+	StateStandby  = "standby"  // another process holds the lease; this one takes over if it lapses
+	StateRetrying = "retrying" // the last attempt failed (store unreachable…); it tries again
+	StateStopped  = "stopped"  // a broken event stopped it; see BrokenEvent
+)
+
+// Defaults of a Runner.
+const (
+	defaultLeaseTTL = 15 * time.Second
+	// standbyRetry is how often a projector in standby tries the lease and reads the
+	// checkpoint its holder reached, which is what ?after= waits then see.
+	standbyRetry = time.Second
+	retryMin     = 100 * time.Millisecond
+	retryMax     = 10 * time.Second
+)
+
+// Runner runs projectors in this process: each follows the log with its own subscription and
+// moves on its own, so a slow or stopped projector holds no other back.
+type Runner struct {
+	store    eventstore.Store
+	read     *ReadStore
+	owner    string
+	leaseTTL time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+
+	workers []*worker // the projectors, in report order
+	counter *worker   // counts the log's events, for lag
+	byName  map[string]*worker
+}
+
+// Option configures a Runner.
+type Option func(*runnerConfig)
+
+type runnerConfig struct {
+	names    []string
+	leaseTTL time.Duration
+	log      *slog.Logger
+	owner    string
+	registry *prometheus.Registry
+}
+
+// WithProjectors runs only the named projectors (all by default).
+func WithProjectors(names ...string) Option {
+	return func(c *runnerConfig) { c.names = names }
+}
+
+// WithLeaseTTL sets how long a projector's lease lasts without renewal: how soon another
+// process takes over after this one dies. Leases are renewed every third of it.
+func WithLeaseTTL(d time.Duration) Option { return func(c *runnerConfig) { c.leaseTTL = d } }
+
+// WithLogger sets the logger (slog.Default by default).
+func WithLogger(l *slog.Logger) Option { return func(c *runnerConfig) { c.log = l } }
+
+// WithOwner names this process in leases (host:pid:random by default).
+func WithOwner(id string) Option { return func(c *runnerConfig) { c.owner = id } }
+
+// WithRegistry registers the lag metrics on reg.
+func WithRegistry(reg *prometheus.Registry) Option { return func(c *runnerConfig) { c.registry = reg } }
+
+// NewRunner prepares the projectors; Run starts them.
+func NewRunner(store eventstore.Store, read *ReadStore, opts ...Option) (*Runner, error) {
+	cfg := runnerConfig{leaseTTL: defaultLeaseTTL, log: slog.Default()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.owner == "" {
+		cfg.owner = ownerID("")
+	}
+	if cfg.leaseTTL <= 0 {
+		return nil, fmt.Errorf("projections: lease TTL must be positive, got %s", cfg.leaseTTL)
+	}
+	ps, err := selectProjectors(cfg.names)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{
+		store: store, read: read, owner: cfg.owner, leaseTTL: cfg.leaseTTL, log: cfg.log, now: time.Now,
+		byName: map[string]*worker{},
+	}
+	for _, p := range ps {
+		w := newWorker(r, p, p.name())
+		r.workers = append(r.workers, w)
+		r.byName[p.name()] = w
+	}
+	r.counter = newWorker(r, nil, logCounter)
+	if cfg.registry != nil {
+		if err := cfg.registry.Register(runnerCollector{r}); err != nil {
+			return nil, fmt.Errorf("projections: register metrics: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// ownerID names this process: host, pid and a random part, so two runners never share a name.
+func ownerID(role string) string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	id := fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	if role != "" {
+		id = role + "@" + id
+	}
+	return id
+}
+
+// Run runs the projectors until ctx ends, then frees their leases. A projector stopped by a
+// broken event stays stopped while the others go on; Run returns nil once ctx is done.
+func (r *Runner) Run(ctx context.Context) error {
+	names := []string{logCounter}
+	for _, w := range r.workers {
+		names = append(names, w.name)
+	}
+	if err := r.read.ensureStateRows(ctx, names); err != nil {
+		return fmt.Errorf("projections: %w", err)
+	}
+	var wg sync.WaitGroup
+	for _, w := range append([]*worker{r.counter}, r.workers...) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// WaitFor returns once the named projectors (all of this Runner's when none is named) have
+// read the log at least up to pos; it watches their progress in this process. It fails with
+// ErrProjectorStopped if one of them has stopped short of pos, and with ctx's error when ctx
+// ends first.
+func (r *Runner) WaitFor(ctx context.Context, pos eventstore.Position, projectors ...string) error {
+	workers := r.workers
+	if len(projectors) > 0 {
+		workers = make([]*worker, 0, len(projectors))
+		for _, n := range projectors {
+			w, ok := r.byName[n]
+			if !ok {
+				return fmt.Errorf("%w: %q", ErrUnknownProjector, n)
+			}
+			workers = append(workers, w)
+		}
+	}
+	for _, w := range workers {
+		for {
+			changed, cur, broken := w.watch()
+			if cur.pos.Compare(pos) >= 0 {
+				break
+			}
+			if broken != nil {
+				return fmt.Errorf("%w: %v", ErrProjectorStopped, broken)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-changed:
+			}
+		}
+	}
+	return nil
+}
+
+// worker runs one projector, or the log counter (p nil), in a Runner.
+type worker struct {
+	r    *Runner
+	p    projector
+	name string
+
+	// writeMu makes this projector's transactions (batches, renewals) take turns, and guards
+	// w and persisted.
+	writeMu   sync.Mutex
+	w         writer
+	persisted progress
+
+	mu      sync.Mutex
+	current progress
+	changed chan struct{} // closed and replaced whenever current moves
+	state   string
+	holder  string
+	lastErr error
+	broken  *EventError
+}
+
+func newWorker(r *Runner, p projector, name string) *worker {
+	return &worker{r: r, p: p, name: name, changed: make(chan struct{}), state: StateStarting}
+}
+
+// watch returns the progress, a channel closed when it next moves, and the broken event if the
+// projector stopped.
+func (w *worker) watch() (<-chan struct{}, progress, *EventError) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.changed, w.current, w.broken
+}
+
+func (w *worker) publish(p progress) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.current = p
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+func (w *worker) progress() progress {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.current
+}
+
+func (w *worker) setState(state, holder string, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.state, w.holder, w.lastErr = state, holder, err
+}
+
+func (w *worker) stop(broken *EventError) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.state, w.broken, w.lastErr = StateStopped, broken, broken
+	// Wake WaitFor callers so they learn at once.
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+// run takes the lease and follows the log until ctx ends or a broken event stops it, waiting
+// in standby while another process holds the lease and retrying after failures.
+func (w *worker) run(ctx context.Context) {
+	log := w.r.log.With("projector", w.name)
+	backoff := retryMin
+	retry := func(err error) {
+		w.setState(StateRetrying, "", err)
+		log.Error("projector failed; retrying", "err", err, "in", backoff)
+		sleep(ctx, backoff)
+		backoff = min(2*backoff, retryMax)
+	}
+	for ctx.Err() == nil {
+		cp, holds, err := w.r.read.acquire(ctx, w.name, w.r.owner, w.r.leaseTTL, w.r.now())
+		if err != nil {
+			if ctx.Err() == nil {
+				retry(err)
+			}
+			continue
+		}
+		if !holds {
+			// The holder's checkpoint is what the read models show: report it.
+			w.publish(cp.progress)
+			w.setState(StateStandby, cp.leaseOwner, nil)
+			sleep(ctx, min(standbyRetry, w.r.leaseTTL/3))
+			continue
+		}
+		w.writeMu.Lock()
+		w.w = writer{owner: w.r.owner, generation: cp.generation, leaseTTL: w.r.leaseTTL, now: w.r.now}
+		w.persisted = cp.progress
+		w.writeMu.Unlock()
+		w.publish(cp.progress)
+		w.setState(StateRunning, "", nil)
+		log.Info("projector running", "from", cp.progress.pos.String(), "events", cp.progress.events)
+
+		err = w.follow(ctx)
+		var broken *EventError
+		switch {
+		case ctx.Err() != nil:
+			w.release(ctx)
+			return
+		case errors.As(err, &broken):
+			log.Error("projector stopped on a broken event", "position", broken.Position.String(), "stream", broken.Stream,
+				"version", broken.Version, "type", broken.Type, "event_id", broken.EventID.String(), "err", broken.Err)
+			w.release(ctx)
+			w.stop(broken)
+			return
+		case errors.Is(err, errFenced):
+			log.Warn("projector taken over by another process; standing by")
+			backoff = retryMin
+		default:
+			w.release(ctx)
+			retry(err)
+		}
+	}
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// follow subscribes from the checkpoint and projects every batch, renewing the lease on the
+// side, until an error or ctx ends.
+func (w *worker) follow(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var heartbeat sync.WaitGroup
+	heartbeat.Add(1)
+	go func() {
+		defer heartbeat.Done()
+		ticker := time.NewTicker(w.r.leaseTTL / 3)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+			if err := w.renew(ctx); err != nil {
+				cancel(err)
+				return
+			}
+		}
+	}()
+	err := w.r.store.Subscribe(ctx, w.progress().pos, w.handle)
+	cancel(nil)
+	heartbeat.Wait()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
+}
+
+// handle projects one batch from the subscription: the events up to a broken one, then stops
+// on it.
+func (w *worker) handle(ctx context.Context, batch []eventstore.Event) error {
+	if w.p == nil {
+		w.publish(w.progress().after(batch))
+		return nil
+	}
+	envs, n, broken := decode(w.name, batch, w.p.handles)
+	if err := w.project(ctx, batch[:n], envs); err != nil {
+		return err
+	}
+	if broken != nil {
+		return broken
+	}
+	return nil
+}
+
+// project applies events (envs are those the projector wants, decoded) and moves the
+// checkpoint past them. A batch with nothing to write only moves the progress in memory; the
+// next write or renewal records it.
+func (w *worker) project(ctx context.Context, events []eventstore.Event, envs []envelope) error {
+	if len(events) == 0 {
+		return nil
+	}
+	next := w.progress().after(events)
+	if len(envs) == 0 {
+		w.publish(next)
+		return nil
+	}
+	w.writeMu.Lock()
+	err := w.r.read.commitBatch(ctx, w.p, w.w, w.persisted, next, envs)
+	if err == nil {
+		w.persisted = next
+	}
+	w.writeMu.Unlock()
+	var broken *EventError
+	if errors.As(err, &broken) {
+		// Keep what comes before the broken event, so the read model stops right at it.
+		i := slices.IndexFunc(events, func(e eventstore.Event) bool { return e.Position == broken.Position })
+		j := slices.IndexFunc(envs, func(e envelope) bool { return e.meta.Position == broken.Position })
+		if i > 0 && j >= 0 {
+			if err := w.project(ctx, events[:i], envs[:j]); err != nil {
+				return err
+			}
+		}
+		return broken
+	}
+	if err != nil {
+		return err
+	}
+	w.publish(next)
+	return nil
+}
+
+// renew records the progress made in memory and extends the lease.
+func (w *worker) renew(ctx context.Context) error {
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	cur := w.progress()
+	if err := w.r.read.renew(ctx, w.name, w.w, w.persisted, cur); err != nil {
+		return err
+	}
+	w.persisted = cur
+	return nil
+}
+
+// release records the progress and frees the lease, so that another process can take over at
+// once rather than when the lease would have lapsed.
+func (w *worker) release(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	if err := w.r.read.release(ctx, w.name, w.w, w.persisted, w.progress()); err != nil && !errors.Is(err, errFenced) {
+		w.r.log.Warn("releasing the projector's lease failed; it lapses on its own", "projector", w.name, "err", err)
+	}
+}

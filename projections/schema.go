@@ -1,0 +1,224 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	pgstore "github.com/orderledger/orderledger/eventstore/postgres"
+)
+
+// schemaComponent is this package's row in schema_migrations, the table the event store
+// adapters share with it.
+const schemaComponent = "projections"
+
+// migrations returns, for a dialect, the statements that bring the schema from version i to
+// i+1 at index i. Released versions never change. {key} is the dialect's identifier type.
+//
+// Times are microseconds since the Unix epoch (UTC), amounts and counts BIGINT, booleans 0/1,
+// and nested lists (order lines, credit notes, ledger lines) JSON text: they are always read and
+// written with their row.
+func migrations(d dialect) [][]string {
+	v1 := []string{
+		// One row per projector (and "log", the log counter): its checkpoint, the number of
+		// events up to it, the time the last of them was recorded, and who may write it.
+		`CREATE TABLE rm_projector_state (
+			name             {key}   PRIMARY KEY,
+			generation       BIGINT  NOT NULL,
+			pos_commit       BIGINT  NOT NULL,
+			pos_prepare      BIGINT  NOT NULL,
+			events           BIGINT  NOT NULL,
+			last_recorded_at BIGINT  NOT NULL,
+			lease_owner      TEXT    NOT NULL,
+			lease_expires    BIGINT  NOT NULL,
+			updated_at       BIGINT  NOT NULL
+		)`,
+
+		`CREATE TABLE rm_orders (
+			order_id           {key}  PRIMARY KEY,
+			customer_id        {key}  NOT NULL,
+			channel            {key}  NOT NULL,
+			currency           TEXT   NOT NULL,
+			status             {key}  NOT NULL,
+			payment_status     TEXT   NOT NULL,
+			fulfillment_status TEXT   NOT NULL,
+			lines              TEXT   NOT NULL,
+			subtotal           BIGINT NOT NULL,
+			tax                BIGINT NOT NULL,
+			total              BIGINT NOT NULL,
+			paid               BIGINT NOT NULL,
+			refunded           BIGINT NOT NULL,
+			credited           BIGINT NOT NULL,
+			outstanding        BIGINT NOT NULL,
+			invoice_number     TEXT   NOT NULL,
+			credit_notes       TEXT   NOT NULL,
+			carrier            TEXT   NOT NULL,
+			tracking_number    TEXT   NOT NULL,
+			shipped_units      BIGINT NOT NULL,
+			returned_units     BIGINT NOT NULL,
+			placed_at          BIGINT NOT NULL,
+			updated_at         BIGINT NOT NULL
+		)`,
+		// GET /v1/orders lists newest first, by (placed_at, order_id) descending, filtered by
+		// at most one of these at a time through its index (the others filter the rows read).
+		`CREATE INDEX rm_orders_placed ON rm_orders (placed_at DESC, order_id DESC)`,
+		`CREATE INDEX rm_orders_customer ON rm_orders (customer_id, placed_at DESC, order_id DESC)`,
+		`CREATE INDEX rm_orders_status ON rm_orders (status, placed_at DESC, order_id DESC)`,
+		`CREATE INDEX rm_orders_channel ON rm_orders (channel, placed_at DESC, order_id DESC)`,
+
+		`CREATE TABLE rm_customers (
+			customer_id         {key}   PRIMARY KEY,
+			name                TEXT    NOT NULL,
+			email               TEXT    NOT NULL,
+			phone               TEXT    NOT NULL,
+			payment_preference  TEXT    NOT NULL,
+			order_count         BIGINT  NOT NULL,
+			lifetime_value      BIGINT  NOT NULL,
+			outstanding_balance BIGINT  NOT NULL,
+			first_order_at      BIGINT,
+			last_order_at       BIGINT,
+			web_orders          BIGINT  NOT NULL,
+			store_orders        BIGINT  NOT NULL,
+			phone_orders        BIGINT  NOT NULL
+		)`,
+		`CREATE INDEX rm_customers_lifetime_value ON rm_customers (lifetime_value DESC, customer_id)`,
+		// What the customers projector knows of each order: enough to keep outstanding
+		// balances and list recent orders.
+		`CREATE TABLE rm_customer_orders (
+			order_id    {key}   PRIMARY KEY,
+			customer_id {key}   NOT NULL,
+			status      TEXT    NOT NULL,
+			total       BIGINT  NOT NULL,
+			credited    BIGINT  NOT NULL,
+			paid        BIGINT  NOT NULL,
+			refunded    BIGINT  NOT NULL,
+			invoiced    INTEGER NOT NULL,
+			placed_at   BIGINT  NOT NULL
+		)`,
+		`CREATE INDEX rm_customer_orders_recent ON rm_customer_orders (customer_id, placed_at DESC, order_id DESC)`,
+
+		`CREATE TABLE rm_stock (
+			sku              {key}   PRIMARY KEY,
+			on_hand          BIGINT  NOT NULL,
+			reserved         BIGINT  NOT NULL,
+			backordered      BIGINT  NOT NULL,
+			incoming         BIGINT  NOT NULL,
+			has_policy       INTEGER NOT NULL,
+			reorder_point    BIGINT  NOT NULL,
+			reorder_quantity BIGINT  NOT NULL,
+			supplier         TEXT    NOT NULL,
+			low_stock        INTEGER NOT NULL
+		)`,
+		`CREATE INDEX rm_stock_low ON rm_stock (low_stock, sku)`,
+		// Purchase orders a SKU's stream requested, with what is still incoming: the stock
+		// stream's own view, which the purchase order streams follow only later.
+		`CREATE TABLE rm_stock_replenishments (
+			purchase_order_id {key}  PRIMARY KEY,
+			sku               {key}  NOT NULL,
+			incoming          BIGINT NOT NULL
+		)`,
+		`CREATE TABLE rm_purchase_orders (
+			purchase_order_id {key}  PRIMARY KEY,
+			sku               {key}  NOT NULL,
+			supplier          TEXT   NOT NULL,
+			quantity          BIGINT NOT NULL,
+			status            {key}  NOT NULL,
+			raised_at         BIGINT NOT NULL,
+			received_at       BIGINT
+		)`,
+		`CREATE INDEX rm_purchase_orders_raised ON rm_purchase_orders (raised_at DESC, purchase_order_id DESC)`,
+		`CREATE INDEX rm_purchase_orders_sku ON rm_purchase_orders (sku, raised_at DESC, purchase_order_id DESC)`,
+		`CREATE INDEX rm_purchase_orders_status ON rm_purchase_orders (status, raised_at DESC, purchase_order_id DESC)`,
+
+		// One fact per dated document (order placed, invoice, credit note, payment, refund),
+		// so that a period of any bounds sums exactly.
+		`CREATE TABLE rm_sales_facts (
+			fact_id     {key}  PRIMARY KEY,
+			occurred_at BIGINT NOT NULL,
+			day         TEXT   NOT NULL,
+			channel     TEXT   NOT NULL,
+			orders      BIGINT NOT NULL,
+			invoiced    BIGINT NOT NULL,
+			credited    BIGINT NOT NULL,
+			invoice_tax BIGINT NOT NULL,
+			credit_tax  BIGINT NOT NULL,
+			payments    BIGINT NOT NULL,
+			refunds     BIGINT NOT NULL
+		)`,
+		`CREATE INDEX rm_sales_facts_occurred ON rm_sales_facts (occurred_at)`,
+		`CREATE TABLE rm_sales_order_channels (
+			order_id {key} PRIMARY KEY,
+			channel  TEXT  NOT NULL
+		)`,
+
+		`CREATE TABLE rm_ledger_entries (
+			entry_id  {key}  PRIMARY KEY,
+			order_id  {key}  NOT NULL,
+			kind      TEXT   NOT NULL,
+			document  TEXT   NOT NULL,
+			posted_at BIGINT NOT NULL,
+			lines     TEXT   NOT NULL
+		)`,
+		`CREATE INDEX rm_ledger_entries_order ON rm_ledger_entries (order_id, posted_at, entry_id)`,
+		`CREATE INDEX rm_ledger_entries_posted ON rm_ledger_entries (posted_at, entry_id)`,
+		`CREATE TABLE rm_ledger_accounts (
+			account {key}  PRIMARY KEY,
+			debit   BIGINT NOT NULL,
+			credit  BIGINT NOT NULL
+		)`,
+	}
+	all := [][]string{v1}
+	for _, version := range all {
+		for i, stmt := range version {
+			version[i] = strings.ReplaceAll(stmt, "{key}", d.keyType())
+		}
+	}
+	return all
+}
+
+// migrate creates or upgrades the schema in one transaction. On PostgreSQL it holds the lock
+// the event store adapter takes for its own migration, so that no two processes create
+// schema_migrations or migrate at once; on SQLite the write transaction is that lock.
+func (s *ReadStore) migrate(ctx context.Context) error {
+	tx, err := s.beginWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op once committed
+	if s.dialect.postgres {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", pgstore.SchemaLockKey); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		component TEXT PRIMARY KEY,
+		version   INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	var version int
+	err = tx.QueryRowContext(ctx, s.dialect.sql("SELECT version FROM schema_migrations WHERE component = ?"), schemaComponent).Scan(&version)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	all := migrations(s.dialect)
+	if version > len(all) {
+		return fmt.Errorf("the %s schema is at version %d, newer than this build knows (%d)", schemaComponent, version, len(all))
+	}
+	if version == len(all) {
+		return nil
+	}
+	for v := version; v < len(all); v++ {
+		for _, stmt := range all[v] {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("migrate %s to version %d: %w", schemaComponent, v+1, err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.dialect.sql(`INSERT INTO schema_migrations (component, version) VALUES (?, ?)
+		ON CONFLICT (component) DO UPDATE SET version = excluded.version`), schemaComponent, len(all)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
