@@ -60,11 +60,15 @@ func TestSQLHashEqualsGoHash(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			first := mustAppend(t, s, c.stream, eventstore.NoStream(), c.event)
 			// A second event chains onto the first hash, not onto zero bytes.
 			second := event("Next.v1", `{"n":2}`)
+			// One at a time (orderledger_append_one) …
+			first := mustAppend(t, s, c.stream, eventstore.NoStream(), c.event)
 			mustAppend(t, s, c.stream, eventstore.Exact(first.Version), second)
 			checkChain(t, s, c.stream, []eventstore.EventData{c.event, second})
+			// … and as one batch (orderledger_append), in a stream of its own.
+			mustAppend(t, s, c.stream+"/batch", eventstore.NoStream(), c.event, second)
+			checkChain(t, s, c.stream+"/batch", []eventstore.EventData{c.event, second})
 		})
 	}
 
@@ -79,18 +83,24 @@ func TestSQLHashEqualsGoHash(t *testing.T) {
 			VALUES ($1, $2, $3, 'Planted.v1', '{}', '{}', now(), $4)`, stream, planted, uuid.New(), prev[:]); err != nil {
 			t.Fatal(err)
 		}
-		e := event("Tall.v1", `{"tall":true}`)
-		res := mustAppend(t, s, stream, eventstore.Exact(planted), e)
-		if res.Version != planted+1 {
+		one := event("Tall.v1", `{"tall":true}`)
+		batch := []eventstore.EventData{event("Taller.v1", `{"n":1}`), event("Taller.v1", `{"n":2}`)}
+		if res := mustAppend(t, s, stream, eventstore.Exact(planted), one); res.Version != planted+1 {
 			t.Fatalf("appended at version %d, want %d", res.Version, planted+1)
 		}
+		if res := mustAppend(t, s, stream, eventstore.Exact(planted+1), batch...); res.Version != planted+3 {
+			t.Fatalf("batch appended up to version %d, want %d", res.Version, planted+3)
+		}
 		got, err := s.ReadStream(ctx, stream, planted+1, 10)
-		if err != nil || len(got) != 1 {
+		if err != nil || len(got) != 3 {
 			t.Fatalf("read back: %v, %d events", err, len(got))
 		}
-		want := eventstore.ComputeHash(prev, stream, planted+1, e.ID, e.Type, got[0].RecordedAt, e.Metadata, e.Data)
-		if got[0].Hash != want {
-			t.Fatalf("SQL hash %s, Go hash %s", got[0].Hash, want)
+		for i, e := range append([]eventstore.EventData{one}, batch...) {
+			want := eventstore.ComputeHash(prev, stream, uint64(planted+1+i), e.ID, e.Type, got[i].RecordedAt, e.Metadata, e.Data)
+			if got[i].Hash != want {
+				t.Fatalf("version %d: SQL hash %s, Go hash %s", planted+1+i, got[i].Hash, want)
+			}
+			prev = want
 		}
 	})
 }
@@ -515,4 +525,29 @@ func typesOf(events []eventstore.EventData) string {
 		types[i] = e.Type
 	}
 	return strings.Join(types, ",")
+}
+
+// TestOtherDatabasesDoNotHoldBackReads: a transaction open in another database of the same
+// server cannot write here, so it holds nothing back.
+func TestOtherDatabasesDoNotHoldBackReads(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	other := openStore(t, pgtest.NewDatabase(t))
+	conn := connect(t, other)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SELECT pg_current_xact_id()"); err != nil {
+		t.Fatal(err)
+	}
+
+	res := mustAppend(t, s, "order-1", eventstore.NoStream(), event("A.v1", `{}`))
+	if head, err := s.Head(ctx); err != nil || head != res.Position {
+		t.Fatalf("Head %v, %v with a transaction open in another database; want %v", head, err, res.Position)
+	}
+	if got, err := s.ReadAll(ctx, eventstore.Position{}, 10); err != nil || len(got) != 1 {
+		t.Fatalf("ReadAll: %d events, %v with a transaction open in another database; want 1", len(got), err)
+	}
 }

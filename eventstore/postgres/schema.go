@@ -29,8 +29,9 @@ var migrations = []string{
 	//
 	// The primary key (xid, position) is the global order readers follow, so it doubles as the
 	// read index; UNIQUE (stream, version) orders each stream and is the last guard against two
-	// writers taking the same version. The id index finds a retried event: event IDs are random
-	// UUIDs, so the id alone is selective and its entries are smaller than (stream, id).
+	// writers taking the same version. UNIQUE (stream, id) finds a retried event with one probe
+	// (on id alone, a planner without statistics may scan the stream's whole range beside it)
+	// and guards the rule that an event ID is stored once per stream.
 	`
 CREATE TABLE events (
 	position    bigserial   NOT NULL,
@@ -44,9 +45,9 @@ CREATE TABLE events (
 	recorded_at timestamptz NOT NULL,
 	hash        bytea       NOT NULL,
 	CONSTRAINT events_pkey PRIMARY KEY (xid, position),
-	CONSTRAINT events_stream_version_key UNIQUE (stream, version)
+	CONSTRAINT events_stream_version_key UNIQUE (stream, version),
+	CONSTRAINT events_stream_id_key UNIQUE (stream, id)
 );
-CREATE INDEX events_id ON events (id);
 
 CREATE FUNCTION orderledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
@@ -57,86 +58,142 @@ $fn$;
 CREATE TRIGGER events_immutable BEFORE UPDATE OR DELETE OR TRUNCATE ON events
 	FOR EACH STATEMENT EXECUTE FUNCTION orderledger_refuse_change();
 
--- orderledger_append appends a batch to one stream and answers in one row:
+-- orderledger_event_hash is the chain link eventstore.Hash documents, byte for byte. Being a
+-- plain SQL expression, it is inlined where it is called.
+CREATE FUNCTION orderledger_event_hash(
+	prev bytea, version bigint, stream text, id uuid, type text, recorded_at timestamptz,
+	metadata bytea, data bytea)
+RETURNS bytea LANGUAGE sql STABLE AS $fn$
+	SELECT sha256(
+		'\x6f726465726c65646765722f6576656e742f7631'::bytea -- "orderledger/event/v1"
+		|| prev
+		|| int8send(version)
+		|| int4send(octet_length(convert_to(stream, 'UTF8'))) || convert_to(stream, 'UTF8')
+		|| uuid_send(id)
+		|| int4send(octet_length(convert_to(type, 'UTF8'))) || convert_to(type, 'UTF8')
+		|| int8send((extract(epoch FROM recorded_at) * 1000000)::bigint)
+		|| int4send(octet_length(metadata)) || metadata
+		|| int4send(octet_length(data)) || data)
+$fn$;
+
+-- The append functions answer in one row:
 --   outcome 0 appended, 1 a retry of a stored batch (nothing appended), with the stream version,
 --   transaction id and position of the batch's last event;
 --   outcome 2 wrong expected revision, 3 duplicate event id, with the stream's last version
 --   (-1 for no stream) and NULL xid and position.
 -- p_expected: >= 0 exact version, -1 no stream, -2 any, -3 stream exists, -4 a version no stream
 -- can reach.
-CREATE FUNCTION orderledger_append(
+--
+-- Appends to one stream queue on the advisory lock; appends to other streams do not wait (up to
+-- a hash collision, which only costs a wait). The lock is taken before any read, in an
+-- assignment rather than PERFORM so that PL/pgSQL evaluates it without starting an executor; the
+-- statements after it, under READ COMMITTED, then see what the previous holder committed.
+
+-- orderledger_append_one appends a single event: the common case, kept to two statements (the
+-- lock, then one INSERT that reads the stream's head, checks for a retry and for the expected
+-- revision, and chains the hash); only when it inserts nothing does it look at why.
+CREATE FUNCTION orderledger_append_one(
 	p_stream text, p_expected bigint,
-	p_ids uuid[], p_types text[], p_data bytea[], p_metadata bytea[], p_recorded_at timestamptz[])
-RETURNS TABLE (outcome int, last_version bigint, last_xid xid8, last_position bigint)
+	p_id uuid, p_type text, p_data bytea, p_metadata bytea, p_recorded_at timestamptz,
+	OUT outcome int, OUT last_version bigint, OUT last_xid xid8, OUT last_position bigint)
 LANGUAGE plpgsql AS $fn$
 DECLARE
-	n            int   := cardinality(p_ids);
-	stream_bytes bytea := convert_to(p_stream, 'UTF8');
-	type_bytes   bytea;
-	retried_at   bigint;
-	stored_ids   uuid[];
-	prev_version bigint;
-	prev_hash    bytea;
-	hashes       bytea[];
+	locked text;
 BEGIN
-	-- Appends to one stream queue here; appends to other streams do not wait (up to a hash
-	-- collision, which only costs a wait).
-	PERFORM pg_advisory_xact_lock(` + fmt.Sprint(streamLockSpace) + `, hashtext(p_stream));
+	locked := pg_advisory_xact_lock(` + fmt.Sprint(streamLockSpace) + `, hashtext(p_stream))::text;
 
+	INSERT INTO events (stream, version, id, type, data, metadata, recorded_at, hash)
+	SELECT p_stream, h.version + 1, p_id, p_type, p_data, p_metadata, p_recorded_at,
+		orderledger_event_hash(h.hash, h.version + 1, p_stream, p_id, p_type, p_recorded_at, p_metadata, p_data)
+	FROM (
+		SELECT coalesce(last.version, -1) AS version,
+			coalesce(last.hash, '\x0000000000000000000000000000000000000000000000000000000000000000') AS hash
+		FROM (SELECT) AS one
+		LEFT JOIN LATERAL (
+			SELECT e.version, e.hash FROM events e WHERE e.stream = p_stream ORDER BY e.version DESC LIMIT 1
+		) AS last ON true
+	) AS h
+	WHERE (p_expected = h.version OR p_expected = -2 OR (p_expected = -3 AND h.version >= 0))
+		AND NOT EXISTS (SELECT FROM events e WHERE e.id = p_id AND e.stream = p_stream)
+	RETURNING 0, version, xid, position INTO outcome, last_version, last_xid, last_position;
+	IF FOUND THEN
+		RETURN;
+	END IF;
+
+	SELECT 1, e.version, e.xid, e.position INTO outcome, last_version, last_xid, last_position
+	FROM events e WHERE e.id = p_id AND e.stream = p_stream;
+	IF FOUND THEN
+		RETURN;
+	END IF;
+	outcome := 2;
+	last_version := coalesce((SELECT max(e.version) FROM events e WHERE e.stream = p_stream), -1);
+END
+$fn$;
+
+-- orderledger_append appends a batch of events, given as parallel arrays.
+CREATE FUNCTION orderledger_append(
+	p_stream text, p_expected bigint,
+	p_ids uuid[], p_types text[], p_data bytea[], p_metadata bytea[], p_recorded_at timestamptz[],
+	OUT outcome int, OUT last_version bigint, OUT last_xid xid8, OUT last_position bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+	n          int := cardinality(p_ids);
+	retried_at bigint;
+	prev_hash  bytea;
+	hashes     bytea[];
+	locked     text;
+BEGIN
+	locked := pg_advisory_xact_lock(` + fmt.Sprint(streamLockSpace) + `, hashtext(p_stream))::text;
+
+	-- A batch whose first event is stored is a retry if the stream holds exactly the batch from
+	-- there on, and a duplicate otherwise.
 	SELECT e.version INTO retried_at FROM events e WHERE e.id = p_ids[1] AND e.stream = p_stream;
 	IF FOUND THEN
-		SELECT array_agg(e.id ORDER BY e.version) INTO stored_ids FROM events e
-		WHERE e.stream = p_stream AND e.version BETWEEN retried_at AND retried_at + n - 1;
-		IF stored_ids IS DISTINCT FROM p_ids THEN
-			RETURN QUERY SELECT 3, retried_at, NULL::xid8, NULL::bigint;
+		last_version := retried_at + n - 1;
+		IF (SELECT array_agg(e.id ORDER BY e.version) FROM events e
+		    WHERE e.stream = p_stream AND e.version BETWEEN retried_at AND last_version) IS DISTINCT FROM p_ids THEN
+			outcome := 3;
 			RETURN;
 		END IF;
-		RETURN QUERY SELECT 1, e.version, e.xid, e.position FROM events e
-			WHERE e.stream = p_stream AND e.version = retried_at + n - 1;
+		SELECT 1, e.xid, e.position INTO outcome, last_xid, last_position
+		FROM events e WHERE e.stream = p_stream AND e.version = last_version;
 		RETURN;
 	END IF;
 
-	SELECT e.version, e.hash INTO prev_version, prev_hash FROM events e
+	SELECT e.version, e.hash INTO last_version, prev_hash FROM events e
 	WHERE e.stream = p_stream ORDER BY e.version DESC LIMIT 1;
 	IF NOT FOUND THEN
-		prev_version := -1;
-		prev_hash := decode(repeat('00', 32), 'hex');
+		last_version := -1;
+		prev_hash := '\x0000000000000000000000000000000000000000000000000000000000000000';
 	END IF;
 
-	IF n > 1 AND EXISTS (SELECT 1 FROM events e WHERE e.id = ANY (p_ids[2:n]) AND e.stream = p_stream) THEN
-		RETURN QUERY SELECT 3, prev_version, NULL::xid8, NULL::bigint;
+	IF EXISTS (SELECT 1 FROM events e WHERE e.id = ANY (p_ids[2:n]) AND e.stream = p_stream) THEN
+		outcome := 3;
 		RETURN;
 	END IF;
 
-	IF NOT (p_expected = prev_version OR p_expected = -2 OR (p_expected = -3 AND prev_version >= 0)) THEN
-		RETURN QUERY SELECT 2, prev_version, NULL::xid8, NULL::bigint;
+	IF NOT (p_expected = last_version OR p_expected = -2 OR (p_expected = -3 AND last_version >= 0)) THEN
+		outcome := 2;
 		RETURN;
 	END IF;
 
-	-- The chain, byte for byte as eventstore.Hash documents it.
 	FOR i IN 1..n LOOP
-		type_bytes := convert_to(p_types[i], 'UTF8');
-		prev_hash := sha256(
-			'\x6f726465726c65646765722f6576656e742f7631'::bytea -- "orderledger/event/v1"
-			|| prev_hash
-			|| int8send(prev_version + i)
-			|| int4send(octet_length(stream_bytes)) || stream_bytes
-			|| uuid_send(p_ids[i])
-			|| int4send(octet_length(type_bytes)) || type_bytes
-			|| int8send((extract(epoch FROM p_recorded_at[i]) * 1000000)::bigint)
-			|| int4send(octet_length(p_metadata[i])) || p_metadata[i]
-			|| int4send(octet_length(p_data[i])) || p_data[i]);
+		prev_hash := orderledger_event_hash(prev_hash, last_version + i, p_stream, p_ids[i], p_types[i],
+			p_recorded_at[i], p_metadata[i], p_data[i]);
 		hashes[i] := prev_hash;
 	END LOOP;
 
 	-- ORDER BY keeps positions in version order within the batch.
 	INSERT INTO events (stream, version, id, type, data, metadata, recorded_at, hash)
-	SELECT p_stream, prev_version + b.ord, b.id, b.type, b.data, b.metadata, b.recorded_at, b.hash
+	SELECT p_stream, last_version + b.ord, b.id, b.type, b.data, b.metadata, b.recorded_at, b.hash
 	FROM unnest(p_ids, p_types, p_data, p_metadata, p_recorded_at, hashes)
 		WITH ORDINALITY AS b(id, type, data, metadata, recorded_at, hash, ord)
 	ORDER BY b.ord;
 
-	RETURN QUERY SELECT 0, prev_version + n, pg_current_xact_id(), currval('events_position_seq');
+	outcome := 0;
+	last_version := last_version + n;
+	last_xid := pg_current_xact_id();
+	last_position := currval('events_position_seq');
 END
 $fn$;
 `,

@@ -6,8 +6,13 @@
 // position 10 may commit after one that took 11, and a reader that saw 11 would skip 10. So
 // each row also records its transaction id (xid8), readers order and checkpoint on
 // (xid, position), and they take only rows whose transaction id is below the oldest transaction
-// still running (pg_snapshot_xmin). Any transaction that commits later has a larger xid, so
-// it lands after every checkpoint already handed out.
+// still running that could write here (the read horizon). Any transaction that commits later
+// has a larger xid, so it lands after every checkpoint already handed out.
+//
+// The horizon is pg_snapshot_xmin narrowed to this database: the oldest running transaction
+// of the reader's snapshot, leaving out those that run in a backend connected to another
+// database, since a backend never writes to a database other than its own. Without that, any
+// long transaction anywhere on a shared server would hold every reader back.
 //
 // Pool size: Open uses pgxpool's defaults; set pool_max_conns in the DSN to run more appends
 // at once.
@@ -35,6 +40,8 @@ var _ eventstore.Store = (*Store)(nil)
 type Store struct {
 	pool *pgxpool.Pool
 	opts options
+	// databaseOID narrows the read horizon to this database.
+	databaseOID uint32
 
 	// ctx lives as long as the Store; Close cancels it to stop the notifier and the listener.
 	ctx    context.Context
@@ -65,7 +72,7 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 
 // Open connects to the database at dsn and creates or migrates the schema.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
-	o := options{safetyPoll: time.Second, notifyInterval: 3 * time.Millisecond, now: time.Now}
+	o := options{safetyPoll: time.Second, notifyInterval: 5 * time.Millisecond, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -81,11 +88,17 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, wrapErr("open", err)
 	}
+	var databaseOID uint32
+	if err := pool.QueryRow(ctx, "SELECT oid FROM pg_database WHERE datname = current_database()").Scan(&databaseOID); err != nil {
+		pool.Close()
+		return nil, wrapErr("open", err)
+	}
 	// The store outlives the call that opened it but keeps its values (loggers, tracing).
 	storeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Store{
 		pool:         pool,
 		opts:         o,
+		databaseOID:  databaseOID,
 		ctx:          storeCtx,
 		cancel:       cancel,
 		notifyNeeded: make(chan struct{}, 1),
@@ -105,10 +118,14 @@ func (s *Store) Close() error {
 	return nil
 }
 
-const appendSQL = `SELECT outcome, last_version, last_xid, last_position
+const (
+	appendOneSQL = `SELECT outcome, last_version, last_xid, last_position
+FROM orderledger_append_one($1, $2, $3, $4, $5, $6, $7)`
+	appendSQL = `SELECT outcome, last_version, last_xid, last_position
 FROM orderledger_append($1, $2, $3, $4, $5, $6, $7)`
+)
 
-// Outcomes of orderledger_append.
+// Outcomes of the append functions.
 const (
 	outcomeAppended = iota
 	outcomeRetry
@@ -121,7 +138,7 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Append writes events to stream in one round trip; see orderledger_append in schema.go.
+// Append writes events to stream in one round trip; see the append functions in schema.go.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
 	res, appended, err := s.appendWith(ctx, s.pool, stream, expected, events)
 	if appended {
@@ -136,26 +153,15 @@ func (s *Store) appendWith(ctx context.Context, q querier, stream string, expect
 	if err := eventstore.ValidateAppend(stream, events); err != nil {
 		return eventstore.AppendResult{}, false, err
 	}
-	n := len(events)
-	ids := make([][16]byte, n)
-	types := make([]string, n)
-	data := make([][]byte, n)
-	metadata := make([][]byte, n)
-	recordedAt := make([]time.Time, n)
 	var now time.Time
-	for i, e := range events {
-		ids[i] = e.ID
-		types[i] = e.Type
-		data[i] = e.Data
-		metadata[i] = eventstore.EncodeMetadata(e.Metadata)
-		if e.RecordedAt.IsZero() {
-			if now.IsZero() {
-				now = eventstore.NormalizeTime(s.opts.now())
-			}
-			recordedAt[i] = now
-		} else {
-			recordedAt[i] = eventstore.NormalizeTime(e.RecordedAt)
+	recordedAt := func(e eventstore.EventData) time.Time {
+		if !e.RecordedAt.IsZero() {
+			return eventstore.NormalizeTime(e.RecordedAt)
 		}
+		if now.IsZero() {
+			now = eventstore.NormalizeTime(s.opts.now())
+		}
+		return now
 	}
 
 	var (
@@ -163,16 +169,42 @@ func (s *Store) appendWith(ctx context.Context, q querier, stream string, expect
 		version  int64
 		xid      *uint64
 		position *int64
+		row      pgx.Row
 	)
-	err := q.QueryRow(ctx, appendSQL, stream, encodeExpected(expected), ids, types, data, metadata, recordedAt).
-		Scan(&outcome, &version, &xid, &position)
+	if len(events) == 1 {
+		e := events[0]
+		row = q.QueryRow(ctx, appendOneSQL, stream, encodeExpected(expected),
+			[16]byte(e.ID), e.Type, e.Data, eventstore.EncodeMetadata(e.Metadata), recordedAt(e))
+	} else {
+		n := len(events)
+		ids := make([][16]byte, n)
+		types := make([]string, n)
+		data := make([][]byte, n)
+		metadata := make([][]byte, n)
+		times := make([]time.Time, n)
+		for i, e := range events {
+			ids[i] = e.ID
+			types[i] = e.Type
+			data[i] = e.Data
+			metadata[i] = eventstore.EncodeMetadata(e.Metadata)
+			times[i] = recordedAt(e)
+		}
+		row = q.QueryRow(ctx, appendSQL, stream, encodeExpected(expected), ids, types, data, metadata, times)
+	}
+	err := row.Scan(&outcome, &version, &xid, &position)
 	if err != nil {
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key" {
-			// Only a writer that bypassed orderledger_append's stream lock can get here; the
-			// unique index is the last guard and its verdict is a lost race.
-			return eventstore.AppendResult{}, false, fmt.Errorf("%w: stream %q was appended to concurrently",
-				eventstore.ErrWrongExpectedRevision, stream)
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			// Only a writer that bypassed the append functions' stream lock can get here; the
+			// unique indexes are the last guard and their verdict is a lost race.
+			switch pgErr.ConstraintName {
+			case "events_stream_version_key":
+				return eventstore.AppendResult{}, false, fmt.Errorf("%w: stream %q was appended to concurrently",
+					eventstore.ErrWrongExpectedRevision, stream)
+			case "events_stream_id_key":
+				return eventstore.AppendResult{}, false, fmt.Errorf("%w: an event id of the batch was stored in %q concurrently",
+					eventstore.ErrDuplicateEventID, stream)
+			}
 		}
 		return eventstore.AppendResult{}, false, wrapErr("append", err)
 	}
@@ -228,10 +260,19 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	return s.query(ctx, "read stream", limit, readStreamSQL, stream, int64(from), limit)
 }
 
-// readAllSQL reads only below the oldest running transaction: see the package doc.
+// horizonSQL is the read horizon of the statement's snapshot (see the package doc), given this
+// database's oid as $1. A transaction of the snapshot that has ended by the time the backends
+// are listed stays in (its events may be invisible to the snapshot), and so does one whose
+// backend is not listed (a prepared transaction): both err on the side of waiting.
+const horizonSQL = `coalesce(
+	(SELECT min(x) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+	 WHERE x::xid NOT IN (SELECT a.backend_xid FROM pg_stat_get_activity(NULL) AS a
+	                      WHERE a.datid <> $1::oid AND a.backend_xid IS NOT NULL)),
+	pg_snapshot_xmax(pg_current_snapshot()))`
+
 const readAllSQL = `SELECT ` + eventColumns + ` FROM events
-WHERE (xid, position) > ($1, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY xid, position LIMIT $3`
+WHERE (xid, position) > ($2, $3) AND xid < ` + horizonSQL + `
+ORDER BY xid, position LIMIT $4`
 
 // ReadAll returns up to limit events after from in global order, holding back every event
 // that a transaction still running could precede.
@@ -239,7 +280,7 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, limit int
 	if limit <= 0 {
 		return nil, fmt.Errorf("%w: read limit %d, want > 0", eventstore.ErrInvalidEvent, limit)
 	}
-	return s.query(ctx, "read all", limit, readAllSQL, from.Commit, clampPosition(from.Prepare), limit)
+	return s.query(ctx, "read all", limit, readAllSQL, s.databaseOID, from.Commit, clampPosition(from.Prepare), limit)
 }
 
 // clampPosition maps a position beyond any bigserial value to the largest one, which orders the
@@ -252,7 +293,7 @@ func clampPosition(p uint64) int64 {
 }
 
 const headSQL = `SELECT xid, position FROM events
-WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
+WHERE xid < ` + horizonSQL + `
 ORDER BY xid DESC, position DESC LIMIT 1`
 
 // Head returns the position of the last event ReadAll can return now.
@@ -261,7 +302,7 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 		xid      uint64
 		position int64
 	)
-	err := s.pool.QueryRow(ctx, headSQL).Scan(&xid, &position)
+	err := s.pool.QueryRow(ctx, headSQL, s.databaseOID).Scan(&xid, &position)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return eventstore.Position{}, nil
 	}
