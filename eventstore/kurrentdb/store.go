@@ -140,10 +140,11 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	idle := s.retireLocked(s.cur)
+	g := s.cur
+	idle := s.retireLocked(g)
 	s.mu.Unlock()
 	if idle {
-		return s.cur.client.Close()
+		return g.client.Close()
 	}
 	return nil
 }
