@@ -2,12 +2,11 @@ package stores
 
 import (
 	"context"
-	"errors"
 
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/eventstore/kurrentdb"
 )
 
-// openKurrentDB is wired to eventstore/kurrentdb once that adapter lands.
 func openKurrentDB(ctx context.Context, dsn string) (eventstore.Store, error) {
-	return nil, errors.New("KurrentDB support is not built into this binary yet")
+	return kurrentdb.Open(ctx, dsn)
 }
