@@ -142,11 +142,11 @@ func assertNothingAppended(t testing.TB, srv *server, store eventstore.Store, fr
 const settleTimeout = 60 * time.Second
 
 // settle returns once ReadAll returns every event committed before it was called. On
-// PostgreSQL, ReadAll holds back events while any older transaction of the server is still
-// open (in any database: transaction IDs are server-wide), so a test that reads the global log
-// right after a write may not see it yet. settle makes a write of its own and waits for the
-// head of the log to reach it: every transaction that committed before has a lower
-// transaction ID, so it is then readable.
+// PostgreSQL, ReadAll holds back events while an older transaction is still open (so that a
+// late commit is never skipped), so a test that reads the global log right after a write may
+// not see it yet. settle makes a write of its own and waits for the head of the log to reach
+// it: every transaction that committed before has a lower transaction ID, so it is then
+// readable.
 func settle(t testing.TB, srv *server, store eventstore.Store) {
 	t.Helper()
 	answer := srv.expect(t, http.StatusOK, "POST", "/v1/inventory/"+settleSKU+"/receipts", map[string]any{"quantity": 1}, "X-Correlation-ID", "settle")
