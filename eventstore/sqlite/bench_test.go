@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,9 +18,10 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 )
 
-// Each benchmark measures the store and then, in the same run and for as long, a baseline: plain
-// INSERTs or SELECTs on a table of the same shape (the same DDL) in a file with the same pragmas
-// and one write connection. It reports both rates and store/baseline as "ratio".
+// Each benchmark measures the store beside a baseline: plain INSERTs or SELECTs on a table of the
+// same shape (the same DDL) in a file with the same pragmas and one write connection. The two
+// take turns within the run, so that both meet the same load on a shared machine; each benchmark
+// reports both rates and store/baseline as "ratio".
 
 const (
 	singleWriters    = 32
@@ -28,6 +29,8 @@ const (
 	batchSize        = 100
 	readAllEvents    = 50_000
 	readPage         = 1000
+	// turns is how many times the concurrent benchmark hands over between store and baseline.
+	turns = 10
 )
 
 // benchEvent is an order-sized event with metadata, as the command handlers append.
@@ -50,28 +53,41 @@ func BenchmarkAppendSingle(b *testing.B) {
 			s := openBenchStore(b, filepath.Join(dir, "events.db"), c.maxGroup)
 			base := openBaseline(b, filepath.Join(dir, "baseline.db"))
 			ctx := b.Context()
-			var writers atomic.Int64
-			b.SetParallelism((singleWriters + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-			b.ResetTimer()
-			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				w := writers.Add(1)
-				for i := 0; pb.Next(); i++ {
-					stream := fmt.Sprintf("order-%d-%d", w, i%streamsPerWriter)
-					expected := eventstore.NoStream()
-					if i >= streamsPerWriter {
-						expected = eventstore.Exact(uint64(i/streamsPerWriter - 1))
-					}
-					if _, err := s.Append(ctx, stream, expected, benchEvent(i)); err != nil {
-						b.Error(err)
-						return
-					}
+			// Writer w appends op i to its stream i%streamsPerWriter, where it is op number
+			// i/streamsPerWriter.
+			appendOne := func(w, i int) error {
+				expected := eventstore.NoStream()
+				if i >= streamsPerWriter {
+					expected = eventstore.Exact(uint64(i/streamsPerWriter - 1))
 				}
-			})
-			elapsed := time.Since(start)
-			b.StopTimer()
-			baseline := base.run(b, singleWriters, 1, elapsed, func(w, i int) error { return base.write(ctx, w, i, 1) })
-			report(b, float64(b.N)/elapsed.Seconds(), baseline)
+				_, err := s.Append(ctx, fmt.Sprintf("order-%d-%d", w, i%streamsPerWriter), expected, benchEvent(i))
+				return err
+			}
+			insertOne := func(w, i int) error { return base.write(ctx, w, i, 1) }
+			storeCrew, baseCrew := newCrew(singleWriters), newCrew(singleWriters)
+			var storeTime, baseTime time.Duration
+			baseOps := 0
+			b.ResetTimer()
+			for done := 0; done < b.N; {
+				n := min(b.N-done, max(b.N/turns, singleWriters))
+				start := time.Now()
+				if err := storeCrew.runN(n, appendOne); err != nil {
+					b.Fatal(err)
+				}
+				turn := time.Since(start)
+				storeTime += turn
+				done += n
+				b.StopTimer()
+				start = time.Now()
+				ops, err := baseCrew.runFor(turn, insertOne)
+				if err != nil {
+					b.Fatal(err)
+				}
+				baseOps += ops
+				baseTime += time.Since(start)
+				b.StartTimer()
+			}
+			report(b, float64(b.N)/storeTime.Seconds(), float64(baseOps)/baseTime.Seconds())
 		})
 	}
 }
@@ -83,9 +99,10 @@ func BenchmarkAppendBatch100(b *testing.B) {
 	ctx := b.Context()
 	batch := make([]eventstore.EventData, batchSize)
 	versions := map[string]uint64{}
+	var storeTime, baseTime time.Duration
 	ops := 0
-	start := time.Now()
 	for b.Loop() {
+		start := time.Now()
 		stream := fmt.Sprintf("order-%d", ops%16)
 		for i := range batch {
 			batch[i] = benchEvent(i)
@@ -99,11 +116,18 @@ func BenchmarkAppendBatch100(b *testing.B) {
 			b.Fatal(err)
 		}
 		versions[stream] = res.Version
+		storeTime += time.Since(start)
+
+		b.StopTimer()
+		start = time.Now()
+		if err := base.write(ctx, 0, ops, batchSize); err != nil {
+			b.Fatal(err)
+		}
+		baseTime += time.Since(start)
+		b.StartTimer()
 		ops++
 	}
-	elapsed := time.Since(start)
-	baseline := base.run(b, 1, batchSize, elapsed, func(_, i int) error { return base.write(ctx, 0, i, batchSize) })
-	report(b, float64(ops*batchSize)/elapsed.Seconds(), baseline)
+	report(b, float64(ops*batchSize)/storeTime.Seconds(), float64(ops*batchSize)/baseTime.Seconds())
 }
 
 func BenchmarkReadAll(b *testing.B) {
@@ -126,9 +150,10 @@ func BenchmarkReadAll(b *testing.B) {
 	}
 	b.Cleanup(func() { raw.Close() })
 
-	read := 0
-	start := time.Now()
+	var storeTime, baseTime time.Duration
+	read, baseRead := 0, 0
 	for b.Loop() {
+		start := time.Now()
 		var from eventstore.Position
 		for {
 			page, err := s.ReadAll(ctx, from, readPage)
@@ -141,22 +166,22 @@ func BenchmarkReadAll(b *testing.B) {
 			read += len(page)
 			from = page[len(page)-1].Position
 		}
-	}
-	elapsed := time.Since(start)
-	if read%readAllEvents != 0 {
-		b.Fatalf("read %d events, not a multiple of the %d in the log", read, readAllEvents)
-	}
+		storeTime += time.Since(start)
 
-	baseRead := 0
-	baseStart := time.Now()
-	for time.Since(baseStart) < elapsed || baseRead == 0 {
+		b.StopTimer()
+		start = time.Now()
 		n, err := rawReadAll(ctx, raw)
 		if err != nil {
 			b.Fatal(err)
 		}
 		baseRead += n
+		baseTime += time.Since(start)
+		b.StartTimer()
 	}
-	report(b, float64(read)/elapsed.Seconds(), float64(baseRead)/time.Since(baseStart).Seconds())
+	if read != baseRead || read%readAllEvents != 0 {
+		b.Fatalf("the store read %d events, the baseline %d, the log holds %d", read, baseRead, readAllEvents)
+	}
+	report(b, float64(read)/storeTime.Seconds(), float64(baseRead)/baseTime.Seconds())
 }
 
 // rawReadAll reads the whole log in pages as ReadAll does, scanning the columns and decoding
@@ -235,31 +260,6 @@ func openBaseline(b *testing.B, path string) *baseline {
 	return &baseline{db: db, insert: insert}
 }
 
-// run calls op from writers goroutines until d has passed (each at least once) and returns the
-// events written per second, op i of writer w writing perOp events.
-func (base *baseline) run(b *testing.B, writers, perOp int, d time.Duration, op func(w, i int) error) float64 {
-	var (
-		wg     sync.WaitGroup
-		ops    atomic.Int64
-		failed atomic.Bool
-		start  = time.Now()
-	)
-	for w := range writers {
-		wg.Go(func() {
-			for i := 0; (i == 0 || time.Since(start) < d) && !failed.Load(); i++ {
-				if err := op(w, i); err != nil {
-					b.Error(err)
-					failed.Store(true)
-					return
-				}
-				ops.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	return float64(ops.Load()*int64(perOp)) / time.Since(start).Seconds()
-}
-
 // write writes op i of writer w: n events in one transaction, at the next versions of the
 // writer's streams, with the column values an append would write.
 func (base *baseline) write(ctx context.Context, w, i, n int) error {
@@ -281,4 +281,53 @@ func (base *baseline) write(ctx context.Context, w, i, n int) error {
 		}
 	}
 	return tx.Commit()
+}
+
+// crew is a set of writers taking turns at a benchmark; each keeps count of its own ops across
+// turns, so that op i of writer w always means the same stream and version.
+type crew struct{ next []int }
+
+func newCrew(writers int) *crew { return &crew{next: make([]int, writers)} }
+
+// runN makes n calls of op, spread over the crew's writers as they become free.
+func (c *crew) runN(n int, op func(w, i int) error) error {
+	var left atomic.Int64
+	left.Store(int64(n))
+	return c.each(func(w int) error {
+		for left.Add(-1) >= 0 {
+			if err := op(w, c.next[w]); err != nil {
+				return err
+			}
+			c.next[w]++
+		}
+		return nil
+	})
+}
+
+// runFor has every writer call op until d has passed, at least once, and returns the calls made.
+func (c *crew) runFor(d time.Duration, op func(w, i int) error) (int, error) {
+	var calls atomic.Int64
+	deadline := time.Now().Add(d)
+	err := c.each(func(w int) error {
+		for first := true; first || time.Now().Before(deadline); first = false {
+			if err := op(w, c.next[w]); err != nil {
+				return err
+			}
+			c.next[w]++
+			calls.Add(1)
+		}
+		return nil
+	})
+	return int(calls.Load()), err
+}
+
+// each runs work once per writer, all at once.
+func (c *crew) each(work func(w int) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.next))
+	for w := range c.next {
+		wg.Go(func() { errs[w] = work(w) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -19,7 +19,7 @@ import (
 // that runs them.
 type statements struct {
 	// on the write connection
-	headAndID, findID, insert, storedIDs *sql.Stmt
+	headAndID, findIDs, insert, storedIDs *sql.Stmt
 	// on the read pool
 	readStream, readAll, head *sql.Stmt
 }
@@ -33,7 +33,8 @@ func prepare(ctx context.Context, write, read *sql.DB) (statements, error) {
 		stmt **sql.Stmt
 		sql  string
 	}{
-		{write, &s.findID, `SELECT version FROM events WHERE stream = ? AND id = ?`},
+		{write, &s.findIDs, `SELECT id, version FROM events
+			WHERE stream = ? AND id IN (SELECT unhex(value) FROM json_each(?)) LIMIT 1`},
 		{write, &s.headAndID, `SELECT (SELECT version FROM events WHERE stream = ?1 AND id = ?2), version, hash
 			FROM events WHERE stream = ?1 ORDER BY version DESC LIMIT 1`},
 		{write, &s.insert, `INSERT INTO events (stream, version, id, type, data, metadata, recorded_at, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
@@ -53,7 +54,7 @@ func prepare(ctx context.Context, write, read *sql.DB) (statements, error) {
 
 func (s statements) close() error {
 	var errs []error
-	for _, stmt := range []*sql.Stmt{s.headAndID, s.findID, s.insert, s.storedIDs, s.readStream, s.readAll, s.head} {
+	for _, stmt := range []*sql.Stmt{s.headAndID, s.findIDs, s.insert, s.storedIDs, s.readStream, s.readAll, s.head} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}

@@ -356,6 +356,23 @@ func TestFailedWriteFailsItsGroup(t *testing.T) {
 	}
 }
 
+func TestBatchRepeatingAStoredEventIsRefused(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "events.db"))
+	stored := storetest.NewEvents(3, "Placed.v1")
+	if _, err := s.Append(t.Context(), "order-1", eventstore.NoStream(), stored...); err != nil {
+		t.Fatal(err)
+	}
+	batch := storetest.NewEvents(6, "Paid.v1")
+	batch[4] = stored[1]
+	_, err := s.Append(t.Context(), "order-1", eventstore.Any(), batch...)
+	if !errors.Is(err, eventstore.ErrDuplicateEventID) || !strings.Contains(err.Error(), stored[1].ID.String()) {
+		t.Errorf("err %v, want ErrDuplicateEventID naming %s", err, stored[1].ID)
+	}
+	if events, err := s.ReadStream(t.Context(), "order-1", 0, 10); err != nil || len(events) != 3 {
+		t.Errorf("the refused batch left the stream at %d events (err %v), want 3", len(events), err)
+	}
+}
+
 func TestClosedStoreRefusesCalls(t *testing.T) {
 	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "events.db"))
 	if err != nil {

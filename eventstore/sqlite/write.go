@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -171,8 +172,8 @@ func refused(err error) bool {
 
 // writeTx is a write transaction on the write connection with the statements an append needs.
 type writeTx struct {
-	tx                                   *sql.Tx
-	headAndID, findID, insert, storedIDs *sql.Stmt
+	tx                                    *sql.Tx
+	headAndID, findIDs, insert, storedIDs *sql.Stmt
 }
 
 // beginWrite opens a write transaction. It takes the only write connection, so while one is
@@ -185,7 +186,7 @@ func (s *Store) beginWrite(ctx context.Context) (*writeTx, error) {
 	return &writeTx{
 		tx:        tx,
 		headAndID: tx.StmtContext(ctx, s.stmts.headAndID),
-		findID:    tx.StmtContext(ctx, s.stmts.findID),
+		findIDs:   tx.StmtContext(ctx, s.stmts.findIDs),
 		insert:    tx.StmtContext(ctx, s.stmts.insert),
 		storedIDs: tx.StmtContext(ctx, s.stmts.storedIDs),
 	}, nil
@@ -213,15 +214,9 @@ func (w *writeTx) apply(ctx context.Context, stream string, expected eventstore.
 	if firstAt.Valid {
 		return w.retried(ctx, stream, firstAt.Int64, events)
 	}
-	if exists {
-		for i, e := range events[1:] {
-			version, found, err := w.lookup(ctx, stream, e.ID)
-			if err != nil {
-				return none, err
-			}
-			if found {
-				return none, fmt.Errorf("%w: event %d (%s) is already in %q at version %d, but the batch's first event is not", eventstore.ErrDuplicateEventID, i+1, e.ID, stream, version)
-			}
+	if exists && len(events) > 1 {
+		if err := w.noneStored(ctx, stream, events[1:]); err != nil {
+			return none, err
 		}
 	}
 	if err := expected.Check(stream, uint64(last), exists); err != nil {
@@ -257,16 +252,32 @@ func (w *writeTx) apply(ctx context.Context, stream string, expected eventstore.
 	return eventstore.AppendResult{Version: next + uint64(len(events)) - 1, Position: eventstore.Position{Commit: p, Prepare: p}}, nil
 }
 
-// lookup finds the version of the event with id in stream.
-func (w *writeTx) lookup(ctx context.Context, stream string, id uuid.UUID) (version int64, found bool, err error) {
-	err = w.findID.QueryRowContext(ctx, stream, id[:]).Scan(&version)
+// noneStored refuses a batch whose first event is new but another is already in stream, in one
+// statement: the IDs go in as a JSON array of hex strings.
+func (w *writeTx) noneStored(ctx context.Context, stream string, events []eventstore.EventData) error {
+	list := make([]byte, 0, len(events)*35+1)
+	list = append(list, '[')
+	for i, e := range events {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = append(list, '"')
+		list = hex.AppendEncode(list, e.ID[:])
+		list = append(list, '"')
+	}
+	list = append(list, ']')
+	var (
+		id      []byte
+		version int64
+	)
+	err := w.findIDs.QueryRowContext(ctx, stream, string(list)).Scan(&id, &version)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return 0, false, nil
+		return nil
 	case err != nil:
-		return 0, false, fmt.Errorf("eventstore/sqlite: look up event %s in %q: %w", id, stream, err)
+		return fmt.Errorf("eventstore/sqlite: look up the batch's event IDs in %q: %w", stream, err)
 	}
-	return version, true, nil
+	return fmt.Errorf("%w: event %s is already in %q at version %d, but the batch's first event is not", eventstore.ErrDuplicateEventID, uuid.UUID(id), stream, version)
 }
 
 // retried answers a batch whose first event is stored at version from: if the whole batch is
