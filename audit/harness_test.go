@@ -50,11 +50,7 @@ func forEachBackend(t *testing.T, test func(t *testing.T, b backend)) {
 func openSQLite(t *testing.T) (eventstore.Store, tamperer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "events.db")
-	store, err := sqlite.Open(t.Context(), path)
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := openSQLiteAt(t, path)
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatalf("open raw sqlite: %v", err)
@@ -62,6 +58,17 @@ func openSQLite(t *testing.T) (eventstore.Store, tamperer) {
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { _ = db.Close() })
 	return store, sqliteTamperer{db: db}
+}
+
+// openSQLiteAt opens the SQLite event store in the file at path and closes it when t ends.
+func openSQLiteAt(t *testing.T, path string) eventstore.Store {
+	t.Helper()
+	store, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	return store
 }
 
 type sqliteTamperer struct{ db *sql.DB }
@@ -120,17 +127,24 @@ func mustAffectOne(t *testing.T, res sql.Result, query string) {
 func openPostgres(t *testing.T) (eventstore.Store, tamperer) {
 	t.Helper()
 	dsn := pgtest.NewDatabase(t)
-	store, err := postgres.Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatalf("open postgres: %v", err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := openPostgresAt(t, dsn)
 	conn, err := pgx.Connect(t.Context(), dsn)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	t.Cleanup(func() { _ = conn.Close(context.WithoutCancel(t.Context())) })
 	return store, pgTamperer{conn: conn}
+}
+
+// openPostgresAt opens the PostgreSQL event store at dsn and closes it when t ends.
+func openPostgresAt(t *testing.T, dsn string) eventstore.Store {
+	t.Helper()
+	store, err := postgres.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatalf("open postgres: %v", err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	return store
 }
 
 type pgTamperer struct{ conn *pgx.Conn }
