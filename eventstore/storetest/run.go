@@ -261,22 +261,28 @@ func (s *subscription) snapshot() []eventstore.Event {
 	return append([]eventstore.Event(nil), s.delivered...)
 }
 
-// waitFor waits until at least n events have been delivered and returns them all.
-func (s *subscription) waitFor(t *testing.T, n int, timeout time.Duration) []eventstore.Event {
+func (s *subscription) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.delivered)
+}
+
+// waitFor waits until at least n events have been delivered.
+func (s *subscription) waitFor(t *testing.T, n int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
-		if got := s.snapshot(); len(got) >= n {
-			return got
+		if s.count() >= n {
+			return
 		}
 		select {
 		case <-s.batches:
 		case err := <-s.done:
 			s.done <- err // keep it for stop
-			t.Fatalf("Subscribe returned %v after delivering %d of %d events", err, len(s.snapshot()), n)
+			t.Fatalf("Subscribe returned %v after delivering %d of %d events", err, s.count(), n)
 		case <-deadline.C:
-			t.Fatalf("Subscribe delivered %d of %d events within %v", len(s.snapshot()), n, timeout)
+			t.Fatalf("Subscribe delivered %d of %d events within %v", s.count(), n, timeout)
 		}
 	}
 }

@@ -206,12 +206,13 @@ func (l *readAllLoop) snapshot() []eventstore.Event {
 	return append([]eventstore.Event(nil), l.events...)
 }
 
-func (l *readAllLoop) waitFor(t *testing.T, n int, timeout time.Duration) []eventstore.Event {
+// waitFor waits until the loop has returned at least n events.
+func (l *readAllLoop) waitFor(t *testing.T, n int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		if got := l.snapshot(); len(got) >= n {
-			return got
+		if len(l.snapshot()) >= n {
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the ReadAll loop returned %d of %d events within %v", len(l.snapshot()), n, timeout)
