@@ -58,22 +58,24 @@ $fn$;
 CREATE TRIGGER events_immutable BEFORE UPDATE OR DELETE OR TRUNCATE ON events
 	FOR EACH STATEMENT EXECUTE FUNCTION orderledger_refuse_change();
 
--- orderledger_event_hash is the chain link eventstore.Hash documents, byte for byte. Being a
--- plain SQL expression, it is inlined where it is called.
-CREATE FUNCTION orderledger_event_hash(
-	prev bytea, version bigint, stream text, id uuid, type text, recorded_at timestamptz,
-	metadata bytea, data bytea)
+-- orderledger_event_body is what an event contributes to its hash, and orderledger_event_hash
+-- the hash chained to the previous one: together the bytes eventstore.Hash documents, byte for
+-- byte. Being plain SQL expressions, they are inlined where they are called.
+CREATE FUNCTION orderledger_event_body(
+	version bigint, stream text, id uuid, type text, recorded_at timestamptz, metadata bytea, data bytea)
 RETURNS bytea LANGUAGE sql STABLE AS $fn$
-	SELECT sha256(
-		'\x6f726465726c65646765722f6576656e742f7631'::bytea -- "orderledger/event/v1"
-		|| prev
-		|| int8send(version)
+	SELECT int8send(version)
 		|| int4send(octet_length(convert_to(stream, 'UTF8'))) || convert_to(stream, 'UTF8')
 		|| uuid_send(id)
 		|| int4send(octet_length(convert_to(type, 'UTF8'))) || convert_to(type, 'UTF8')
 		|| int8send((extract(epoch FROM recorded_at) * 1000000)::bigint)
 		|| int4send(octet_length(metadata)) || metadata
-		|| int4send(octet_length(data)) || data)
+		|| int4send(octet_length(data)) || data
+$fn$;
+
+CREATE FUNCTION orderledger_event_hash(prev bytea, body bytea)
+RETURNS bytea LANGUAGE sql IMMUTABLE AS $fn$
+	SELECT sha256('\x6f726465726c65646765722f6576656e742f7631'::bytea || prev || body) -- "orderledger/event/v1"
 $fn$;
 
 -- The append functions answer in one row:
@@ -104,7 +106,8 @@ BEGIN
 
 	INSERT INTO events (stream, version, id, type, data, metadata, recorded_at, hash)
 	SELECT p_stream, h.version + 1, p_id, p_type, p_data, p_metadata, p_recorded_at,
-		orderledger_event_hash(h.hash, h.version + 1, p_stream, p_id, p_type, p_recorded_at, p_metadata, p_data)
+		orderledger_event_hash(h.hash,
+			orderledger_event_body(h.version + 1, p_stream, p_id, p_type, p_recorded_at, p_metadata, p_data))
 	FROM (
 		SELECT coalesce(last.version, -1) AS version,
 			coalesce(last.hash, '\x0000000000000000000000000000000000000000000000000000000000000000') AS hash
@@ -140,7 +143,9 @@ DECLARE
 	n          int := cardinality(p_ids);
 	retried_at bigint;
 	prev_hash  bytea;
-	hashes     bytea[];
+	bodies     bytea[];
+	body       bytea;
+	hashes     bytea[] := '{}';
 	locked     text;
 BEGIN
 	locked := pg_advisory_xact_lock(` + fmt.Sprint(streamLockSpace) + `, hashtext(p_stream))::text;
@@ -177,10 +182,15 @@ BEGIN
 		RETURN;
 	END IF;
 
-	FOR i IN 1..n LOOP
-		prev_hash := orderledger_event_hash(prev_hash, last_version + i, p_stream, p_ids[i], p_types[i],
-			p_recorded_at[i], p_metadata[i], p_data[i]);
-		hashes[i] := prev_hash;
+	-- The bodies in one pass over the arrays; the chain, which is sequential, in a loop.
+	SELECT array_agg(orderledger_event_body(last_version + b.ord, p_stream, b.id, b.type, b.recorded_at,
+		b.metadata, b.data) ORDER BY b.ord)
+	INTO bodies
+	FROM unnest(p_ids, p_types, p_data, p_metadata, p_recorded_at)
+		WITH ORDINALITY AS b(id, type, data, metadata, recorded_at, ord);
+	FOREACH body IN ARRAY bodies LOOP
+		prev_hash := orderledger_event_hash(prev_hash, body);
+		hashes := hashes || prev_hash;
 	END LOOP;
 
 	-- ORDER BY keeps positions in version order within the batch.
