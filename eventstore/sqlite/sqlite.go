@@ -42,7 +42,7 @@ var errClosed = fmt.Errorf("%w: eventstore/sqlite: store is closed", eventstore.
 // Store is an event store in one SQLite file. It is safe for concurrent use; several Stores
 // (in this process or others) may share a file.
 type Store struct {
-	write *sql.DB // one connection, used by the writer goroutine only
+	write *sql.DB // the one write connection: Open migrates through it, then the writer goroutine owns it
 	read  *sql.DB
 	stmts statements
 
