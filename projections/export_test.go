@@ -44,3 +44,21 @@ func DumpTables(ctx context.Context, s *ReadStore) (map[string][]string, error) 
 	}
 	return dump, nil
 }
+
+// MissingIndexes lists the secondary indexes that do not exist.
+func MissingIndexes(ctx context.Context, s *ReadStore) ([]string, error) {
+	existing := map[string]bool{}
+	err := queryRows(ctx, s.reads, s.dialect, s.dialect.indexNamesQuery(), nil, func(r *sql.Rows) error {
+		var name string
+		err := r.Scan(&name)
+		existing[name] = true
+		return err
+	})
+	var missing []string
+	for _, ix := range indexes {
+		if !existing[ix.name] {
+			missing = append(missing, ix.name)
+		}
+	}
+	return missing, err
+}

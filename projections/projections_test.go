@@ -316,6 +316,7 @@ func TestRebuildReplaysIdentically(t *testing.T) {
 			t.Fatal(err)
 		}
 		sameDump(t, "rebuild during appends vs. a quiet rebuild", afterAll, dump(t, env.Read))
+		noMissingIndexes(t, env.Read)
 		for _, p := range r.Status().Projectors {
 			if p.State == projections.StateStopped {
 				t.Errorf("projector %s stopped: %s", p.Name, p.Error)
@@ -416,6 +417,16 @@ func TestUnknownEventTypeStopsEveryProjector(t *testing.T) {
 	}
 	if err := projections.Rebuild(t.Context(), env.Store, env.Read, []string{"sales"}, nil); err == nil {
 		t.Error("a rebuild replayed past an unknown event type")
+	}
+	noMissingIndexes(t, env.Read)
+}
+
+// noMissingIndexes checks that a rebuild put back the indexes it dropped.
+func noMissingIndexes(t *testing.T, read *projections.ReadStore) {
+	t.Helper()
+	missing, err := projections.MissingIndexes(t.Context(), read)
+	if err != nil || len(missing) > 0 {
+		t.Errorf("indexes missing after a rebuild: %v (err %v)", missing, err)
 	}
 }
 

@@ -198,6 +198,14 @@ func (d dialect) clearTable(table string) string {
 	return "DELETE FROM " + table
 }
 
+// indexNamesQuery lists the indexes that exist.
+func (d dialect) indexNamesQuery() string {
+	if d.postgres {
+		return "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+	}
+	return "SELECT name FROM sqlite_master WHERE type = 'index'"
+}
+
 // snapshotOptions makes a read transaction see one snapshot. SQLite's transactions always do;
 // PostgreSQL's default READ COMMITTED takes a snapshot per statement.
 func (d dialect) snapshotOptions() *sql.TxOptions {

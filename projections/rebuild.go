@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -13,7 +14,7 @@ import (
 
 // Rebuild tuning: larger batches than a live subscription's mean fewer, fuller statements.
 const (
-	rebuildBatch    = 2500
+	rebuildBatch    = 10000
 	rebuildLeaseTTL = time.Minute
 )
 
@@ -49,7 +50,7 @@ func Rebuild(ctx context.Context, store eventstore.Store, read *ReadStore, names
 	for _, p := range ps {
 		rb.state[p.name()] = &rebuildState{renewed: time.Now()}
 	}
-	defer rb.releaseAll(ctx)
+	defer rb.finish(ctx)
 	if progress == nil {
 		progress = func(int64, int64) {}
 	}
@@ -204,10 +205,18 @@ func (rb *rebuild) projectOne(ctx context.Context, p projector, events []eventst
 	return nil
 }
 
-// releaseAll records where each projector got to and frees the leases.
-func (rb *rebuild) releaseAll(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+// finish puts the indexes back, records where each projector got to and frees the leases,
+// whether the rebuild succeeded or not.
+func (rb *rebuild) finish(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 	defer cancel()
+	var tables []string
+	for _, p := range rb.ps {
+		tables = append(tables, p.tables()...)
+	}
+	if err := rb.read.ensureIndexes(ctx, tables...); err != nil {
+		slog.ErrorContext(ctx, "rebuild: creating the read models' indexes failed; the next start creates them", "err", err)
+	}
 	for _, p := range rb.ps {
 		st := rb.state[p.name()]
 		// A projector that was taken over is no longer ours to record; the error says so.

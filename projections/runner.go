@@ -283,6 +283,13 @@ func (w *worker) run(ctx context.Context) {
 			sleep(ctx, min(standbyRetry, w.r.leaseTTL/3))
 			continue
 		}
+		if w.p != nil {
+			// A rebuild that died before its end leaves the indexes it dropped missing.
+			if err := w.r.read.ensureIndexes(ctx, w.p.tables()...); err != nil {
+				retry(err)
+				continue
+			}
+		}
 		w.writeMu.Lock()
 		w.w = writer{owner: w.r.owner, generation: cp.generation, leaseTTL: w.r.leaseTTL, now: w.r.now}
 		w.persisted = cp.progress

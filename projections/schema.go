@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	pgstore "github.com/orderledger/orderledger/eventstore/postgres"
@@ -61,12 +62,6 @@ func migrations(d dialect) [][]string {
 			placed_at          BIGINT NOT NULL,
 			updated_at         BIGINT NOT NULL
 		)`,
-		// GET /v1/orders lists newest first, by (placed_at, order_id) descending, filtered by
-		// at most one of these at a time through its index (the others filter the rows read).
-		`CREATE INDEX rm_orders_placed ON rm_orders (placed_at DESC, order_id DESC)`,
-		`CREATE INDEX rm_orders_customer ON rm_orders (customer_id, placed_at DESC, order_id DESC)`,
-		`CREATE INDEX rm_orders_status ON rm_orders (status, placed_at DESC, order_id DESC)`,
-		`CREATE INDEX rm_orders_channel ON rm_orders (channel, placed_at DESC, order_id DESC)`,
 
 		`CREATE TABLE rm_customers (
 			customer_id         {key}   PRIMARY KEY,
@@ -83,7 +78,6 @@ func migrations(d dialect) [][]string {
 			store_orders        BIGINT  NOT NULL,
 			phone_orders        BIGINT  NOT NULL
 		)`,
-		`CREATE INDEX rm_customers_lifetime_value ON rm_customers (lifetime_value DESC, customer_id)`,
 		// What the customers projector knows of each order: enough to keep outstanding
 		// balances and list recent orders.
 		`CREATE TABLE rm_customer_orders (
@@ -97,7 +91,6 @@ func migrations(d dialect) [][]string {
 			invoiced    INTEGER NOT NULL,
 			placed_at   BIGINT  NOT NULL
 		)`,
-		`CREATE INDEX rm_customer_orders_recent ON rm_customer_orders (customer_id, placed_at DESC, order_id DESC)`,
 
 		`CREATE TABLE rm_stock (
 			sku              {key}   PRIMARY KEY,
@@ -111,7 +104,6 @@ func migrations(d dialect) [][]string {
 			supplier         TEXT    NOT NULL,
 			low_stock        INTEGER NOT NULL
 		)`,
-		`CREATE INDEX rm_stock_low ON rm_stock (low_stock, sku)`,
 		// Purchase orders a SKU's stream requested, with what is still incoming: the stock
 		// stream's own view, which the purchase order streams follow only later.
 		`CREATE TABLE rm_stock_replenishments (
@@ -128,9 +120,6 @@ func migrations(d dialect) [][]string {
 			raised_at         BIGINT NOT NULL,
 			received_at       BIGINT
 		)`,
-		`CREATE INDEX rm_purchase_orders_raised ON rm_purchase_orders (raised_at DESC, purchase_order_id DESC)`,
-		`CREATE INDEX rm_purchase_orders_sku ON rm_purchase_orders (sku, raised_at DESC, purchase_order_id DESC)`,
-		`CREATE INDEX rm_purchase_orders_status ON rm_purchase_orders (status, raised_at DESC, purchase_order_id DESC)`,
 
 		// One fact per dated document (order placed, invoice, credit note, payment, refund),
 		// so that a period of any bounds sums exactly.
@@ -147,7 +136,6 @@ func migrations(d dialect) [][]string {
 			payments    BIGINT NOT NULL,
 			refunds     BIGINT NOT NULL
 		)`,
-		`CREATE INDEX rm_sales_facts_occurred ON rm_sales_facts (occurred_at)`,
 		`CREATE TABLE rm_sales_order_channels (
 			order_id {key} PRIMARY KEY,
 			channel  TEXT  NOT NULL
@@ -161,8 +149,6 @@ func migrations(d dialect) [][]string {
 			posted_at BIGINT NOT NULL,
 			lines     TEXT   NOT NULL
 		)`,
-		`CREATE INDEX rm_ledger_entries_order ON rm_ledger_entries (order_id, posted_at, entry_id)`,
-		`CREATE INDEX rm_ledger_entries_posted ON rm_ledger_entries (posted_at, entry_id)`,
 		`CREATE TABLE rm_ledger_accounts (
 			account {key}  PRIMARY KEY,
 			debit   BIGINT NOT NULL,
@@ -176,6 +162,69 @@ func migrations(d dialect) [][]string {
 		}
 	}
 	return all
+}
+
+// index is a secondary index of a read model table. Indexes are not part of the versioned
+// migrations: a rebuild drops its tables' indexes, since building an index once at the end
+// costs far less than keeping it up to date through a replay, and ensureIndexes puts back any
+// that is missing, at every open and after every rebuild, so one that a crashed rebuild left
+// out comes back by itself.
+type index struct {
+	name, table, columns string
+}
+
+// indexes serve every filter and sort the read routes offer.
+var indexes = []index{
+	// GET /v1/orders lists newest first, by (placed_at, order_id) descending, filtered by at
+	// most one of these at a time through its index (the others filter the rows read).
+	{"rm_orders_placed", "rm_orders", "placed_at DESC, order_id DESC"},
+	{"rm_orders_customer", "rm_orders", "customer_id, placed_at DESC, order_id DESC"},
+	{"rm_orders_status", "rm_orders", "status, placed_at DESC, order_id DESC"},
+	{"rm_orders_channel", "rm_orders", "channel, placed_at DESC, order_id DESC"},
+	{"rm_customers_lifetime_value", "rm_customers", "lifetime_value DESC, customer_id"},
+	{"rm_customer_orders_recent", "rm_customer_orders", "customer_id, placed_at DESC, order_id DESC"},
+	{"rm_stock_low", "rm_stock", "low_stock, sku"},
+	{"rm_purchase_orders_raised", "rm_purchase_orders", "raised_at DESC, purchase_order_id DESC"},
+	{"rm_purchase_orders_sku", "rm_purchase_orders", "sku, raised_at DESC, purchase_order_id DESC"},
+	{"rm_purchase_orders_status", "rm_purchase_orders", "status, raised_at DESC, purchase_order_id DESC"},
+	{"rm_sales_facts_occurred", "rm_sales_facts", "occurred_at"},
+	{"rm_ledger_entries_order", "rm_ledger_entries", "order_id, posted_at, entry_id"},
+	{"rm_ledger_entries_posted", "rm_ledger_entries", "posted_at, entry_id"},
+}
+
+// ensureIndexes creates the indexes of tables (all tables when none is named) that are missing.
+func (s *ReadStore) ensureIndexes(ctx context.Context, tables ...string) error {
+	existing := map[string]bool{}
+	err := queryRows(ctx, s.writes, s.dialect, s.dialect.indexNamesQuery(), nil, func(r *sql.Rows) error {
+		var name string
+		err := r.Scan(&name)
+		existing[name] = true
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, ix := range indexes {
+		if existing[ix.name] || (len(tables) > 0 && !slices.Contains(tables, ix.table)) {
+			continue
+		}
+		if _, err := s.writes.ExecContext(ctx, "CREATE INDEX IF NOT EXISTS "+ix.name+" ON "+ix.table+" ("+ix.columns+")"); err != nil {
+			return fmt.Errorf("create index %s: %w", ix.name, err)
+		}
+	}
+	return nil
+}
+
+// dropIndexes drops the secondary indexes of tables, before a rebuild fills them.
+func (s *ReadStore) dropIndexes(ctx context.Context, tx *sql.Tx, tables []string) error {
+	for _, ix := range indexes {
+		if slices.Contains(tables, ix.table) {
+			if _, err := tx.ExecContext(ctx, "DROP INDEX IF EXISTS "+ix.name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // migrate creates or upgrades the schema in one transaction. On PostgreSQL it holds the lock
@@ -207,7 +256,7 @@ func (s *ReadStore) migrate(ctx context.Context) error {
 		return fmt.Errorf("the %s schema is at version %d, newer than this build knows (%d)", schemaComponent, version, len(all))
 	}
 	if version == len(all) {
-		return nil
+		return s.ensureIndexes(ctx)
 	}
 	for v := version; v < len(all); v++ {
 		for _, stmt := range all[v] {
@@ -220,5 +269,8 @@ func (s *ReadStore) migrate(ctx context.Context) error {
 		ON CONFLICT (component) DO UPDATE SET version = excluded.version`), schemaComponent, len(all)); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	return s.ensureIndexes(ctx)
 }

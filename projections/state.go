@@ -127,7 +127,7 @@ func (s *ReadStore) updateCheckpoint(ctx context.Context, ex execer, name string
 }
 
 // takeOver starts projectors afresh for a rebuild, in one transaction: their tables are
-// emptied and their rows go back to the start of the log under a new generation, leased to
+// emptied, their secondary indexes dropped (Rebuild puts them back at the end), and their rows go back to the start of the log under a new generation, leased to
 // owner whoever held them. It returns the writer for each.
 func (s *ReadStore) takeOver(ctx context.Context, ps []projector, owner string, ttl time.Duration, now func() time.Time) (map[string]writer, error) {
 	names := make([]string, len(ps))
@@ -160,6 +160,9 @@ func (s *ReadStore) takeOver(ctx context.Context, ps []projector, owner string, 
 			if _, err := tx.ExecContext(ctx, s.dialect.clearTable(t)); err != nil {
 				return nil, err
 			}
+		}
+		if err := s.dropIndexes(ctx, tx, p.tables()); err != nil {
+			return nil, err
 		}
 		writers[p.name()] = writer{owner: owner, generation: cp.generation, leaseTTL: ttl, now: now}
 	}
