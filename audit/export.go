@@ -177,7 +177,7 @@ type exportedEvent struct {
 	DataBase64 []byte              `json:"data_base64"`
 	Metadata   eventstore.Metadata `json:"metadata"`
 	RecordedAt time.Time           `json:"recorded_at"`
-	Position   eventstore.Position `json:"position"`
+	Position   eventstore.Position `json:"position"` // in the source store; the target has its own
 	Hash       eventstore.Hash     `json:"hash"`
 }
 

@@ -32,9 +32,9 @@ type Report struct {
 	// Streams and Events count what was checked, up to and excluding the first failure.
 	Streams uint64 `json:"streams"`
 	Events  uint64 `json:"events"`
-	// Position is the last position the verification covers: the head of the log when it
-	// started, the digest's position, or (one stream) the stream's last event. It is the
-	// zero position ("0-0") for an empty log.
+	// Position is that of the last event checked that holds: when all hold, the head of the
+	// log as the verification started (of the stream, with Options.Stream), or the zero
+	// position ("0-0") for an empty log.
 	Position     eventstore.Position `json:"position"`
 	FirstFailure *Failure            `json:"first_failure"`
 }
