@@ -151,7 +151,8 @@ BEGIN
 	locked := pg_advisory_xact_lock(` + fmt.Sprint(streamLockSpace) + `, hashtext(p_stream))::text;
 
 	-- A batch whose first event is stored is a retry if the stream holds exactly the batch from
-	-- there on, and a duplicate otherwise.
+	-- there on, and a duplicate otherwise. A later event of the batch already in the stream is
+	-- left to events_stream_id_key, which the insert probes anyway.
 	SELECT e.version INTO retried_at FROM events e WHERE e.id = p_ids[1] AND e.stream = p_stream;
 	IF FOUND THEN
 		last_version := retried_at + n - 1;
@@ -170,11 +171,6 @@ BEGIN
 	IF NOT FOUND THEN
 		last_version := -1;
 		prev_hash := '\x0000000000000000000000000000000000000000000000000000000000000000';
-	END IF;
-
-	IF EXISTS (SELECT 1 FROM events e WHERE e.id = ANY (p_ids[2:n]) AND e.stream = p_stream) THEN
-		outcome := 3;
-		RETURN;
 	END IF;
 
 	IF NOT (p_expected = last_version OR p_expected = -2 OR (p_expected = -3 AND last_version >= 0)) THEN

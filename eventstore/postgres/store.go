@@ -195,15 +195,15 @@ func (s *Store) appendWith(ctx context.Context, q querier, stream string, expect
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			// Only a writer that bypassed the append functions' stream lock can get here; the
-			// unique indexes are the last guard and their verdict is a lost race.
 			switch pgErr.ConstraintName {
+			case "events_stream_id_key":
+				return eventstore.AppendResult{}, false, fmt.Errorf("%w: the batch repeats an event id already in %q",
+					eventstore.ErrDuplicateEventID, stream)
 			case "events_stream_version_key":
+				// Only a writer that bypassed the append functions' stream lock can get here;
+				// the unique index is the last guard and its verdict is a lost race.
 				return eventstore.AppendResult{}, false, fmt.Errorf("%w: stream %q was appended to concurrently",
 					eventstore.ErrWrongExpectedRevision, stream)
-			case "events_stream_id_key":
-				return eventstore.AppendResult{}, false, fmt.Errorf("%w: an event id of the batch was stored in %q concurrently",
-					eventstore.ErrDuplicateEventID, stream)
 			}
 		}
 		return eventstore.AppendResult{}, false, wrapErr("append", err)
@@ -334,7 +334,7 @@ func (s *Store) query(ctx context.Context, op string, limit int, sql string, arg
 		e.Position = eventstore.Position{Commit: xid, Prepare: uint64(position)}
 		e.Version = uint64(version)
 		e.RecordedAt = e.RecordedAt.UTC()
-		if e.Metadata, err = eventstore.DecodeMetadata(metadata); err != nil {
+		if e.Metadata, err = decodeMetadata(metadata); err != nil {
 			return nil, fmt.Errorf("eventstore/postgres: %s: event %s of %q: metadata: %w", op, e.ID, e.Stream, err)
 		}
 		if len(hash) != len(e.Hash) {
