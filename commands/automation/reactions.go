@@ -41,6 +41,41 @@ func refresher[S any](stream string, fold commands.Fold[S]) func(context.Context
 	}
 }
 
+// subject names what an event is about — an order or a purchase order — for handling events
+// about one subject in log order. Every order the reactions rely on is between two events
+// about one subject: an order's placement before its cancellation (reserve before release), a
+// line's allocation before the backorder it fills (both recorded on the order as deltas), an
+// order's invoice before its cancellation, a purchase order's raising before its receipt.
+func subject(e domain.Event) string {
+	switch e := e.(type) {
+	case domain.OrderPlaced:
+		return "order:" + e.OrderID
+	case domain.StockAllocated:
+		return "order:" + e.OrderID
+	case domain.BackorderFilled:
+		return "order:" + e.OrderID
+	case domain.OrderConfirmed:
+		return "order:" + e.OrderID
+	case domain.InvoiceNumberAssigned:
+		return "order:" + e.OrderID
+	case domain.OrderInvoiced:
+		return "order:" + e.OrderID
+	case domain.OrderCancelled:
+		return "order:" + e.OrderID
+	case domain.CreditNoteNumberAssigned:
+		return "order:" + e.OrderID
+	case domain.OrderShipped:
+		return "order:" + e.OrderID
+	case domain.OrderReturned:
+		return "order:" + e.OrderID
+	case domain.ReplenishmentRequested:
+		return "purchase_order:" + e.PurchaseOrderID
+	case domain.PurchaseOrderReceived:
+		return "purchase_order:" + e.PurchaseOrderID
+	}
+	return ""
+}
+
 // reactions returns the commands that carry the news of e to the streams it concerns, in the
 // order they are sent. Most follow from the event alone. Two read the order's current state;
 // their decisions stay right however late they are made (a replay after a crash makes them

@@ -78,6 +78,9 @@ type Runner struct {
 	mu           sync.Mutex
 	status       Status
 	pendingSince time.Time // recorded time of the oldest event delivered and not yet handled
+	// newestSent is the position of the newest event the runner's commands appended (or found
+	// appended): once the checkpoint reaches it, the runner has handled its own consequences.
+	newestSent eventstore.Position
 }
 
 // Option configures a Runner.
@@ -98,8 +101,8 @@ func WithLeaseTTL(d time.Duration) Option { return func(r *Runner) { r.leaseTTL 
 // WithHolder names this runner in the lease (default host:pid:random).
 func WithHolder(id string) Option { return func(r *Runner) { r.holder = id } }
 
-// WithLanes sets how many events of one batch are handled at once (default 8). Events of one
-// stream always go to the same lane, in log order; see handleBatch for why that suffices.
+// WithLanes sets how many events are handled at once (default 8). Events about one order or
+// purchase order always go to the same lane, in log order; see handleChunk.
 func WithLanes(n int) Option { return func(r *Runner) { r.lanes = max(n, 1) } }
 
 // New returns a runner that sends commands through h, to h's store, and keeps its checkpoint
@@ -347,41 +350,60 @@ func (r *Runner) keepLease(ctx context.Context, lost context.CancelCauseFunc) {
 	}
 }
 
-// handleBatch handles a batch delivered by the subscription and then saves its checkpoint.
-//
-// Events go to lanes by their stream, so the events of one stream are handled in log order,
-// while lanes run at once. That keeps every order the process managers rely on, because each
-// such pair of events is in one stream: an order's placement before its cancellation (reserve
-// before release), a SKU's allocation for an order before the backorder it fills (both
-// recorded on the order as deltas), an order's invoice before its cancellation. Events of
-// different streams commute: the streams that receive their commands decide under their own
-// expected revision. The checkpoint moves only when every lane has finished the batch.
+// checkpointEvery bounds how many events are handled between two checkpoints. It bounds the
+// work a restart repeats, and lets a runner that is restarted often still make progress.
+const checkpointEvery = 64
+
+// handleBatch handles a batch delivered by the subscription, saving the checkpoint after
+// every checkpointEvery events.
 func (r *Runner) handleBatch(ctx context.Context, batch []eventstore.Event) error {
+	for len(batch) > 0 {
+		n := min(len(batch), checkpointEvery)
+		if err := r.handleChunk(ctx, batch[:n]); err != nil {
+			return err
+		}
+		batch = batch[n:]
+	}
+	return nil
+}
+
+// handleChunk handles events and then saves the checkpoint after them.
+//
+// Events go to lanes by their subject (see subject), so the events about one order or one
+// purchase order are handled in log order while the lanes run at once. Events about different
+// subjects commute: each stream that receives their commands decides under its own expected
+// revision, and the stock stream serves whichever reservation reaches it first. The
+// checkpoint moves only when every lane has finished.
+func (r *Runner) handleChunk(ctx context.Context, chunk []eventstore.Event) error {
 	r.mu.Lock()
-	r.pendingSince = batch[0].RecordedAt
+	r.pendingSince = chunk[0].RecordedAt
 	r.mu.Unlock()
 
-	lanes := make([][]eventstore.Event, r.lanes)
-	for _, e := range batch {
+	lanes := make([][]decoded, r.lanes)
+	for _, e := range chunk {
 		if !handledTypes[e.Type] {
 			continue
 		}
-		i := maphash.String(r.seed, e.Stream) % uint64(r.lanes)
-		lanes[i] = append(lanes[i], e)
+		de, err := domain.DecodeEvent(e.Type, e.Data)
+		if err != nil {
+			return r.fail(e, err)
+		}
+		i := maphash.String(r.seed, subject(de)) % uint64(r.lanes)
+		lanes[i] = append(lanes[i], decoded{e, de})
 	}
 	if err := r.runLanes(ctx, lanes); err != nil {
 		return err
 	}
-	last := batch[len(batch)-1]
+	last := chunk[len(chunk)-1]
 	if err := r.checkpoints.save(ctx, Name, r.holder, last.Position); err != nil {
 		return err
 	}
-	r.metrics.handled(len(batch), last.RecordedAt)
+	r.metrics.handled(len(chunk), last.RecordedAt)
 	r.mu.Lock()
 	r.pendingSince = time.Time{}
 	r.status.Position = last.Position
 	r.status.LastEventAt = last.RecordedAt
-	r.status.EventsHandled += uint64(len(batch))
+	r.status.EventsHandled += uint64(len(chunk))
 	if r.status.State == StateRetrying {
 		r.status.State, r.status.LastError = StateRunning, ""
 	}
@@ -389,9 +411,15 @@ func (r *Runner) handleBatch(ctx context.Context, batch []eventstore.Event) erro
 	return nil
 }
 
+// decoded is a stored event with its domain value.
+type decoded struct {
+	stored eventstore.Event
+	event  domain.Event
+}
+
 // runLanes handles each lane's events in order, the lanes at once, and returns the first
 // error; the other lanes are then cancelled, since the batch will be handled again anyway.
-func (r *Runner) runLanes(ctx context.Context, lanes [][]eventstore.Event) error {
+func (r *Runner) runLanes(ctx context.Context, lanes [][]decoded) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -406,8 +434,8 @@ func (r *Runner) runLanes(ctx context.Context, lanes [][]eventstore.Event) error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, e := range lane {
-				if err := r.handleEvent(ctx, e); err != nil {
+			for _, d := range lane {
+				if err := r.handleEvent(ctx, d.stored, d.event); err != nil {
 					once.Do(func() { firstErr = err; cancel() })
 					return
 				}
@@ -420,11 +448,7 @@ func (r *Runner) runLanes(ctx context.Context, lanes [][]eventstore.Event) error
 
 // handleEvent sends the commands an event calls for, retrying with backoff while the store
 // fails. A command the domain refuses is a bug: the runner stops with a *Failure.
-func (r *Runner) handleEvent(ctx context.Context, e eventstore.Event) error {
-	de, err := domain.DecodeEvent(e.Type, e.Data)
-	if err != nil {
-		return r.fail(e, err)
-	}
+func (r *Runner) handleEvent(ctx context.Context, e eventstore.Event, de domain.Event) error {
 	for attempt := 0; ; attempt++ {
 		err := r.react(ctx, e, de)
 		if err == nil {
@@ -474,6 +498,11 @@ func (r *Runner) react(ctx context.Context, e eventstore.Event, de domain.Event)
 			return fmt.Errorf("%s: %w", c.purpose, err)
 		}
 		r.metrics.commandSent(res)
+		r.mu.Lock()
+		if res.Position.Compare(r.newestSent) > 0 {
+			r.newestSent = res.Position
+		}
+		r.mu.Unlock()
 		if r.afterSend != nil {
 			r.afterSend(e, c.purpose)
 		}
