@@ -35,7 +35,7 @@ func MulAmount(quantity, unitPrice int64) (int64, error) {
 const MaxTaxRateBps = 10000
 
 // Tax returns round_half_up(net × rateBps / 10000) for net ≥ 0 and 0 ≤ rateBps ≤ 10000, computed
-// in 128 bits so that no net amount that fits in int64 overflows.
+// in 128 bits so that no net amount that fits in int64 overflows; the tax never exceeds net.
 func Tax(net int64, rateBps int64) (int64, error) {
 	if net < 0 || rateBps < 0 || rateBps > MaxTaxRateBps {
 		return 0, fmt.Errorf("%w: tax of %d at %d bps", ErrInvalidInput, net, rateBps)
@@ -44,10 +44,9 @@ func Tax(net int64, rateBps int64) (int64, error) {
 	// Add half the divisor before dividing: round half up for non-negative values.
 	lo, carry := bits.Add64(lo, MaxTaxRateBps/2, 0)
 	hi += carry
+	// hi < 10000 here, so the division cannot overflow, and the quotient is at most net (the
+	// rate is at most 100 % and the half added is under one unit), so it fits in int64.
 	q, _ := bits.Div64(hi, lo, MaxTaxRateBps)
-	if q > math.MaxInt64 {
-		return 0, fmt.Errorf("%w: tax of %d at %d bps", ErrAmountOverflow, net, rateBps)
-	}
 	return int64(q), nil
 }
 
