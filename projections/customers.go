@@ -12,13 +12,14 @@ import (
 // RecentOrdersLimit is how many of a customer's newest orders their profile lists.
 const RecentOrdersLimit = 10
 
-// Customer is the document of GET /v1/customers/{id}.
+// Customer is the document of GET /v1/customers/{id}. Phone and payment preference are empty
+// when the customer gave none.
 type Customer struct {
 	CustomerID         string        `json:"customer_id"`
 	Name               string        `json:"name"`
 	Email              string        `json:"email"`
-	Phone              *string       `json:"phone"`
-	PaymentPreference  *string       `json:"payment_preference"`
+	Phone              string        `json:"phone"`
+	PaymentPreference  string        `json:"payment_preference"`
 	OrderCount         int64         `json:"order_count"`
 	LifetimeValue      int64         `json:"lifetime_value"`
 	OutstandingBalance int64         `json:"outstanding_balance"`
@@ -95,7 +96,7 @@ func (c *customerRow) values() []any {
 func (c *customerRow) document(recent []RecentOrder) Customer {
 	doc := Customer{
 		CustomerID: c.CustomerID, Name: c.Name, Email: c.Email,
-		Phone: optional(c.Phone), PaymentPreference: optional(c.PaymentPreference),
+		Phone: c.Phone, PaymentPreference: c.PaymentPreference,
 		OrderCount: c.OrderCount, LifetimeValue: c.LifetimeValue, OutstandingBalance: c.Outstanding,
 		Channels:     ChannelCounts{Web: c.WebOrders, Store: c.StoreOrders, Phone: c.PhoneOrders},
 		RecentOrders: recent,

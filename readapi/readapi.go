@@ -1,0 +1,205 @@
+// Package readapi serves the read routes of the HTTP API (API.md, "Read side"): documents from
+// the read models the projections keep, and an order's history from the event store.
+//
+// Every route accepts ?after=<position>, the token a write answered with: the route answers
+// only once the read models it reads include that position (at most the after timeout, 10 s by
+// default, then 504). Query parameters are checked strictly: one the route does not know, one
+// given twice, or a malformed value is a 400 naming the parameter.
+package readapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/httpx"
+	"github.com/orderledger/orderledger/projections"
+)
+
+// Waiter waits until projectors include a position; *projections.Runner is one.
+type Waiter interface {
+	WaitFor(ctx context.Context, pos eventstore.Position, projectors ...string) error
+}
+
+// DefaultAfterTimeout is how long a read waits for ?after= (API.md: at most 10 s).
+const DefaultAfterTimeout = 10 * time.Second
+
+// API serves the read routes.
+type API struct {
+	read         *projections.ReadStore
+	events       eventstore.Store
+	waiter       Waiter
+	afterTimeout time.Duration
+}
+
+// Option configures an API.
+type Option func(*API)
+
+// WithAfterTimeout sets how long a read waits for ?after= before answering 504.
+func WithAfterTimeout(d time.Duration) Option { return func(a *API) { a.afterTimeout = d } }
+
+// New serves the read models of read, the order histories of events, and waits for ?after=
+// with waiter.
+func New(read *projections.ReadStore, events eventstore.Store, waiter Waiter, opts ...Option) *API {
+	a := &API{read: read, events: events, waiter: waiter, afterTimeout: DefaultAfterTimeout}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+// route is a read route: the projector whose read model it reads ("" when it reads the event
+// store), the query parameters it takes besides after, and what it answers.
+type route struct {
+	path      string
+	projector string
+	params    []string
+	answer    func(ctx context.Context, r *http.Request, q query) (any, error)
+}
+
+// Register mounts every read route on r, for GET.
+func (a *API) Register(r *mux.Router) {
+	for _, rt := range a.routes() {
+		r.Handle(rt.path, a.handler(rt)).Methods(http.MethodGet)
+	}
+}
+
+func (a *API) routes() []route {
+	return []route{
+		{path: "/v1/orders", projector: "orders", params: []string{"customer_id", "status", "channel", "limit", "cursor"}, answer: a.orders},
+		{path: "/v1/orders/{id}", projector: "orders", answer: a.order},
+		{path: "/v1/orders/{id}/history", answer: a.history},
+		{path: "/v1/customers", projector: "customers", params: []string{"sort", "limit"}, answer: a.customers},
+		{path: "/v1/customers/{id}", projector: "customers", answer: a.customer},
+		{path: "/v1/inventory", projector: "inventory", params: []string{"low_stock"}, answer: a.inventory},
+		{path: "/v1/inventory/{sku}", projector: "inventory", answer: a.stockLevel},
+		{path: "/v1/purchase-orders", projector: "inventory", params: []string{"sku", "status"}, answer: a.purchaseOrders},
+		{path: "/v1/sales/summary", projector: "sales", params: []string{"from", "to"}, answer: a.salesSummary},
+		{path: "/v1/sales/daily", projector: "sales", params: []string{"from", "to"}, answer: a.salesDaily},
+		{path: "/v1/ledger/trial-balance", projector: "ledger", answer: a.trialBalance},
+		{path: "/v1/ledger/entries", projector: "ledger", params: []string{"order_id", "limit", "cursor"}, answer: a.ledgerEntries},
+	}
+}
+
+// handler checks the query, waits for ?after=, and answers the route's document as JSON or the
+// error as problem+json.
+func (a *API) handler(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q, err := parseQuery(r.URL.RawQuery, append([]string{"after"}, rt.params...))
+		if err == nil {
+			err = a.waitAfter(r.Context(), q, rt.projector)
+		}
+		var doc any
+		if err == nil {
+			doc, err = rt.answer(r.Context(), r, q)
+		}
+		if err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, doc)
+	})
+}
+
+// waitAfter waits until the projector includes ?after=. A route that reads the event store
+// has nothing to wait for: an append is readable once it has answered.
+func (a *API) waitAfter(ctx context.Context, q query, projector string) error {
+	raw, ok := q.get("after")
+	if !ok {
+		return nil
+	}
+	pos, err := eventstore.ParsePosition(raw)
+	if err != nil {
+		return httpx.BadRequest("parameter after: %v; pass the position a write answered with", err)
+	}
+	if projector == "" {
+		return nil
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, a.afterTimeout)
+	defer cancel()
+	err = a.waiter.WaitFor(waitCtx, pos, projector)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded):
+		return httpx.Errorf(http.StatusGatewayTimeout, "timeout",
+			"the %s read model did not reach position %s within %s; retry later", projector, pos, a.afterTimeout)
+	case errors.Is(err, projections.ErrProjectorStopped):
+		return httpx.Errorf(http.StatusServiceUnavailable, "store_unavailable",
+			"the %s read model cannot reach position %s: %v", projector, pos, err)
+	}
+	return err
+}
+
+// query is a request's query parameters, each given at most once.
+type query map[string]string
+
+// parseQuery accepts only the named parameters, each at most once.
+func parseQuery(raw string, allowed []string) (query, error) {
+	values, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, httpx.BadRequest("malformed query string: %v", err)
+	}
+	q := query{}
+	names := make([]string, 0, len(values))
+	for name := range values {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if !slices.Contains(allowed, name) {
+			return nil, httpx.BadRequest("unknown query parameter %q; this route takes %s", name, strings.Join(allowed, ", "))
+		}
+		if len(values[name]) > 1 {
+			return nil, httpx.BadRequest("parameter %s is given %d times; give it once", name, len(values[name]))
+		}
+		q[name] = values[name][0]
+	}
+	return q, nil
+}
+
+func (q query) get(name string) (string, bool) {
+	v, ok := q[name]
+	return v, ok
+}
+
+// Limits of the list routes.
+const (
+	defaultLimit = 50
+	maxLimit     = 500
+)
+
+// limit reads ?limit=, 1..500, default 50.
+func (q query) limit() (int, error) {
+	raw, ok := q.get("limit")
+	if !ok {
+		return defaultLimit, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || strconv.Itoa(n) != raw || n < 1 || n > maxLimit {
+		return 0, httpx.BadRequest("parameter limit must be an integer from 1 to %d, got %q", maxLimit, raw)
+	}
+	return n, nil
+}
+
+// oneOf reads an optional parameter that must be one of values.
+func (q query) oneOf(name string, values ...string) (string, error) {
+	raw, ok := q.get(name)
+	if !ok {
+		return "", nil
+	}
+	if !slices.Contains(values, raw) {
+		return "", httpx.BadRequest("parameter %s must be one of %s, got %q", name, strings.Join(values, ", "), raw)
+	}
+	return raw, nil
+}

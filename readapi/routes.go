@@ -1,0 +1,334 @@
+package readapi
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/httpx"
+	"github.com/orderledger/orderledger/projections"
+)
+
+// Page is a list answer with a cursor: pass next_cursor as ?cursor= for the next page; it is
+// null on the last page.
+type Page[T any] struct {
+	Items      []T     `json:"items"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+// List is a list answer without paging.
+type List[T any] struct {
+	Items []T `json:"items"`
+}
+
+// notFound turns the read store's ErrNotFound into the domain's not-found error for the
+// resource, which the error table answers with 404.
+func notFound(err error, sentinel error, id string) error {
+	if errors.Is(err, projections.ErrNotFound) {
+		return fmt.Errorf("%w: %s", sentinel, id)
+	}
+	return err
+}
+
+// pathID returns a path identifier; one that does not match the identifier pattern names
+// nothing that can exist (404).
+func pathID(r *http.Request, name string, sentinel error) (string, error) {
+	id := mux.Vars(r)[name]
+	if !domain.ValidID(id) {
+		return "", fmt.Errorf("%w: %q is not an identifier", sentinel, id)
+	}
+	return id, nil
+}
+
+// idParam reads an optional identifier parameter.
+func (q query) idParam(name string) (string, error) {
+	raw, ok := q.get(name)
+	if ok && !domain.ValidID(raw) {
+		return "", httpx.BadRequest("parameter %s must match ^[A-Za-z0-9._-]{1,64}$, got %q", name, raw)
+	}
+	return raw, nil
+}
+
+// GET /v1/orders/{id}
+func (a *API) order(ctx context.Context, r *http.Request, _ query) (any, error) {
+	id, err := pathID(r, "id", domain.ErrOrderNotFound)
+	if err != nil {
+		return nil, err
+	}
+	o, err := a.read.Order(ctx, id)
+	return o, notFound(err, domain.ErrOrderNotFound, id)
+}
+
+var orderStatuses = []string{
+	domain.StatusPending, domain.StatusBackordered, domain.StatusConfirmed, domain.StatusShipped,
+	domain.StatusDelivered, domain.StatusCompleted, domain.StatusCancelled,
+}
+
+// GET /v1/orders: newest placed first (ties by order_id, descending).
+func (a *API) orders(ctx context.Context, _ *http.Request, q query) (any, error) {
+	var (
+		f   projections.OrderFilter
+		err error
+	)
+	if f.CustomerID, err = q.idParam("customer_id"); err != nil {
+		return nil, err
+	}
+	if f.Status, err = q.oneOf("status", orderStatuses...); err != nil {
+		return nil, err
+	}
+	if f.Channel, err = q.oneOf("channel", "web", "store", "phone"); err != nil {
+		return nil, err
+	}
+	if f.Limit, err = q.limit(); err != nil {
+		return nil, err
+	}
+	if raw, ok := q.get("cursor"); ok {
+		at, id, err := decodeCursor(orderCursor, raw)
+		if err != nil {
+			return nil, err
+		}
+		f.After = &projections.OrderKey{PlacedAt: at, OrderID: id}
+	}
+	items, next, err := a.read.Orders(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	page := Page[projections.Order]{Items: items}
+	if next != nil {
+		c := encodeCursor(orderCursor, next.PlacedAt, next.OrderID)
+		page.NextCursor = &c
+	}
+	return page, nil
+}
+
+// Cursors name the last item of a page: a time and an identifier, behind a prefix saying which
+// listing they belong to, base64url-encoded so that clients treat them as opaque.
+const (
+	orderCursor  = "o1"
+	ledgerCursor = "l1"
+)
+
+func encodeCursor(kind string, at time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(at.UnixMicro(), 10) + ":" + id))
+}
+
+func decodeCursor(kind, raw string) (time.Time, string, error) {
+	bad := httpx.BadRequest("parameter cursor is not a cursor this listing gave out; pass next_cursor as it came")
+	b, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	parts := strings.SplitN(string(b), ":", 3)
+	if len(parts) != 3 || parts[0] != kind || !domain.ValidID(parts[2]) {
+		return time.Time{}, "", bad
+	}
+	us, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	return time.UnixMicro(us).UTC(), parts[2], nil
+}
+
+// HistoryEvent is an event of an order's stream as GET /v1/orders/{id}/history shows it.
+type HistoryEvent struct {
+	Position   eventstore.Position `json:"position"`
+	Version    uint64              `json:"version"`
+	Type       string              `json:"type"`
+	RecordedAt time.Time           `json:"recorded_at"`
+	Data       json.RawMessage     `json:"data"`
+}
+
+// historyPage is how many events one read of the stream takes.
+const historyPage = 1000
+
+// GET /v1/orders/{id}/history, from the event store.
+func (a *API) history(ctx context.Context, r *http.Request, _ query) (any, error) {
+	id, err := pathID(r, "id", domain.ErrOrderNotFound)
+	if err != nil {
+		return nil, err
+	}
+	events := []HistoryEvent{}
+	for from := uint64(0); ; {
+		batch, err := a.events.ReadStream(ctx, domain.OrderStream(id), from, historyPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range batch {
+			events = append(events, HistoryEvent{Position: e.Position, Version: e.Version, Type: e.Type, RecordedAt: e.RecordedAt.UTC(), Data: e.Data})
+		}
+		if len(batch) < historyPage {
+			break
+		}
+		from = batch[len(batch)-1].Version + 1
+	}
+	if len(events) == 0 {
+		return nil, fmt.Errorf("%w: %s", domain.ErrOrderNotFound, id)
+	}
+	return struct {
+		Events []HistoryEvent `json:"events"`
+	}{events}, nil
+}
+
+// GET /v1/customers/{id}
+func (a *API) customer(ctx context.Context, r *http.Request, _ query) (any, error) {
+	id, err := pathID(r, "id", domain.ErrCustomerNotFound)
+	if err != nil {
+		return nil, err
+	}
+	c, err := a.read.Customer(ctx, id)
+	return c, notFound(err, domain.ErrCustomerNotFound, id)
+}
+
+// GET /v1/customers?sort=lifetime_value&limit=: highest lifetime value first.
+func (a *API) customers(ctx context.Context, _ *http.Request, q query) (any, error) {
+	if _, err := q.oneOf("sort", "lifetime_value"); err != nil {
+		return nil, err
+	}
+	limit, err := q.limit()
+	if err != nil {
+		return nil, err
+	}
+	items, err := a.read.CustomersByLifetimeValue(ctx, limit)
+	return List[projections.Customer]{Items: items}, err
+}
+
+// GET /v1/inventory/{sku}
+func (a *API) stockLevel(ctx context.Context, r *http.Request, _ query) (any, error) {
+	sku, err := pathID(r, "sku", domain.ErrSKUNotFound)
+	if err != nil {
+		return nil, err
+	}
+	level, err := a.read.StockLevel(ctx, sku)
+	return level, notFound(err, domain.ErrSKUNotFound, sku)
+}
+
+// GET /v1/inventory?low_stock=: every SKU by SKU, or only those that are (true) or are not
+// (false) low on stock.
+func (a *API) inventory(ctx context.Context, _ *http.Request, q query) (any, error) {
+	var lowStock *bool
+	if raw, ok := q.get("low_stock"); ok {
+		b, err := strconv.ParseBool(raw)
+		if err != nil || (raw != "true" && raw != "false") {
+			return nil, httpx.BadRequest("parameter low_stock must be true or false, got %q", raw)
+		}
+		lowStock = &b
+	}
+	items, err := a.read.StockLevels(ctx, lowStock)
+	return List[projections.StockLevel]{Items: items}, err
+}
+
+// GET /v1/purchase-orders?sku=&status=: most recently raised first.
+func (a *API) purchaseOrders(ctx context.Context, _ *http.Request, q query) (any, error) {
+	var (
+		f   projections.PurchaseOrderFilter
+		err error
+	)
+	if f.SKU, err = q.idParam("sku"); err != nil {
+		return nil, err
+	}
+	if f.Status, err = q.oneOf("status", projections.PurchaseOrderOpen, projections.PurchaseOrderReceived); err != nil {
+		return nil, err
+	}
+	items, err := a.read.PurchaseOrders(ctx, f)
+	return List[projections.PurchaseOrder]{Items: items}, err
+}
+
+// period reads ?from= and ?to=. A date (2025-03-01) stands for that whole UTC day: from its
+// start for from, to its end for to. A date-time (RFC 3339) is exact: from includes it, to
+// does not. An absent bound is open.
+func (q query) period() (projections.Period, error) {
+	var p projections.Period
+	for _, bound := range []struct {
+		name  string
+		dst   *time.Time
+		isEnd bool
+	}{{"from", &p.From, false}, {"to", &p.To, true}} {
+		raw, ok := q.get(bound.name)
+		if !ok {
+			continue
+		}
+		if day, err := time.Parse(time.DateOnly, raw); err == nil {
+			if bound.isEnd {
+				day = day.AddDate(0, 0, 1)
+			}
+			*bound.dst = day
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, raw)
+		if err != nil {
+			return p, httpx.BadRequest("parameter %s must be a date (2025-03-01) or an RFC 3339 time (2025-03-01T09:30:00Z), got %q", bound.name, raw)
+		}
+		*bound.dst = t.UTC()
+	}
+	if !p.From.IsZero() && !p.To.IsZero() && !p.From.Before(p.To) {
+		return p, httpx.BadRequest("parameter from must be before to")
+	}
+	return p, nil
+}
+
+// GET /v1/sales/summary?from=&to=
+func (a *API) salesSummary(ctx context.Context, _ *http.Request, q query) (any, error) {
+	p, err := q.period()
+	if err != nil {
+		return nil, err
+	}
+	return a.read.SalesSummary(ctx, p)
+}
+
+// GET /v1/sales/daily?from=&to=: UTC days oldest first; days without sales are left out.
+func (a *API) salesDaily(ctx context.Context, _ *http.Request, q query) (any, error) {
+	p, err := q.period()
+	if err != nil {
+		return nil, err
+	}
+	days, err := a.read.SalesDaily(ctx, p)
+	return struct {
+		Days []projections.SalesDay `json:"days"`
+	}{days}, err
+}
+
+// GET /v1/ledger/trial-balance
+func (a *API) trialBalance(ctx context.Context, _ *http.Request, _ query) (any, error) {
+	return a.read.TrialBalance(ctx)
+}
+
+// GET /v1/ledger/entries?order_id=&limit=&cursor=: oldest posting first.
+func (a *API) ledgerEntries(ctx context.Context, _ *http.Request, q query) (any, error) {
+	var (
+		f   projections.LedgerFilter
+		err error
+	)
+	if f.OrderID, err = q.idParam("order_id"); err != nil {
+		return nil, err
+	}
+	if f.Limit, err = q.limit(); err != nil {
+		return nil, err
+	}
+	if raw, ok := q.get("cursor"); ok {
+		at, id, err := decodeCursor(ledgerCursor, raw)
+		if err != nil {
+			return nil, err
+		}
+		f.After = &projections.LedgerKey{PostedAt: at, EntryID: id}
+	}
+	items, next, err := a.read.LedgerEntries(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	page := Page[projections.LedgerEntry]{Items: items}
+	if next != nil {
+		c := encodeCursor(ledgerCursor, next.PostedAt, next.EntryID)
+		page.NextCursor = &c
+	}
+	return page, nil
+}
