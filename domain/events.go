@@ -3,7 +3,9 @@ package domain
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -379,6 +381,11 @@ func decoder[E Event]() func([]byte) (Event, error) {
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&e); err != nil {
 			return nil, err
+		}
+		// Decode stops after the first value; anything but white space after it is data
+		// this reader would otherwise drop unseen.
+		if _, err := dec.Token(); err != io.EOF {
+			return nil, errors.New("data continues after the event's JSON object")
 		}
 		return e, nil
 	}

@@ -117,6 +117,13 @@ func TestDecodeRefusesUnknownTypeAndFields(t *testing.T) {
 	if _, err := domain.DecodeEvent("PaymentReceived.v1", []byte(`{"amount":`)); err == nil {
 		t.Error("truncated data was accepted")
 	}
+	// A second value after the first would otherwise be dropped without a word.
+	if _, err := domain.DecodeEvent("PaymentReceived.v1", []byte(`{"amount":5} {"amount":6}`)); err == nil {
+		t.Error("data with a second JSON value after the event was accepted")
+	}
+	if _, err := domain.DecodeEvent("PaymentReceived.v1", []byte("{\"amount\":5}\n")); err != nil {
+		t.Errorf("trailing white space refused: %v", err)
+	}
 }
 
 func TestStreamNames(t *testing.T) {
