@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderledger/orderledger/eventstore"
@@ -268,20 +269,63 @@ func TestNotifyWakesAnotherStore(t *testing.T) {
 	}
 }
 
-// waitListening waits until some connection to s's database listens.
-func waitListening(t *testing.T, s *Store) {
+// TestListenerReconnects: when the listening connection is killed, the subscription listens
+// again and keeps following another store's appends without waiting for its safety poll.
+func TestListenerReconnects(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	writer := openStore(t, dsn)
+	reader := openStore(t, dsn, WithSafetyPoll(time.Hour))
+	delivered := make(chan eventstore.Event, 16)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		_ = reader.Subscribe(ctx, eventstore.Position{}, func(_ context.Context, batch []eventstore.Event) error {
+			for _, e := range batch {
+				delivered <- e
+			}
+			return nil
+		})
+	}()
+
+	killed := waitListening(t, writer)
+	conn := connect(t, writer)
+	if _, err := conn.Exec(t.Context(), "SELECT pg_terminate_backend($1)", killed); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for waitListening(t, writer) == killed {
+		if time.Now().After(deadline) {
+			t.Fatal("the killed listener was not replaced within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range 3 {
+		e := event("A.v1", fmt.Sprintf(`{"n":%d}`, i))
+		mustAppend(t, writer, "order-1", eventstore.Any(), e)
+		select {
+		case got := <-delivered:
+			if got.ID != e.ID {
+				t.Fatalf("delivered %s, want %s", got.ID, e.ID)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("append %d not delivered within 10s of the listener reconnecting", i)
+		}
+	}
+}
+
+// waitListening waits until a connection to s's database listens, and returns its backend pid.
+func waitListening(t *testing.T, s *Store) (pid uint32) {
 	t.Helper()
 	conn := connect(t, s)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var n int
-		err := conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND query = 'LISTEN `+notifyChannel+`' AND state = 'idle'`).Scan(&n)
-		if err != nil {
-			t.Fatal(err)
+		err := conn.QueryRow(t.Context(), `SELECT pid FROM pg_stat_activity
+			WHERE datname = current_database() AND query = 'LISTEN `+notifyChannel+`' AND state = 'idle'`).Scan(&pid)
+		if err == nil {
+			return pid
 		}
-		if n > 0 {
-			return
+		if !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no connection listens after 10s")

@@ -81,8 +81,10 @@ $fn$;
 -- The append functions answer in one row:
 --   outcome 0 appended, 1 a retry of a stored batch (nothing appended), with the stream version,
 --   transaction id and position of the batch's last event;
---   outcome 2 wrong expected revision, 3 duplicate event id, with the stream's last version
---   (-1 for no stream) and NULL xid and position.
+--   outcome 2 wrong expected revision, with the stream's last version (-1 for no stream);
+--   outcome 3 (batches only) a first event already stored but followed by other events than the
+--   batch's.
+--   xid and position are NULL unless the outcome is 0 or 1.
 -- p_expected: >= 0 exact version, -1 no stream, -2 any, -3 stream exists, -4 a version no stream
 -- can reach.
 --

@@ -56,7 +56,6 @@ type Store struct {
 type options struct {
 	safetyPoll     time.Duration
 	notifyInterval time.Duration
-	now            func() time.Time
 }
 
 // Option tunes a Store.
@@ -67,12 +66,9 @@ type Option func(*options)
 // one second.
 func WithSafetyPoll(d time.Duration) Option { return func(o *options) { o.safetyPoll = d } }
 
-// WithClock sets the clock that stamps events appended without a RecordedAt.
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
-
 // Open connects to the database at dsn and creates or migrates the schema.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
-	o := options{safetyPoll: time.Second, notifyInterval: 5 * time.Millisecond, now: time.Now}
+	o := options{safetyPoll: time.Second, notifyInterval: 5 * time.Millisecond}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -159,7 +155,7 @@ func (s *Store) appendWith(ctx context.Context, q querier, stream string, expect
 			return eventstore.NormalizeTime(e.RecordedAt)
 		}
 		if now.IsZero() {
-			now = eventstore.NormalizeTime(s.opts.now())
+			now = eventstore.NormalizeTime(time.Now())
 		}
 		return now
 	}
@@ -221,8 +217,8 @@ func (s *Store) appendWith(ctx context.Context, q querier, stream string, expect
 		return eventstore.AppendResult{}, false, fmt.Errorf("%w: stream %q expected %s",
 			eventstore.ErrWrongExpectedRevision, stream, expected)
 	case outcomeDuplicate:
-		return eventstore.AppendResult{}, false, fmt.Errorf("%w: %q already holds some of the batch's event ids but not as this batch (stream at version %d)",
-			eventstore.ErrDuplicateEventID, stream, version)
+		return eventstore.AppendResult{}, false, fmt.Errorf("%w: the batch's first event is stored in %q, but the events stored after it differ from the batch",
+			eventstore.ErrDuplicateEventID, stream)
 	}
 	return eventstore.AppendResult{}, false, fmt.Errorf("eventstore/postgres: append: unknown outcome %d", outcome)
 }
