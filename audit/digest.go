@@ -1,12 +1,14 @@
 package audit
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,33 +103,109 @@ func TakeDigest(ctx context.Context, store eventstore.Store, opts Options) (Dige
 // of the log up to there, to compare with one taken earlier (Digest.Diff). Events appended
 // after position do not change it.
 func DigestAt(ctx context.Context, store eventstore.Store, position eventstore.Position, opts Options) (Digest, Report, error) {
+	d, _, report, err := HeadsAt(ctx, store, position, opts)
+	return d, report, err
+}
+
+// Head is a stream's last event at a digest's position: what one leaf of the digest's tree
+// commits to.
+type Head struct {
+	Stream  string
+	Version uint64
+	Hash    eventstore.Hash
+}
+
+// HeadsAt is DigestAt that also returns the heads the digest commits to, in byte order of
+// stream name. Kept beside the digest (WriteHeads), they let a later check name the streams
+// whose heads changed (DiffHeads), which the root alone cannot; RootOf proves that a list of
+// heads is the one a digest commits to, so the list can be stored anywhere.
+func HeadsAt(ctx context.Context, store eventstore.Store, position eventstore.Position, opts Options) (Digest, []Head, Report, error) {
 	if opts.Stream != "" {
-		return Digest{}, Report{}, errors.New("audit: a digest covers the whole log, not one stream")
+		return Digest{}, nil, Report{}, errors.New("audit: a digest covers the whole log, not one stream")
 	}
 	c, err := scan(ctx, store, position, opts)
 	if err != nil {
-		return Digest{}, Report{}, err
+		return Digest{}, nil, Report{}, err
 	}
 	report := c.finish()
 	if !report.OK {
-		return Digest{}, report, nil
+		return Digest{}, nil, report, nil
 	}
-	return Digest{Position: position, Streams: report.Streams, Events: report.Events, Root: c.root()}, report, nil
+	heads := make([]Head, 0, len(c.heads))
+	for name, head := range c.heads {
+		heads = append(heads, Head{Stream: name, Version: head.version, Hash: head.hash})
+	}
+	slices.SortFunc(heads, func(a, b Head) int { return strings.Compare(a.Stream, b.Stream) })
+	d := Digest{Position: position, Streams: report.Streams, Events: report.Events, Root: RootOf(heads)}
+	return d, heads, report, nil
 }
 
-// root is the Merkle root over the stream heads, leaves in byte order of stream name.
-func (c *chainChecker) root() [sha256.Size]byte {
-	names := make([]string, 0, len(c.heads))
-	for name := range c.heads {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	leaves := make([][sha256.Size]byte, len(names))
-	for i, name := range names {
-		head := c.heads[name]
-		leaves[i] = leafHash(name, head.version, head.hash)
+// RootOf is the Merkle root over heads, which must be in byte order of stream name.
+func RootOf(heads []Head) [sha256.Size]byte {
+	leaves := make([][sha256.Size]byte, len(heads))
+	for i, h := range heads {
+		leaves[i] = leafHash(h.Stream, h.Version, h.Hash)
 	}
 	return merkleRoot(leaves)
+}
+
+// DiffHeads names, in byte order of stream name, each stream whose head differs between want
+// (at a digest) and got (now, at the digest's position). Both must be sorted as HeadsAt
+// returns them.
+func DiffHeads(want, got []Head) []string {
+	var diffs []string
+	for len(want) > 0 || len(got) > 0 {
+		switch {
+		case len(got) == 0 || len(want) > 0 && want[0].Stream < got[0].Stream:
+			diffs = append(diffs, fmt.Sprintf("stream %q: version %d (hash %s) at the digest, no event now", want[0].Stream, want[0].Version, want[0].Hash))
+			want = want[1:]
+		case len(want) == 0 || got[0].Stream < want[0].Stream:
+			diffs = append(diffs, fmt.Sprintf("stream %q: not in the digest, version %d (hash %s) now", got[0].Stream, got[0].Version, got[0].Hash))
+			got = got[1:]
+		default:
+			if want[0] != got[0] {
+				diffs = append(diffs, fmt.Sprintf("stream %q: version %d (hash %s) at the digest, version %d (hash %s) now",
+					want[0].Stream, want[0].Version, want[0].Hash, got[0].Version, got[0].Hash))
+			}
+			want, got = want[1:], got[1:]
+		}
+	}
+	return diffs
+}
+
+// WriteHeads writes heads one a line: version, hash in hex and stream name, separated by tabs
+// (a stream name holds no control character).
+func WriteHeads(w io.Writer, heads []Head) error {
+	out := bufio.NewWriter(w)
+	for _, h := range heads {
+		if _, err := fmt.Fprintf(out, "%d\t%s\t%s\n", h.Version, h.Hash, h.Stream); err != nil {
+			return err
+		}
+	}
+	return out.Flush()
+}
+
+// ReadHeads reads what WriteHeads wrote.
+func ReadHeads(r io.Reader) ([]Head, error) {
+	var heads []Head
+	lines := bufio.NewScanner(r)
+	for n := 1; lines.Scan(); n++ {
+		version, rest, ok1 := strings.Cut(lines.Text(), "\t")
+		hash, stream, ok2 := strings.Cut(rest, "\t")
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("heads line %d: want <version> TAB <hash> TAB <stream>", n)
+		}
+		h := Head{Stream: stream}
+		var err error
+		if h.Version, err = strconv.ParseUint(version, 10, 64); err != nil {
+			return nil, fmt.Errorf("heads line %d: version: %w", n, err)
+		}
+		if h.Hash, err = eventstore.ParseHash(hash); err != nil {
+			return nil, fmt.Errorf("heads line %d: %w", n, err)
+		}
+		heads = append(heads, h)
+	}
+	return heads, lines.Err()
 }
 
 // leafHash is SHA-256(leafTag ‖ len(stream) as 4 bytes big-endian ‖ stream ‖ version as

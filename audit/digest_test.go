@@ -1,8 +1,10 @@
 package audit_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"testing"
 
@@ -100,5 +102,51 @@ func TestDigestDiffSaysWhatDiffers(t *testing.T) {
 	}
 	if strings.Contains(diffs, "streams") {
 		t.Errorf("diff %q names the stream count, which is equal", diffs)
+	}
+}
+
+func TestHeadsRoundTripAndProveThemselves(t *testing.T) {
+	store, _ := openSQLite(t)
+	log := seedLog(t, store, 80)
+	d, heads, _, err := audit.HeadsAt(t.Context(), store, log[len(log)-1].Position, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(heads) != len(seedStreams) || audit.RootOf(heads) != d.Root {
+		t.Fatalf("%d heads with root %x; digest %s", len(heads), audit.RootOf(heads), d)
+	}
+	var buf bytes.Buffer
+	if err := audit.WriteHeads(&buf, heads); err != nil {
+		t.Fatal(err)
+	}
+	read, err := audit.ReadHeads(&buf)
+	if err != nil || !slices.Equal(read, heads) {
+		t.Fatalf("ReadHeads(WriteHeads(heads)) = %v, %v; want %v", read, err, heads)
+	}
+	forged := slices.Clone(heads)
+	forged[2].Version++
+	if audit.RootOf(forged) == d.Root {
+		t.Error("a changed head keeps the digest's root")
+	}
+	if _, err := audit.ReadHeads(strings.NewReader("1\tnothex\torder-1\n")); err == nil {
+		t.Error("ReadHeads accepted a bad hash")
+	}
+}
+
+func TestDiffHeadsNamesEveryChange(t *testing.T) {
+	h := func(stream string, version uint64) audit.Head {
+		return audit.Head{Stream: stream, Version: version, Hash: eventstore.Hash{byte(version)}}
+	}
+	want := []audit.Head{h("a", 1), h("b", 2), h("c", 3)}
+	got := []audit.Head{h("a", 1), h("b", 1), h("d", 0)}
+	diffs := audit.DiffHeads(want, got)
+	if len(diffs) != 3 ||
+		!strings.HasPrefix(diffs[0], `stream "b": version 2 (hash 02`) || !strings.Contains(diffs[0], "version 1 (hash 01") ||
+		!strings.HasPrefix(diffs[1], `stream "c": version 3`) || !strings.Contains(diffs[1], "no event now") ||
+		!strings.HasPrefix(diffs[2], `stream "d": not in the digest, version 0`) {
+		t.Errorf("diffs %q", diffs)
+	}
+	if d := audit.DiffHeads(want, want); len(d) != 0 {
+		t.Errorf("equal heads differ: %q", d)
 	}
 }

@@ -40,6 +40,8 @@
 // Because each head hash chains over every earlier event of its stream, altering, removing or
 // adding any event at or before P changes the counts or the root; events appended after P do
 // not. DigestAt recomputes a digest at an earlier digest's position so the two can be compared.
+// HeadsAt also returns the leaves' heads; kept beside a digest (RootOf proves they are its
+// own), they let DiffHeads name the streams that changed.
 //
 // # Export and import
 //

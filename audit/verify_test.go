@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -72,6 +73,8 @@ type tamperCase struct {
 	// want is the first failure Verify must report, given the log before tampering; nil when
 	// the hash chains cannot show the change and only the earlier digest does.
 	want func(t *testing.T, log []eventstore.Event) *audit.Failure
+	// changedHead, when want is nil, is the stream whose head changed and its version before.
+	changedHead func(log []eventstore.Event) (string, uint64)
 }
 
 var tamperCases = []tamperCase{
@@ -141,12 +144,14 @@ var tamperCases = []tamperCase{
 		tamper: func(t *testing.T, raw tamperer, log []eventstore.Event) {
 			raw.exec(t, `DELETE FROM events WHERE stream = ? AND version = ?`, "order-3", lastVersion(log, "order-3"))
 		},
+		changedHead: func(log []eventstore.Event) (string, uint64) { return "order-3", lastVersion(log, "order-3") },
 	},
 	{
 		name: "last event of a stream rewritten with a recomputed hash",
 		tamper: func(t *testing.T, raw tamperer, log []eventstore.Event) {
 			rewrite(t, raw, log, "customer-42", lastVersion(log, "customer-42"))
 		},
+		changedHead: func(log []eventstore.Event) (string, uint64) { return "customer-42", lastVersion(log, "customer-42") },
 	},
 }
 
@@ -177,7 +182,7 @@ func TestVerifyAndDigestCatchTampering(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				store, raw := b.open(t)
 				log := seedLog(t, store, 300)
-				before, report, err := audit.TakeDigest(t.Context(), store, audit.Options{})
+				before, beforeHeads, report, err := audit.HeadsAt(t.Context(), store, log[len(log)-1].Position, audit.Options{})
 				if err != nil || !report.OK {
 					t.Fatalf("digest of the clean log: %+v, %v", report, err)
 				}
@@ -198,7 +203,7 @@ func TestVerifyAndDigestCatchTampering(t *testing.T) {
 					checkFailure(t, report, tc.want(t, log))
 				}
 
-				got, report, err := audit.DigestAt(t.Context(), store, before.Position, audit.Options{})
+				got, gotHeads, report, err := audit.HeadsAt(t.Context(), store, before.Position, audit.Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -208,6 +213,12 @@ func TestVerifyAndDigestCatchTampering(t *testing.T) {
 				if tc.want == nil {
 					if diffs := before.Diff(got); !strings.Contains(strings.Join(diffs, "; "), "root") {
 						t.Errorf("digest differences %q, want the root among them", diffs)
+					}
+					// The heads kept beside the digest name the stream and the version.
+					stream, version := tc.changedHead(log)
+					diffs := audit.DiffHeads(beforeHeads, gotHeads)
+					if len(diffs) != 1 || !strings.Contains(diffs[0], fmt.Sprintf("stream %q: version %d (hash", stream, version)) {
+						t.Errorf("heads differences %q, want one naming %s version %d", diffs, stream, version)
 					}
 				}
 			})

@@ -34,6 +34,7 @@ func newAuditCmd(cfg *config) *cobra.Command {
 type verifyOptions struct {
 	stream string
 	digest string
+	heads  string
 	json   bool
 }
 
@@ -48,7 +49,9 @@ event (stream, version, position, what differs); 2 when the check cannot run.
 
 With --digest D (from "orderledger audit digest"), also recompute the digest of the log up to
 D's position and exit 1 unless it equals D: that shows events removed from, or re-forged at,
-the end of a stream, which the chains alone cannot.`,
+the end of a stream, which the chains alone cannot. With --heads FILE (written by "audit digest
+--heads FILE" and proved by the digest's root, so it may be kept anywhere), name the streams
+whose heads changed.`,
 		Args: exitCodeArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return auditVerify(cmd, cfg, opts)
@@ -57,6 +60,7 @@ the end of a stream, which the chains alone cannot.`,
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: exitCantRun, err: err} })
 	cmd.Flags().StringVar(&opts.stream, "stream", "", "verify this stream only")
 	cmd.Flags().StringVar(&opts.digest, "digest", "", "also check the log up to this digest's position against it")
+	cmd.Flags().StringVar(&opts.heads, "heads", "", "with --digest: the digest's heads file, to name the streams that changed")
 	cmd.Flags().BoolVar(&opts.json, "json", false, `print the report as JSON on stdout, as GET /v1/audit/verify answers it`)
 	return cmd
 }
@@ -74,13 +78,25 @@ func exitCodeArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 func auditVerify(cmd *cobra.Command, cfg *config, opts *verifyOptions) error {
 	ctx := cmd.Context()
 	cantRun := func(err error) error { return &exitError{code: exitCantRun, err: err} }
-	var want audit.Digest
+	var (
+		want      audit.Digest
+		wantHeads []audit.Head
+	)
 	if opts.digest != "" {
 		if opts.stream != "" {
 			return cantRun(errors.New("--digest covers the whole log; it cannot go with --stream"))
 		}
 		var err error
 		if want, err = audit.ParseDigest(opts.digest); err != nil {
+			return cantRun(err)
+		}
+	}
+	if opts.heads != "" {
+		if opts.digest == "" {
+			return cantRun(errors.New("--heads needs the --digest it belongs to"))
+		}
+		var err error
+		if wantHeads, err = readHeadsFile(opts.heads, want); err != nil {
 			return cantRun(err)
 		}
 	}
@@ -93,11 +109,12 @@ func auditVerify(cmd *cobra.Command, cfg *config, opts *verifyOptions) error {
 	bar := newProgress(cmd.ErrOrStderr(), "verified")
 	verifyOpts := audit.Options{Stream: opts.stream, Progress: bar.update}
 	var (
-		report audit.Report
-		got    audit.Digest
+		report   audit.Report
+		got      audit.Digest
+		gotHeads []audit.Head
 	)
 	if opts.digest != "" {
-		got, report, err = audit.DigestAt(ctx, store, want.Position, verifyOpts)
+		got, gotHeads, report, err = audit.HeadsAt(ctx, store, want.Position, verifyOpts)
 	} else {
 		report, err = audit.Verify(ctx, store, verifyOpts)
 	}
@@ -120,6 +137,9 @@ func auditVerify(cmd *cobra.Command, cfg *config, opts *verifyOptions) error {
 	}
 	if opts.digest != "" {
 		if diffs := want.Diff(got); len(diffs) > 0 {
+			if wantHeads != nil {
+				diffs = append(diffs, summarize(audit.DiffHeads(wantHeads, gotHeads), maxHeadDiffs)...)
+			}
 			return &exitError{code: exitFinding, err: fmt.Errorf("the log up to position %s does not match the digest (every chain in it holds, so events were added, removed or re-forged): %s",
 				want.Position, strings.Join(diffs, "; "))}
 		}
@@ -134,8 +154,37 @@ func auditVerify(cmd *cobra.Command, cfg *config, opts *verifyOptions) error {
 	return nil
 }
 
+// maxHeadDiffs bounds how many changed streams verify names; a log rewritten wholesale would
+// otherwise print one line per stream.
+const maxHeadDiffs = 20
+
+func summarize(diffs []string, max int) []string {
+	if len(diffs) <= max {
+		return diffs
+	}
+	return append(diffs[:max:max], fmt.Sprintf("and %d more streams", len(diffs)-max))
+}
+
+// readHeadsFile reads a heads file and checks that it is the one the digest commits to.
+func readHeadsFile(path string, d audit.Digest) ([]audit.Head, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	heads, err := audit.ReadHeads(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if uint64(len(heads)) != d.Streams || audit.RootOf(heads) != d.Root {
+		return nil, fmt.Errorf("%s is not the heads file of this digest: its %d heads do not give the digest's root", path, len(heads))
+	}
+	return heads, nil
+}
+
 func newAuditDigestCmd(cfg *config) *cobra.Command {
-	return &cobra.Command{
+	var headsPath string
+	cmd := &cobra.Command{
 		Use:   "digest",
 		Short: "Print a digest of the log up to now as the last line on stdout, to check later with audit verify --digest",
 		Long: `Verify the log up to its head and print, as the last line on stdout, a digest of it:
@@ -144,8 +193,10 @@ func newAuditDigestCmd(cfg *config) *cobra.Command {
 
 Keep it somewhere the database's administrators cannot write. "orderledger audit verify
 --digest D" later exits 0 only if the log up to that position is unchanged; events appended
-after it do not matter. docs/audit.md gives the construction, to recompute it with other tools.
-Exit 1 when a chain is broken (no digest is printed), 2 when it cannot run.`,
+after it do not matter. --heads FILE also writes every stream's head (the digest's leaves) to
+FILE, which verify --heads uses to name the streams that changed. docs/audit.md gives the
+construction, to recompute it with other tools. Exit 1 when a chain is broken (no digest is
+printed), 2 when it cannot run.`,
 		Args: exitCodeArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -154,8 +205,12 @@ Exit 1 when a chain is broken (no digest is printed), 2 when it cannot run.`,
 				return &exitError{code: exitCantRun, err: err}
 			}
 			defer store.Close()
+			head, err := store.Head(ctx)
+			if err != nil {
+				return &exitError{code: exitCantRun, err: err}
+			}
 			bar := newProgress(cmd.ErrOrStderr(), "verified")
-			d, report, err := audit.TakeDigest(ctx, store, audit.Options{Progress: bar.update})
+			d, heads, report, err := audit.HeadsAt(ctx, store, head, audit.Options{Progress: bar.update})
 			bar.finish()
 			if err != nil {
 				return &exitError{code: exitCantRun, err: err}
@@ -164,10 +219,29 @@ Exit 1 when a chain is broken (no digest is printed), 2 when it cannot run.`,
 				return &exitError{code: exitFinding, err: fmt.Errorf("no digest: hash chain broken at stream %q version %d, position %s (%s): %s",
 					f.Stream, f.Version, f.Position, f.Kind, f.Reason)}
 			}
+			if headsPath != "" {
+				if err := writeHeadsFile(headsPath, heads); err != nil {
+					return &exitError{code: exitCantRun, err: err}
+				}
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), d)
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&headsPath, "heads", "", "also write every stream's head to this file, for verify --heads")
+	return cmd
+}
+
+func writeHeadsFile(path string, heads []audit.Head) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := audit.WriteHeads(f, heads); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // openEventsToRead opens the event store of a command that only reads it. Opening a SQLite

@@ -65,7 +65,7 @@ func TestAuditCommands(t *testing.T) {
 			t.Errorf("a second import into the same store: stderr %q", again.stderr)
 		}
 		original := lastLine(run(t, bin, nil, 0, "audit", "digest", "--events", events).stdout)
-		copyDigest = lastLine(run(t, bin, nil, 0, "audit", "digest", "--events", copyDSN).stdout)
+		copyDigest = lastLine(run(t, bin, nil, 0, "audit", "digest", "--events", copyDSN, "--heads", filepath.Join(dir, "copy.heads")).stdout)
 		if digestRoot(original) != digestRoot(copyDigest) {
 			t.Errorf("digest of the copy %s, of the original %s", copyDigest, original)
 		}
@@ -99,6 +99,15 @@ func TestAuditCommands(t *testing.T) {
 		if !strings.Contains(out.stderr, "events: digest 320, the log now has 319") || !strings.Contains(out.stderr, "root:") {
 			t.Errorf("stderr %q should give the event counts and the roots", out.stderr)
 		}
+		out = run(t, bin, nil, 1, "audit", "verify", "--events", "sqlite:"+copyDB, "--digest", copyDigest, "--heads", filepath.Join(dir, "copy.heads"))
+		if !regexp.MustCompile(`stream "order-gen-6": version (\d+) \(hash [0-9a-f]+\) at the digest, version \d+ \(hash`).MatchString(out.stderr) {
+			t.Errorf("with --heads, stderr %q should name order-gen-6 and its versions", out.stderr)
+		}
+		// A heads file that is not the digest's is refused: it could name the wrong streams.
+		if err := os.WriteFile(filepath.Join(dir, "forged.heads"), []byte("0\t"+strings.Repeat("00", 32)+"\torder-gen-6\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		run(t, bin, nil, 2, "audit", "verify", "--events", "sqlite:"+copyDB, "--digest", copyDigest, "--heads", filepath.Join(dir, "forged.heads"))
 	})
 
 	t.Run("cannot run", func(t *testing.T) {
