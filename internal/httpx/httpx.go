@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/orderledger/orderledger/domain"
@@ -137,7 +138,7 @@ func DecodeStrict(body []byte, dst any) error {
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return describeDecodeError(err)
+		return describeDecodeError(body, err)
 	}
 	if dec.More() {
 		return BadRequest("request body has data after the JSON object")
@@ -148,7 +149,7 @@ func DecodeStrict(body []byte, dst any) error {
 	return nil
 }
 
-func describeDecodeError(err error) error {
+func describeDecodeError(body []byte, err error) error {
 	var syntax *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError
 	switch {
@@ -156,6 +157,9 @@ func describeDecodeError(err error) error {
 		return BadRequest("malformed JSON at byte %d: %v", syntax.Offset, err)
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
+		if p := pathAt(body, typeErr.Offset); p != "" {
+			field = p
+		}
 		if field == "" {
 			return BadRequest("request body must be a JSON object, not %s", typeErr.Value)
 		}
@@ -182,4 +186,71 @@ func jsonTypeName(kind string) string {
 		return "a boolean"
 	}
 	return kind
+}
+
+// pathAt names the JSON value that ends at byte offset of body, with array indices
+// ("lines[2].unit_price"), which encoding/json's errors leave out.
+func pathAt(body []byte, offset int64) string {
+	type frame struct {
+		array bool
+		index int
+		key   string
+	}
+	var stack []frame
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	path := func() string {
+		var b strings.Builder
+		for i, f := range stack {
+			switch {
+			case f.array:
+				b.WriteString("[" + strconv.Itoa(f.index) + "]")
+			case f.key != "":
+				if i > 0 {
+					b.WriteByte('.')
+				}
+				b.WriteString(f.key)
+			}
+		}
+		return b.String()
+	}
+	expectKey := false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if len(stack) > 0 && !stack[len(stack)-1].array && expectKey {
+			if key, ok := tok.(string); ok {
+				stack[len(stack)-1].key = key
+				expectKey = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{})
+			expectKey = true
+			continue
+		case json.Delim('['):
+			stack = append(stack, frame{array: true, index: -1})
+			if dec.More() {
+				stack[len(stack)-1].index = 0
+			}
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value (scalar or just-closed container) ended here.
+		if dec.InputOffset() >= offset {
+			return path()
+		}
+		if len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			if top.array {
+				top.index++
+			} else {
+				expectKey = true
+			}
+		}
+	}
 }
