@@ -124,16 +124,15 @@ func (e *env) supervise(setup func(r *Runner, kill func()), opts ...Option) *sup
 func (s *supervisor) loop(ready chan struct{}) {
 	defer close(s.finished)
 	for {
+		s.mu.Lock()
+		if s.stopped {
+			s.mu.Unlock()
+			return
+		}
 		ctx, kill := context.WithCancel(s.e.t.Context())
 		r := s.e.newRunner(s.opts...)
 		if s.setup != nil {
 			s.setup(r, kill)
-		}
-		s.mu.Lock()
-		if s.stopped {
-			s.mu.Unlock()
-			kill()
-			return
 		}
 		s.kill, s.current = kill, r
 		s.starts++
@@ -375,7 +374,7 @@ func line(sku string, quantity, unitPrice int64) domain.OrderLine {
 // withMetrics returns a registry and the option that registers a runner's metrics on it.
 func withMetrics() (*prometheus.Registry, Option) {
 	reg := prometheus.NewRegistry()
-	return reg, WithMetrics(reg)
+	return reg, WithMetrics(NewMetrics(reg))
 }
 
 // sentUpTo is the position of the newest event the runner's commands appended.

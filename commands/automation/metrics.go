@@ -1,6 +1,7 @@
 package automation
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -8,17 +9,20 @@ import (
 	"github.com/orderledger/orderledger/commands"
 )
 
-// metrics are the runner's Prometheus series. A nil *metrics records nothing.
-type metrics struct {
+// Metrics are the automation's Prometheus series. Register them once per process with
+// NewMetrics and hand them to each Runner with WithMetrics; a nil *Metrics records nothing.
+type Metrics struct {
 	events      prometheus.Counter
 	commands    *prometheus.CounterVec
 	errors      *prometheus.CounterVec
 	lastHandled prometheus.Gauge
 	lease       prometheus.Gauge
+	runner      atomic.Pointer[Runner] // the latest runner given these metrics: the lag's source
 }
 
-func newMetrics(reg prometheus.Registerer, lagSeconds func() float64) *metrics {
-	m := &metrics{
+// NewMetrics registers the automation's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orderledger_automation_events_handled_total",
 			Help: "Events of the log the order-to-cash automation has handled and checkpointed.",
@@ -43,12 +47,17 @@ func newMetrics(reg prometheus.Registerer, lagSeconds func() float64) *metrics {
 	lag := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "orderledger_automation_lag_seconds",
 		Help: "Age of the oldest event delivered to the automation and not yet handled; 0 when caught up.",
-	}, lagSeconds)
+	}, func() float64 {
+		if r := m.runner.Load(); r != nil {
+			return r.lagSeconds()
+		}
+		return 0
+	})
 	reg.MustRegister(m.events, m.commands, m.errors, m.lastHandled, m.lease, lag)
 	return m
 }
 
-func (m *metrics) handled(n int, recordedAt time.Time) {
+func (m *Metrics) handled(n int, recordedAt time.Time) {
 	if m == nil {
 		return
 	}
@@ -56,7 +65,7 @@ func (m *metrics) handled(n int, recordedAt time.Time) {
 	m.lastHandled.Set(float64(recordedAt.UnixNano()) / 1e9)
 }
 
-func (m *metrics) commandSent(res commands.Result) {
+func (m *Metrics) commandSent(res commands.Result) {
 	if m == nil {
 		return
 	}
@@ -70,13 +79,13 @@ func (m *metrics) commandSent(res commands.Result) {
 	m.commands.WithLabelValues(outcome).Inc()
 }
 
-func (m *metrics) errorSeen(kind string) {
+func (m *Metrics) errorSeen(kind string) {
 	if m != nil {
 		m.errors.WithLabelValues(kind).Inc()
 	}
 }
 
-func (m *metrics) leaseHeld(held bool) {
+func (m *Metrics) leaseHeld(held bool) {
 	if m == nil {
 		return
 	}

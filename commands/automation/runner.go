@@ -33,8 +33,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/orderledger/orderledger/commands"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
@@ -66,7 +64,7 @@ type Runner struct {
 	leaseTTL    time.Duration
 	lanes       int
 	log         *slog.Logger
-	metrics     *metrics
+	metrics     *Metrics
 	seed        maphash.Seed
 	minBackoff  time.Duration
 	maxBackoff  time.Duration
@@ -89,9 +87,12 @@ type Option func(*Runner)
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(r *Runner) { r.log = l } }
 
-// WithMetrics registers the runner's metrics on reg.
-func WithMetrics(reg prometheus.Registerer) Option {
-	return func(r *Runner) { r.metrics = newMetrics(reg, r.lagSeconds) }
+// WithMetrics records the runner's work in m (see NewMetrics).
+func WithMetrics(m *Metrics) Option {
+	return func(r *Runner) {
+		r.metrics = m
+		m.runner.Store(r)
+	}
 }
 
 // WithLeaseTTL sets how long the lease lasts without renewal (default 15 s): how long a
@@ -245,7 +246,8 @@ func (r *Runner) acquireLease(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		wait := r.leaseTTL / 3
+		// A standby runner looks often, so that it takes over soon after a clean stop.
+		wait := min(r.leaseTTL/3, time.Second)
 		switch {
 		case err != nil:
 			r.transient(err, "take the lease")
