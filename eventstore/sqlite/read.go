@@ -70,7 +70,8 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	if from > math.MaxInt64 {
 		return nil, nil
 	}
-	events, err := s.query(ctx, s.stmts.readStream, stream, int64(from), limit)
+	// Streams are short and callers ask for all of one with a large limit.
+	events, err := s.query(ctx, s.stmts.readStream, min(limit, 16), stream, int64(from), limit)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore/sqlite: read %q from version %d: %w", stream, from, err)
 	}
@@ -80,13 +81,23 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 // ReadAll returns up to limit events after position from. Every committed event can be
 // returned: with one writer at a time, no commit can land behind one already visible.
 func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, limit int) ([]eventstore.Event, error) {
+	// A caller that pages through the log mostly gets full pages.
+	return s.readAll(ctx, from, limit, min(limit, maxPrealloc))
+}
+
+// maxPrealloc bounds the room a read makes for the events it expects.
+const maxPrealloc = 1024
+
+// readAll is ReadAll making room for expect events up front: growing the slice row by row would
+// allocate about as much again as the events themselves.
+func (s *Store) readAll(ctx context.Context, from eventstore.Position, limit, expect int) ([]eventstore.Event, error) {
 	if limit < 1 {
 		return nil, fmt.Errorf("eventstore/sqlite: read all: limit %d, want at least 1", limit)
 	}
 	if from.Commit > math.MaxInt64 {
 		return nil, nil
 	}
-	events, err := s.query(ctx, s.stmts.readAll, int64(from.Commit), limit)
+	events, err := s.query(ctx, s.stmts.readAll, expect, int64(from.Commit), limit)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore/sqlite: read all after %v: %w", from, err)
 	}
@@ -102,14 +113,14 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 	return eventstore.Position{Commit: uint64(p), Prepare: uint64(p)}, nil
 }
 
-func (s *Store) query(ctx context.Context, stmt *sql.Stmt, args ...any) ([]eventstore.Event, error) {
+func (s *Store) query(ctx context.Context, stmt *sql.Stmt, expect int, args ...any) ([]eventstore.Event, error) {
 	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, s.readError(ctx, err)
 	}
 	defer rows.Close()
 	var (
-		events []eventstore.Event
+		events = make([]eventstore.Event, 0, expect)
 		row    eventRow
 	)
 	dest := row.dest()

@@ -21,13 +21,16 @@ const dataVersionInterval = 250 * time.Millisecond
 func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, handle func(ctx context.Context, batch []eventstore.Event) error) error {
 	defer s.watch()()
 	position := from
+	expect := subscribeBatch
 	for {
 		// Take the signal before reading, so that a commit after the read still wakes us.
 		grown := s.signal()
-		batch, err := s.ReadAll(ctx, position, subscribeBatch)
+		batch, err := s.readAll(ctx, position, subscribeBatch, expect)
 		if err != nil {
 			return err
 		}
+		// Catching up, batches are full; following live, each brings the few latest events.
+		expect = min(subscribeBatch, 2*len(batch)+8)
 		if len(batch) > 0 {
 			if err := handle(ctx, batch); err != nil {
 				return err
