@@ -180,6 +180,11 @@ func (s *ReadStore) commitBatch(ctx context.Context, p projector, w writer, from
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op once committed
+	if q := s.dialect.relaxedCommit(); q != "" {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
 	if err := s.moveCheckpoint(ctx, tx, p.name(), w, from, to); err != nil {
 		return err
 	}

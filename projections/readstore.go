@@ -198,6 +198,16 @@ func (d dialect) clearTable(table string) string {
 	return "DELETE FROM " + table
 }
 
+// relaxedCommit is run first in every projector transaction: its commit need not wait for the
+// disk. A crash may then lose the last batches, rows and checkpoint together, and the projector
+// replays them; SQLite gets the same from synchronous=NORMAL in WAL mode.
+func (d dialect) relaxedCommit() string {
+	if d.postgres {
+		return "SET LOCAL synchronous_commit = off"
+	}
+	return ""
+}
+
 // indexNamesQuery lists the indexes that exist.
 func (d dialect) indexNamesQuery() string {
 	if d.postgres {

@@ -2,9 +2,9 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -20,8 +20,8 @@ const (
 
 // Rebuild empties the named projectors (all when names is empty) and replays the log into
 // them from the start up to the head as it is when Rebuild begins; a Runner carries on from
-// there. The log is read and decoded once for all of them, and each batch is projected by the
-// projectors side by side, each in its own transaction.
+// there. The log is read and decoded once for all of them; each projector writes at its own
+// pace, in its own transactions.
 //
 // Rebuild takes the projectors' leases over, whoever holds them: a Runner running them in this
 // or another process finds its next transaction refused, stands by while the rebuild runs
@@ -59,58 +59,68 @@ func Rebuild(ctx context.Context, store eventstore.Store, read *ReadStore, names
 		return nil
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	batches := make(chan decodedBatch, 2)
-	readErr := make(chan error, 1)
-	go func() { readErr <- rb.readLog(ctx, store, head, batches) }()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	report := rb.progressReporter(total, progress)
 
-	var done int64
-	for b := range batches {
-		if err := rb.projectBatch(ctx, b.events, b.envs); err != nil {
-			cancel()
-			return fmt.Errorf("projections: rebuild: %w", err)
+	// Three stages run at once: one goroutine reads the log, one decodes it (once for every
+	// projector), and each projector writes at its own pace, a couple of batches at most
+	// behind the decoder.
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	raw := make(chan []eventstore.Event, 2)
+	go func() {
+		defer close(raw)
+		if err := rb.readLog(readCtx, store, head, raw); err != nil && readCtx.Err() == nil {
+			cancel(fmt.Errorf("read the log: %w", err))
 		}
-		done += int64(len(b.events))
-		if total >= 0 {
-			total = max(total, done)
-		}
-		progress(done, total)
-		if b.broken != nil {
-			return fmt.Errorf("projections: rebuild: %w", b.broken)
-		}
+	}()
+	feeds := make([]chan decodedBatch, len(ps))
+	for i := range feeds {
+		feeds[i] = make(chan decodedBatch, 2)
 	}
-	if err := <-readErr; err != nil {
-		return fmt.Errorf("projections: rebuild: read the log: %w", err)
+	var broken *EventError
+	go func() {
+		defer func() {
+			for _, f := range feeds {
+				close(f)
+			}
+		}()
+		broken = rb.decodeLog(ctx, raw, feeds)
+		stopReading()
+	}()
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range feeds[i] {
+				if err := rb.projectOne(ctx, p, b.events, b.envs); err != nil {
+					cancel(err)
+					return
+				}
+				report(p.name(), int64(len(b.events)))
+			}
+		}()
 	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return fmt.Errorf("projections: rebuild: %w", err)
+	}
+	if broken != nil {
+		return fmt.Errorf("projections: rebuild: %w", broken)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	done := rb.done()
 	progress(done, done)
 	return nil
 }
 
-type rebuild struct {
-	read    *ReadStore
-	ps      []projector
-	writers map[string]writer
-	state   map[string]*rebuildState
-}
-
-// rebuildState is a projector's progress in a rebuild: in memory, and as committed.
-type rebuildState struct {
-	current, persisted progress
-	renewed            time.Time
-}
-
-// decodedBatch is a batch of the log with the events some projector wants, decoded once, and
-// the broken event that ended the batch early, if any.
-type decodedBatch struct {
-	events []eventstore.Event
-	envs   []envelope
-	broken *EventError
-}
-
-// readLog reads the log up to head and decodes it ahead of the projectors.
-func (rb *rebuild) readLog(ctx context.Context, store eventstore.Store, head eventstore.Position, out chan<- decodedBatch) error {
-	defer close(out)
+// decodeLog decodes each batch once, the events some projector wants, and hands it to every
+// projector. It stops at the first broken event, after handing over the events before it.
+func (rb *rebuild) decodeLog(ctx context.Context, raw <-chan []eventstore.Event, feeds []chan decodedBatch) *EventError {
 	names := make([]string, len(rb.ps))
 	for i, p := range rb.ps {
 		names[i] = p.name()
@@ -124,14 +134,119 @@ func (rb *rebuild) readLog(ctx context.Context, store eventstore.Store, head eve
 		}
 		return false
 	}
+	for events := range raw {
+		envs, n, broken := decodeParallel(label, events, wanted)
+		for _, f := range feeds {
+			select {
+			case f <- decodedBatch{events: events[:n], envs: envs}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		if broken != nil {
+			return broken
+		}
+	}
+	return nil
+}
+
+// decodeParallel is decode spread over the CPUs, in chunks whose results are joined in order.
+func decodeParallel(label string, events []eventstore.Event, wanted func(string) bool) ([]envelope, int, *EventError) {
+	workers := runtime.GOMAXPROCS(0)
+	size := max(len(events)/workers, 1000)
+	type result struct {
+		envs   []envelope
+		n      int
+		broken *EventError
+	}
+	var chunks [][]eventstore.Event
+	for rest := events; len(rest) > 0; rest = rest[min(size, len(rest)):] {
+		chunks = append(chunks, rest[:min(size, len(rest))])
+	}
+	results := make([]result, len(chunks))
+	var wg sync.WaitGroup
+	for i, c := range chunks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			envs, n, broken := decode(label, c, wanted)
+			results[i] = result{envs, n, broken}
+		}()
+	}
+	wg.Wait()
+	var (
+		envs []envelope
+		n    int
+	)
+	for _, r := range results {
+		envs = append(envs, r.envs...)
+		n += r.n
+		if r.broken != nil {
+			return envs, n, r.broken
+		}
+	}
+	return envs, n, nil
+}
+
+// progressReporter returns the function each projector calls after a batch; progress hears
+// of the events every projector has replayed.
+func (rb *rebuild) progressReporter(total int64, progress func(done, total int64)) func(name string, n int64) {
+	var mu sync.Mutex
+	last := int64(-1)
+	return func(name string, n int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		rb.state[name].done += n
+		done := rb.done()
+		if done == last {
+			return
+		}
+		last = done
+		if total >= 0 {
+			total = max(total, done)
+		}
+		progress(done, total)
+	}
+}
+
+// done is how many events every projector has replayed.
+func (rb *rebuild) done() int64 {
+	done := int64(-1)
+	for _, st := range rb.state {
+		if done < 0 || st.done < done {
+			done = st.done
+		}
+	}
+	return max(done, 0)
+}
+
+type rebuild struct {
+	read    *ReadStore
+	ps      []projector
+	writers map[string]writer
+	state   map[string]*rebuildState
+}
+
+// rebuildState is a projector's progress in a rebuild: in memory, and as committed.
+type rebuildState struct {
+	current, persisted progress
+	renewed            time.Time
+	done               int64 // events replayed, for progress
+}
+
+// decodedBatch is a batch of the log with the events some projector wants, decoded once.
+type decodedBatch struct {
+	events []eventstore.Event
+	envs   []envelope
+}
+
+// readLog reads the log up to head, ahead of the decoder.
+func (rb *rebuild) readLog(ctx context.Context, store eventstore.Store, head eventstore.Position, out chan<- []eventstore.Event) error {
 	var from eventstore.Position
 	for from.Compare(head) < 0 {
 		events, err := store.ReadAll(ctx, from, rebuildBatch)
 		if err != nil {
 			return err
-		}
-		if len(events) == 0 {
-			return nil
 		}
 		for i, e := range events {
 			if e.Position.Compare(head) > 0 {
@@ -139,43 +254,17 @@ func (rb *rebuild) readLog(ctx context.Context, store eventstore.Store, head eve
 				break
 			}
 		}
-		envs, n, broken := decode(label, events, wanted)
+		if len(events) == 0 {
+			return nil
+		}
 		select {
-		case out <- decodedBatch{events: events[:n], envs: envs, broken: broken}:
+		case out <- events:
 		case <-ctx.Done():
 			return ctx.Err()
-		}
-		if broken != nil || len(events) == 0 {
-			return nil
 		}
 		from = events[len(events)-1].Position
 	}
 	return nil
-}
-
-// projectBatch projects one batch with every projector at once.
-func (rb *rebuild) projectBatch(ctx context.Context, events []eventstore.Event, envs []envelope) error {
-	if len(events) == 0 {
-		return nil
-	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for _, p := range rb.ps {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := rb.projectOne(ctx, p, events, envs); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 func (rb *rebuild) projectOne(ctx context.Context, p projector, events []eventstore.Event, envs []envelope) error {

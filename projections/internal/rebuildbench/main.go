@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -35,7 +36,21 @@ func main() {
 	n := flag.Int("n", 1_000_000, "events to generate when the event store is empty")
 	only := flag.String("only", "", "comma-separated projectors to rebuild (default: all)")
 	writers := flag.Int("writers", 4, "appends running at once while generating")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the rebuild to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "rebuildbench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "rebuildbench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *readDSN == "" {
 		*readDSN = *eventsDSN
 	}
@@ -43,6 +58,7 @@ func main() {
 	defer stop()
 	if err := run(ctx, *eventsDSN, *readDSN, *n, *only, *writers); err != nil {
 		fmt.Fprintln(os.Stderr, "rebuildbench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
