@@ -16,10 +16,9 @@ const logCounter = "log"
 
 // checkpoint is a projector's row of rm_projector_state.
 type checkpoint struct {
-	generation   int64
-	progress     progress
-	leaseOwner   string
-	leaseExpires time.Time
+	generation int64
+	progress   progress
+	leaseOwner string
 }
 
 // Positions are uint64; BIGINT columns hold their bits.
@@ -49,14 +48,14 @@ var stateTable = table{name: "rm_projector_state", key: 1, columns: []string{
 // readCheckpoint reads a projector's row.
 func (s *ReadStore) readCheckpoint(ctx context.Context, q queryer, name string) (checkpoint, error) {
 	var (
-		cp                      checkpoint
-		commit, prepare, expiry int64
-		found                   bool
+		cp              checkpoint
+		commit, prepare int64
+		found           bool
 	)
-	err := queryRows(ctx, q, s.dialect, `SELECT generation, pos_commit, pos_prepare, events, last_recorded_at, lease_owner, lease_expires
+	err := queryRows(ctx, q, s.dialect, `SELECT generation, pos_commit, pos_prepare, events, last_recorded_at, lease_owner
 		FROM rm_projector_state WHERE name = ?`, []any{name}, func(r *sql.Rows) error {
 		found = true
-		return r.Scan(&cp.generation, &commit, &prepare, &cp.progress.events, &cp.progress.lastRecordedAt, &cp.leaseOwner, &expiry)
+		return r.Scan(&cp.generation, &commit, &prepare, &cp.progress.events, &cp.progress.lastRecordedAt, &cp.leaseOwner)
 	})
 	if err != nil {
 		return cp, err
@@ -65,7 +64,6 @@ func (s *ReadStore) readCheckpoint(ctx context.Context, q queryer, name string) 
 		return cp, fmt.Errorf("%w for %s", errNoCheckpoint, name)
 	}
 	cp.progress.pos = eventstore.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
-	cp.leaseExpires = time.UnixMicro(expiry)
 	return cp, nil
 }
 

@@ -101,7 +101,11 @@ func (a *API) handler(rt route) http.Handler {
 		if err == nil {
 			doc, err = rt.answer(r.Context(), r, q)
 		}
-		if err != nil {
+		switch {
+		case err != nil && r.Context().Err() != nil:
+			// The client has gone: there is no one to answer.
+			return
+		case err != nil:
 			httpx.WriteError(w, r, err)
 			return
 		}
