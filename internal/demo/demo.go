@@ -1,0 +1,492 @@
+// Package demo drives a running orderledger server through the order-to-cash cycle over its
+// HTTP API alone: the `orderledger demo` command. It seeds a small catalogue and a few
+// customers, places orders on every channel — some for more than the stock holds, so that
+// they wait for a purchase order — and takes them through payment, shipment and delivery;
+// it cancels some, before and after invoicing, and takes part of others back and refunds it;
+// it plays the supplier by receiving every purchase order the server raises for its SKUs;
+// and it prints a summary a newcomer can read: orders by status, the documents issued, the
+// stock, the trial balance and the sales figures.
+//
+// What the server does on its own — reserving, backordering, replenishing, invoicing,
+// crediting, completing — the demo only waits for, by reading the order back.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// Config says which server to drive and how much.
+type Config struct {
+	// BaseURL is the server's, e.g. http://127.0.0.1:8080.
+	BaseURL string
+	// Orders is how many orders to drive through the cycle (default 50).
+	Orders int
+	// Concurrency is how many orders are driven at once (default 8).
+	Concurrency int
+	// Seed makes the choices (customers, lines, fates) repeatable; 0 picks one from the clock.
+	Seed uint64
+	// Prefix starts every identifier the run creates, so runs against one server do not
+	// collide (default "demo-" and the time in base 36).
+	Prefix string
+	// Wait bounds how long the demo waits for the server to take one step on its own, such as
+	// invoicing a confirmed order (default 60 s).
+	Wait time.Duration
+	// HTTPClient sends the requests (default: one with a 30 s timeout).
+	HTTPClient *http.Client
+	// Out receives the summary; nil discards it.
+	Out io.Writer
+	// Progress receives a progress bar; nil shows none.
+	Progress io.Writer
+}
+
+func (c Config) withDefaults() Config {
+	if c.Orders <= 0 {
+		c.Orders = 50
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 8
+	}
+	if c.Seed == 0 {
+		c.Seed = uint64(time.Now().UnixNano())
+	}
+	if c.Prefix == "" {
+		c.Prefix = "demo-" + strconv.FormatInt(time.Now().Unix(), 36)
+	}
+	if c.Wait <= 0 {
+		c.Wait = 60 * time.Second
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	return c
+}
+
+// Run drives cfg.Orders orders through the server at cfg.BaseURL, prints the summary to
+// cfg.Out and returns it. It stops at the first answer it did not expect, naming the request.
+func Run(ctx context.Context, cfg Config) (*Summary, error) {
+	cfg = cfg.withDefaults()
+	if _, err := url.ParseRequestURI(cfg.BaseURL); err != nil {
+		return nil, fmt.Errorf("demo: base URL %q: %w", cfg.BaseURL, err)
+	}
+	started := time.Now()
+	d := &driver{c: newClient(cfg.BaseURL, cfg.HTTPClient), cfg: cfg}
+	plan := newPlan(cfg.Prefix, cfg.Orders, newRand(cfg.Seed))
+
+	if err := d.seed(ctx, plan); err != nil {
+		return nil, err
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	supplierDone := make(chan struct{})
+	var supplier sync.WaitGroup
+	supplier.Add(1)
+	go func() {
+		defer supplier.Done()
+		if err := d.supply(ctx, plan, supplierDone); err != nil {
+			cancel(err)
+		}
+	}()
+
+	bar := progressbar.NewOptions(len(plan.orders),
+		progressbar.OptionSetWriter(cfg.Progress),
+		progressbar.OptionSetDescription("order-to-cash"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(cfg.Progress) }),
+	)
+	work := make(chan plannedOrder)
+	var workers sync.WaitGroup
+	for range cfg.Concurrency {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for o := range work {
+				if err := d.drive(ctx, o); err != nil {
+					cancel(fmt.Errorf("order %s (%s): %w", o.id, o.fate, err))
+					return
+				}
+				_ = bar.Add(1)
+			}
+		}()
+	}
+feed:
+	for _, o := range plan.orders {
+		select {
+		case work <- o:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	workers.Wait()
+	close(supplierDone)
+	supplier.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	_ = bar.Finish()
+	if err := d.receiveRest(ctx, plan); err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+
+	s, err := d.summarize(ctx, plan)
+	if err != nil {
+		return nil, fmt.Errorf("demo: summary: %w", err)
+	}
+	s.Elapsed = time.Since(started)
+	s.Print(cfg.Out)
+	return s, nil
+}
+
+// The plan: what the run creates and what happens to each order.
+
+type product struct {
+	sku                         string
+	name                        string
+	unitPrice                   int64 // cents
+	opening                     int64
+	reorderPoint, reorderAmount int64
+}
+
+type customer struct {
+	id, name, email, payment string
+}
+
+// Fates of an order.
+const (
+	fateComplete    = "paid, shipped and delivered"
+	fateReturn      = "delivered, then partly returned and refunded"
+	fateCancelEarly = "cancelled as soon as it was allocated"
+	fateCancelLate  = "cancelled after it was invoiced"
+)
+
+type plannedOrder struct {
+	id, customer, channel, payment string
+	taxRateBps                     int64
+	lines                          []orderLine
+	fate                           string
+}
+
+type orderLine struct {
+	SKU       string `json:"sku"`
+	Quantity  int64  `json:"quantity"`
+	UnitPrice int64  `json:"unit_price"`
+}
+
+type plan struct {
+	run       string
+	products  []product
+	customers []customer
+	orders    []plannedOrder
+}
+
+func (p plan) ours(sku string) bool {
+	for _, pr := range p.products {
+		if pr.sku == sku {
+			return true
+		}
+	}
+	return false
+}
+
+func newPlan(run string, orders int, rng *rand.Rand) plan {
+	p := plan{run: run}
+	for _, c := range []struct {
+		name             string
+		price            int64
+		opening, rp, qty int64
+	}{
+		{"MUG", 1250, 60, 20, 50},
+		{"TEAPOT", 3990, 15, 5, 20},
+		{"KETTLE", 5900, 8, 4, 12},
+		{"SPOON", 350, 120, 30, 100},
+		{"TRAY", 2200, 25, 8, 20},
+		{"CANDLE", 890, 40, 10, 40},
+	} {
+		p.products = append(p.products, product{sku: run + "-" + c.name, name: c.name, unitPrice: c.price, opening: c.opening, reorderPoint: c.rp, reorderAmount: c.qty})
+	}
+	for i, name := range []string{"Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov", "Ken Thompson", "Frances Allen", "Donald Knuth"} {
+		payment := []string{"card", "invoice", "cash", "bank_transfer"}[i%4]
+		id := fmt.Sprintf("%s-c%d", run, i+1)
+		p.customers = append(p.customers, customer{id: id, name: name, email: fmt.Sprintf("c%d@%s.example", i+1, run), payment: payment})
+	}
+	channels := []string{"web", "web", "store", "phone"}
+	taxes := []int64{2000, 2000, 700, 0}
+	for i := range orders {
+		c := p.customers[rng.IntN(len(p.customers))]
+		o := plannedOrder{
+			id: fmt.Sprintf("%s-o%03d", run, i+1), customer: c.id, payment: c.payment,
+			channel: channels[rng.IntN(len(channels))], taxRateBps: taxes[rng.IntN(len(taxes))],
+		}
+		for _, k := range rng.Perm(len(p.products))[:1+rng.IntN(3)] {
+			pr := p.products[k]
+			quantity := int64(1 + rng.IntN(4))
+			if rng.IntN(8) == 0 {
+				quantity = pr.opening + 1 + int64(rng.IntN(5)) // more than the opening stock: backordered
+			}
+			o.lines = append(o.lines, orderLine{SKU: pr.sku, Quantity: quantity, UnitPrice: pr.unitPrice})
+		}
+		switch r := rng.IntN(10); {
+		case r == 0:
+			o.fate = fateCancelEarly
+		case r == 1:
+			o.fate = fateCancelLate
+		case r <= 3:
+			o.fate = fateReturn
+		default:
+			o.fate = fateComplete
+		}
+		p.orders = append(p.orders, o)
+	}
+	return p
+}
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed>>1|1)) }
+
+// driver runs the plan against the server.
+type driver struct {
+	c   *client
+	cfg Config
+}
+
+// seed receives the opening stock, sets the replenishment policies and registers customers.
+func (d *driver) seed(ctx context.Context, p plan) error {
+	for _, pr := range p.products {
+		if err := d.c.post(ctx, "/v1/inventory/"+pr.sku+"/receipts", p.run+"/opening/"+pr.sku, "",
+			map[string]any{"quantity": pr.opening, "reference": "opening stock"}, nil); err != nil {
+			return fmt.Errorf("demo: seed the catalogue: %w", err)
+		}
+		if err := d.c.put(ctx, "/v1/inventory/"+pr.sku+"/replenishment", p.run+"/policy/"+pr.sku,
+			map[string]any{"reorder_point": pr.reorderPoint, "reorder_quantity": pr.reorderAmount, "supplier": "Kitchenware Wholesale"}, nil); err != nil {
+			return fmt.Errorf("demo: seed the catalogue: %w", err)
+		}
+	}
+	for _, c := range p.customers {
+		if err := d.c.post(ctx, "/v1/customers", p.run+"/customer/"+c.id, "",
+			map[string]any{"customer_id": c.id, "name": c.name, "email": c.email, "payment_preference": c.payment}, nil); err != nil {
+			return fmt.Errorf("demo: register the customers: %w", err)
+		}
+	}
+	return nil
+}
+
+// orderDoc is what GET /v1/orders/{id} answers, as far as the demo reads it.
+type orderDoc struct {
+	OrderID       string  `json:"order_id"`
+	Channel       string  `json:"channel"`
+	Status        string  `json:"status"`
+	Total         int64   `json:"total"`
+	Outstanding   int64   `json:"outstanding"`
+	InvoiceNumber *string `json:"invoice_number"`
+	CreditNotes   []struct {
+		Number string `json:"credit_note_number"`
+		Reason string `json:"reason"`
+		Total  int64  `json:"total"`
+	} `json:"credit_notes"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func (o orderDoc) invoiced() bool { return o.InvoiceNumber != nil && *o.InvoiceNumber != "" }
+
+// drive takes one order through its life: each write is the customer's, the shop's or the
+// warehouse's; in between, the demo waits for the server to do its part.
+func (d *driver) drive(ctx context.Context, o plannedOrder) error {
+	key := func(step string) string { return o.id + "/" + step }
+	var placed written
+	if err := d.c.post(ctx, "/v1/orders", key("place"), o.id, map[string]any{
+		"order_id": o.id, "customer_id": o.customer, "channel": o.channel, "currency": "EUR",
+		"lines": o.lines, "tax_rate_bps": o.taxRateBps, "payment_method": o.payment,
+		"shipping_address": "1 Demo Street, Sampletown",
+	}, &placed); err != nil {
+		return err
+	}
+	after := placed.Position
+	if _, err := d.await(ctx, o.id, after, "allocation", func(doc orderDoc) bool { return doc.Status != "pending" }); err != nil {
+		return err
+	}
+	write := func(step, path string, body any) error {
+		var w written
+		if err := d.c.post(ctx, "/v1/orders/"+o.id+path, key(step), o.id, body, &w); err != nil {
+			return err
+		}
+		after = w.Position
+		return nil
+	}
+
+	if o.fate == fateCancelEarly {
+		if err := write("cancel", "/cancellation", map[string]any{"reason": "found it cheaper elsewhere"}); err != nil {
+			return err
+		}
+		_, err := d.await(ctx, o.id, after, "cancellation", func(doc orderDoc) bool { return doc.Status == "cancelled" })
+		return err
+	}
+	// A backordered order waits here for the supplier to deliver its purchase order.
+	doc, err := d.await(ctx, o.id, after, "confirmation and invoice", func(doc orderDoc) bool { return doc.Status == "confirmed" && doc.invoiced() })
+	if err != nil {
+		return err
+	}
+	if o.fate == fateCancelLate {
+		if err := write("cancel", "/cancellation", map[string]any{"reason": "ordered by mistake"}); err != nil {
+			return err
+		}
+		_, err := d.await(ctx, o.id, after, "the credit note reversing its invoice", func(doc orderDoc) bool { return doc.Status == "cancelled" && len(doc.CreditNotes) > 0 })
+		return err
+	}
+	if err := write("pay", "/payments", map[string]any{"amount": doc.Outstanding, "method": o.payment}); err != nil {
+		return err
+	}
+	if err := write("ship", "/shipments", map[string]any{"carrier": "Parcelforce", "tracking_number": "PF-" + o.id}); err != nil {
+		return err
+	}
+	if err := write("deliver", "/deliveries", map[string]any{}); err != nil {
+		return err
+	}
+	if _, err := d.await(ctx, o.id, after, "completion", func(doc orderDoc) bool { return doc.Status == "completed" }); err != nil {
+		return err
+	}
+	if o.fate != fateReturn {
+		return nil
+	}
+	back := o.lines[0]
+	if err := write("return", "/returns", map[string]any{"lines": []map[string]any{{"sku": back.SKU, "quantity": 1}}, "reason": "arrived damaged"}); err != nil {
+		return err
+	}
+	doc, err = d.await(ctx, o.id, after, "the credit note for the return", func(doc orderDoc) bool { return len(doc.CreditNotes) > 0 && doc.Outstanding < 0 })
+	if err != nil {
+		return err
+	}
+	if err := write("refund", "/refunds", map[string]any{"amount": -doc.Outstanding, "reference": "return of one " + back.SKU}); err != nil {
+		return err
+	}
+	_, err = d.await(ctx, o.id, after, "the refund", func(doc orderDoc) bool { return doc.Outstanding == 0 })
+	return err
+}
+
+// await reads the order (including at least position after) until done holds, for at most
+// cfg.Wait.
+func (d *driver) await(ctx context.Context, id, after, what string, done func(orderDoc) bool) (orderDoc, error) {
+	deadline := time.Now().Add(d.cfg.Wait)
+	for {
+		var doc orderDoc
+		if err := d.c.get(ctx, "/v1/orders/"+id, url.Values{"after": {after}}, &doc); err != nil {
+			return doc, err
+		}
+		if done(doc) {
+			return doc, nil
+		}
+		if time.Now().After(deadline) {
+			return doc, fmt.Errorf("waited %s for %s; the order is %s (invoice %v, %d credit notes, outstanding %d)",
+				d.cfg.Wait, what, doc.Status, deref(doc.InvoiceNumber), len(doc.CreditNotes), doc.Outstanding)
+		}
+		select {
+		case <-ctx.Done():
+			return doc, context.Cause(ctx)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "none"
+	}
+	return *s
+}
+
+// purchaseOrder is an item of GET /v1/purchase-orders.
+type purchaseOrder struct {
+	ID       string `json:"purchase_order_id"`
+	SKU      string `json:"sku"`
+	Quantity int64  `json:"quantity"`
+	Status   string `json:"status"`
+}
+
+// supply plays the supplier: it delivers every open purchase order for the run's SKUs, until
+// done is closed.
+func (d *driver) supply(ctx context.Context, p plan, done <-chan struct{}) error {
+	for {
+		if err := d.deliverOpen(ctx, p); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-done:
+			return nil
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// deliverOpen receives every open purchase order for the run's SKUs.
+func (d *driver) deliverOpen(ctx context.Context, p plan) error {
+	var open struct {
+		Items []purchaseOrder `json:"items"`
+	}
+	if err := d.c.get(ctx, "/v1/purchase-orders", url.Values{"status": {"open"}}, &open); err != nil {
+		return fmt.Errorf("supplier: %w", err)
+	}
+	for _, po := range open.Items {
+		if !p.ours(po.SKU) {
+			continue
+		}
+		err := d.c.post(ctx, "/v1/purchase-orders/"+po.ID+"/receipt", p.run+"/receipt/"+po.ID, "", map[string]any{}, nil)
+		var apiErr *APIError
+		if errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict {
+			continue // received already; the read model had not caught up
+		}
+		if err != nil {
+			return fmt.Errorf("supplier: %w", err)
+		}
+	}
+	return nil
+}
+
+// receiveRest delivers the purchase orders still open once every order is done — raised to
+// bring shelf stock back above its reorder point — until no SKU of the run expects any.
+func (d *driver) receiveRest(ctx context.Context, p plan) error {
+	deadline := time.Now().Add(d.cfg.Wait)
+	for {
+		incoming := int64(0)
+		for _, pr := range p.products {
+			var level StockLevel
+			if err := d.c.get(ctx, "/v1/inventory/"+pr.sku, nil, &level); err != nil {
+				return err
+			}
+			incoming += level.Incoming
+		}
+		if incoming == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("supplier: waited %s for the last purchase orders; %d units still incoming", d.cfg.Wait, incoming)
+		}
+		if err := d.deliverOpen(ctx, p); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
