@@ -213,6 +213,7 @@ func (r *Runner) update(change func(*Status)) {
 // it returns the *Failure. Store failures are retried with backoff; a lost lease sends the
 // runner back to standby.
 func (r *Runner) Run(ctx context.Context) error {
+	r.update(func(s *Status) { s.State, s.Failure = StateStarting, nil })
 	defer r.update(func(s *Status) {
 		if s.State != StateFailed {
 			s.State = StateStopped
@@ -313,6 +314,9 @@ func (r *Runner) lead(ctx context.Context) error {
 		var failure *Failure
 		if errors.As(err, &failure) {
 			return failure
+		}
+		if r.Status().Position != from {
+			attempt = 0 // it got somewhere: this failure is a new one, not the last one again
 		}
 		r.transient(err, "follow the log")
 		if err := sleep(work, r.backoff(attempt)); err != nil {
