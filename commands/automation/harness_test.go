@@ -190,6 +190,17 @@ func (s *supervisor) newestSent() eventstore.Position {
 	return p
 }
 
+// handledByCurrent is how many events the running runner has handled since it started.
+func (s *supervisor) handledByCurrent() uint64 {
+	s.mu.Lock()
+	r := s.current
+	s.mu.Unlock()
+	if r == nil {
+		return 0
+	}
+	return r.Status().EventsHandled
+}
+
 func (s *supervisor) restarts() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

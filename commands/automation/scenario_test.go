@@ -492,12 +492,20 @@ func TestCrashesRepeatNothingAndForgetNothing(t *testing.T) {
 			go func() {
 				defer chaos.Done()
 				for {
+					// Let each runner get somewhere before it is killed: killed before it
+					// handles one chunk, no process makes progress however often it restarts.
+					deadline := time.Now().Add(2 * time.Second)
+					for sup.handledByCurrent() == 0 && time.Now().Before(deadline) {
+						select {
+						case <-stop:
+							return
+						case <-time.After(2 * time.Millisecond):
+						}
+					}
 					select {
 					case <-stop:
 						return
-					// Long enough between kills for a runner to start and handle a chunk of
-					// events: killed faster than that, no process makes progress.
-					case <-time.After(time.Duration(10+rand.IntN(240)) * time.Millisecond):
+					case <-time.After(time.Duration(rand.IntN(40)) * time.Millisecond):
 						sup.crash()
 					}
 				}
@@ -517,6 +525,7 @@ func TestCrashesRepeatNothingAndForgetNothing(t *testing.T) {
 			e := base.fresh(t)
 			e.scenarioSetup()
 			var kills atomic.Int64
+			reg, withReg := withMetrics()
 			sup := e.supervise(func(r *Runner, kill func()) {
 				r.afterSend = func(eventstore.Event, string) {
 					if rand.IntN(100) == 0 {
@@ -524,13 +533,18 @@ func TestCrashesRepeatNothingAndForgetNothing(t *testing.T) {
 						kill()
 					}
 				}
-			})
+			}, withReg)
 			got, _ := scenarioRun(t, e, sup)
 			compareOutcomes(t, got, want)
 			if kills.Load() < 5 {
 				t.Fatalf("the runner was killed %d times after a command; the test means to do it many times", kills.Load())
 			}
-			t.Logf("the runner was killed %d times right after sending a command", kills.Load())
+			// The commands sent again after each kill were recognised, not applied twice.
+			replayed := metricValue(t, reg, "orderledger_automation_commands_total", "outcome", "already_applied")
+			if replayed == 0 {
+				t.Fatal("no command was recognised as already applied: the kills caused no replay to check")
+			}
+			t.Logf("the runner was killed %d times right after sending a command; %v commands sent again were recognised", kills.Load(), replayed)
 		})
 	})
 }
