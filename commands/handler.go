@@ -117,16 +117,23 @@ func Execute[S any](ctx context.Context, h *Handler, stream string, fold Fold[S]
 	mu.Lock()
 	defer mu.Unlock()
 
+	refresh := false
 	for attempt := 1; ; attempt++ {
-		entry, err := load(ctx, h, stream, fold, attempt > 1)
+		entry, read, err := load(ctx, h, stream, fold, refresh)
 		if err != nil {
 			return Result{}, err
 		}
+		refresh = true
 		if ref, ok := appliedBefore(entry, meta.CommandID); ok {
 			return Result{Position: ref.position, Version: ref.version, AlreadyApplied: true}, nil
 		}
 		state := entry.state.(S)
 		events, err := decide(state)
+		if (err != nil || len(events) == 0) && !read {
+			// A refusal or a decision to do nothing is final only on a current fold: another
+			// process may have written since this one was cached.
+			continue
+		}
 		if err != nil {
 			return Result{}, err
 		}
@@ -157,7 +164,7 @@ func Execute[S any](ctx context.Context, h *Handler, stream string, fold Fold[S]
 		if err != nil {
 			return Result{}, err
 		}
-		if res.Version != uint64(entry.version+int64(len(events))) {
+		if res.Retried || res.Version != uint64(entry.version+int64(len(events))) {
 			// The store answered from events appended earlier with these IDs (by another
 			// process): our decision is not what is stored, so forget the cached fold.
 			h.cache.drop(stream)
@@ -174,7 +181,7 @@ func Read[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], i
 	mu := h.lock(stream)
 	mu.Lock()
 	defer mu.Unlock()
-	entry, err := load(ctx, h, stream, fold, true)
+	entry, _, err := load(ctx, h, stream, fold, true)
 	if err != nil {
 		return err
 	}
@@ -186,16 +193,16 @@ func (h *Handler) lock(stream string) *sync.Mutex {
 }
 
 // load returns the cached fold of stream, first reading the events appended since it was
-// cached when refresh is set or nothing is cached.
-func load[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], refresh bool) (*cacheEntry, error) {
-	entry := h.cache.get(stream)
+// cached when refresh is set or nothing is cached; read says whether the store was read.
+func load[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], refresh bool) (entry *cacheEntry, read bool, err error) {
+	entry = h.cache.get(stream)
 	if entry != nil {
 		if _, ok := entry.state.(S); !ok {
 			entry = nil
 		}
 	}
 	if entry != nil && !refresh {
-		return entry, nil
+		return entry, false, nil
 	}
 	if entry == nil {
 		var zero S
@@ -207,13 +214,13 @@ func load[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], r
 		events, err := h.store.ReadStream(ctx, stream, uint64(entry.version+1), page)
 		if err != nil {
 			h.cache.drop(stream)
-			return nil, err
+			return nil, false, err
 		}
 		for _, e := range events {
 			de, err := domain.DecodeEvent(e.Type, e.Data)
 			if err != nil {
 				h.cache.drop(stream)
-				return nil, fmt.Errorf("stream %s version %d: %w", stream, e.Version, err)
+				return nil, false, fmt.Errorf("stream %s version %d: %w", stream, e.Version, err)
 			}
 			state = fold(state, de)
 			entry.version = int64(e.Version)
@@ -226,7 +233,7 @@ func load[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], r
 	}
 	entry.state = state
 	h.cache.put(stream, entry)
-	return entry, nil
+	return entry, true, nil
 }
 
 // remember folds the events just appended into the cached state.

@@ -81,6 +81,9 @@ type AppendResult struct {
 	Version uint64
 	// Position is the global position of the batch's last event.
 	Position Position
+	// Retried: the batch was already stored (its first event ID was in the stream), so
+	// nothing was appended and Version and Position are where it was stored before.
+	Retried bool
 }
 
 // Store is the port. Implementations are safe for concurrent use.

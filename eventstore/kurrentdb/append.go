@@ -40,7 +40,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			return eventstore.AppendResult{}, err
 		}
 		if retried {
-			return eventstore.AppendResult{Version: original.Version, Position: original.Position}, nil
+			return eventstore.AppendResult{Version: original.Version, Position: original.Position, Retried: true}, nil
 		}
 
 		var head *eventstore.Event

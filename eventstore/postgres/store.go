@@ -209,6 +209,7 @@ func (s *Store) appendWith(ctx context.Context, q querier, stream string, expect
 		return eventstore.AppendResult{
 			Version:  uint64(version),
 			Position: eventstore.Position{Commit: *xid, Prepare: uint64(*position)},
+			Retried:  outcome == outcomeRetry,
 		}, outcome == outcomeAppended, nil
 	case outcomeWrongRevision:
 		if err := expected.Check(stream, uint64(version), version >= 0); err != nil {

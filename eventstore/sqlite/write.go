@@ -311,5 +311,5 @@ func (w *writeTx) retried(ctx context.Context, stream string, from int64, events
 		return none, fmt.Errorf("%w: the first %d of %d events are already in %q from version %d", eventstore.ErrDuplicateEventID, n, len(events), stream, from)
 	}
 	p := uint64(position)
-	return eventstore.AppendResult{Version: uint64(version), Position: eventstore.Position{Commit: p, Prepare: p}}, nil
+	return eventstore.AppendResult{Version: uint64(version), Position: eventstore.Position{Commit: p, Prepare: p}, Retried: true}, nil
 }
