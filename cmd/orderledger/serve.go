@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -17,14 +20,28 @@ import (
 
 	"github.com/orderledger/orderledger/audit"
 	"github.com/orderledger/orderledger/commands"
+	"github.com/orderledger/orderledger/commands/automation"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/httpx"
 	"github.com/orderledger/orderledger/internal/openapi"
 	"github.com/orderledger/orderledger/internal/stores"
+	"github.com/orderledger/orderledger/projections"
+	"github.com/orderledger/orderledger/readapi"
 )
+
+// Roles a serve process can take; by default it takes them all.
+const (
+	roleWrite    = "write"    // the write routes
+	roleRead     = "read"     // the read and audit routes
+	roleProject  = "project"  // the projectors that build the read models
+	roleAutomate = "automate" // the order-to-cash process managers
+)
+
+var allRoles = []string{roleWrite, roleRead, roleProject, roleAutomate}
 
 type serveOptions struct {
 	addr            string
+	roles           []string
 	shutdownTimeout time.Duration
 }
 
@@ -33,56 +50,161 @@ func newServeCmd(cfg *config) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the HTTP service: write API, read API, projectors and the order-to-cash automation",
-		Args:  cobra.NoArgs,
+		Long: `Run the HTTP service. By default one process takes every role; --roles splits them
+across processes that share the same stores, e.g. two "write,read" processes behind a load
+balancer and one "project,automate" process.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serve(cmd.Context(), cfg, opts)
 		},
 	}
 	cmd.Flags().StringVar(&opts.addr, "addr", envOr("ORDERLEDGER_ADDR", "127.0.0.1:8080"), "listen address (env ORDERLEDGER_ADDR)")
+	cmd.Flags().StringSliceVar(&opts.roles, "roles", splitList(envOr("ORDERLEDGER_ROLES", strings.Join(allRoles, ","))),
+		"roles this process takes: write, read, project, automate (env ORDERLEDGER_ROLES)")
 	cmd.Flags().DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
 	return cmd
 }
 
+// service is one serve process: its stores and the parts its roles run.
+type service struct {
+	roles       map[string]bool
+	events      eventstore.Store
+	read        *projections.ReadStore
+	handler     *commands.Handler
+	projectors  *projections.Runner
+	automation  *automation.Runner
+	checkpoints *automation.Checkpoints
+	reg         *prometheus.Registry
+	log         *slog.Logger
+}
+
+// openService opens the stores and builds the parts the roles need. close releases them.
+func openService(ctx context.Context, cfg *config, roles []string, log *slog.Logger) (s *service, err error) {
+	s = &service{roles: map[string]bool{}, log: log}
+	for _, r := range roles {
+		if !slices.Contains(allRoles, r) {
+			return nil, fmt.Errorf("--roles: unknown role %q; want some of %s", r, strings.Join(allRoles, ", "))
+		}
+		s.roles[r] = true
+	}
+	if len(s.roles) == 0 {
+		return nil, fmt.Errorf("--roles: name at least one of %s", strings.Join(allRoles, ", "))
+	}
+	readDSN, err := cfg.readDSN()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.events, err = stores.OpenEvents(ctx, cfg.events); err != nil {
+		return nil, fmt.Errorf("open event store %s: %w", stores.Redact(cfg.events), err)
+	}
+	if s.read, err = projections.OpenReadStore(ctx, readDSN); err != nil {
+		return nil, fmt.Errorf("open read store %s: %w", stores.Redact(readDSN), err)
+	}
+	s.reg = prometheus.NewRegistry()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The write routes and the automation share one handler, so their cached folds agree.
+	s.handler = commands.NewHandler(s.events, commands.WithMetrics(commands.NewMetrics(s.reg)))
+	if s.roles[roleProject] || s.roles[roleRead] {
+		opts := []projections.Option{projections.WithLogger(log)}
+		if s.roles[roleProject] {
+			opts = append(opts, projections.WithRegistry(s.reg))
+		}
+		if s.projectors, err = projections.NewRunner(s.events, s.read, opts...); err != nil {
+			return nil, err
+		}
+	}
+	if s.roles[roleAutomate] {
+		if s.checkpoints, err = automation.OpenCheckpoints(ctx, readDSN); err != nil {
+			return nil, fmt.Errorf("open automation checkpoints in %s: %w", stores.Redact(readDSN), err)
+		}
+		s.automation = automation.New(s.handler, s.checkpoints,
+			automation.WithMetrics(automation.NewMetrics(s.reg)), automation.WithLogger(log))
+	}
+	return s, nil
+}
+
+func (s *service) close() {
+	if s.checkpoints != nil {
+		_ = s.checkpoints.Close()
+	}
+	if s.read != nil {
+		_ = s.read.Close()
+	}
+	if s.events != nil {
+		_ = s.events.Close()
+	}
+}
+
+// runBackground starts the projectors and the automation; both stop when ctx ends. A runner
+// that stops on a broken event keeps the process serving: /readyz reports it.
+func (s *service) runBackground(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	start := func(name string, run func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				s.log.Error(name+" stopped", "err", err)
+			}
+		}()
+	}
+	if s.roles[roleProject] {
+		start("projectors", s.projectors.Run)
+	}
+	if s.automation != nil {
+		start("automation", s.automation.Run)
+	}
+	return wg.Wait
+}
+
 func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 	log := slog.Default()
-	if _, err := cfg.readDSN(); err != nil {
+	s, err := openService(ctx, cfg, opts.roles, log)
+	if err != nil {
 		return err
 	}
-	events, err := stores.OpenEvents(ctx, cfg.events)
-	if err != nil {
-		return fmt.Errorf("open event store %s: %w", stores.Redact(cfg.events), err)
-	}
-	defer events.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	router := newRouter(events, reg)
+	defer s.close()
 
 	listener, err := net.Listen("tcp", opts.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.addr, err)
 	}
 	srv := &http.Server{
-		Handler:           httpx.Instrument(reg, router, log),
+		Handler:           httpx.Instrument(s.reg, s.router(), log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      5 * time.Minute, // an audit verify of a large log takes a while
 		IdleTimeout:       120 * time.Second,
 	}
+	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	waitBackground := s.runBackground(background)
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(listener) }()
-	log.Info("orderledger serving", "addr", listener.Addr().String(), "events", stores.Redact(cfg.events))
+	log.Info("orderledger serving", "addr", listener.Addr().String(), "events", stores.Redact(cfg.events),
+		"roles", strings.Join(opts.roles, ","))
 
 	select {
 	case err := <-served:
+		stopBackground()
+		waitBackground()
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing in-flight requests", "timeout", opts.shutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	shutdownErr := srv.Shutdown(shutdownCtx)
+	stopBackground()
+	waitBackground()
+	if shutdownErr != nil {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -91,31 +213,72 @@ func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 	return nil
 }
 
-// newRouter mounts every route the service answers. The OpenAPI test walks the router it
-// returns, so a route added here and not documented (or documented and gone) fails a test.
-func newRouter(events eventstore.Store, reg *prometheus.Registry) *mux.Router {
-	handler := commands.NewHandler(events, commands.WithMetrics(commands.NewMetrics(reg)))
+// router mounts every route the process's roles answer. The OpenAPI test walks the router of
+// a process with every role, so a route added here and not documented (or documented and
+// gone) fails a test.
+func (s *service) router() *mux.Router {
 	router := mux.NewRouter()
-	commands.NewAPI(handler).Register(router)
-	audit.NewAPI(events).Register(router)
+	if s.roles[roleWrite] {
+		commands.NewAPI(s.handler).Register(router)
+	}
+	if s.roles[roleRead] {
+		readapi.New(s.read, s.events, s.projectors).Register(router)
+		audit.NewAPI(s.events).Register(router)
+	}
 	router.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet)
-	router.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		checkCtx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		report := map[string]any{}
-		status := http.StatusOK
-		if _, err := events.Head(checkCtx); err != nil {
-			status = http.StatusServiceUnavailable
-			report["events"] = err.Error()
-		} else {
-			report["events"] = "ok"
-		}
-		report["status"] = map[bool]string{true: "ready", false: "not ready"}[status == http.StatusOK]
-		httpx.WriteJSON(w, status, report)
-	}).Methods(http.MethodGet)
-	router.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})).Methods(http.MethodGet)
+	router.HandleFunc("/readyz", s.ready).Methods(http.MethodGet)
+	router.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})).Methods(http.MethodGet)
 	router.Handle("/v1/openapi.json", openapi.Handler()).Methods(http.MethodGet)
 	return router
+}
+
+// ready answers /readyz: the stores are reachable, and no projector or process manager has
+// stopped on a broken event.
+func (s *service) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	report := map[string]any{}
+	ok := true
+	if _, err := s.events.Head(ctx); err != nil {
+		ok = false
+		report["events"] = err.Error()
+	} else {
+		report["events"] = "ok"
+	}
+	if err := s.read.Ping(ctx); err != nil {
+		ok = false
+		report["read"] = err.Error()
+	} else {
+		report["read"] = "ok"
+	}
+	if s.roles[roleProject] {
+		status := s.projectors.Status()
+		report["projections"] = status
+		ok = ok && status.Healthy()
+	}
+	if s.automation != nil {
+		status := s.automation.Status()
+		report["automation"] = status
+		ok = ok && status.Err() == nil
+	}
+	code := http.StatusOK
+	report["status"] = "ready"
+	if !ok {
+		code = http.StatusServiceUnavailable
+		report["status"] = "not ready"
+	}
+	httpx.WriteJSON(w, code, report)
+}
+
+// splitList splits a comma-separated environment value.
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
