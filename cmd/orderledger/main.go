@@ -72,6 +72,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newExportCmd(cfg))
 	root.AddCommand(newImportCmd(cfg))
 	root.AddCommand(newGenerateLogCmd(cfg))
+	root.AddCommand(newDemoCmd(cfg))
 	return root
 }
 
