@@ -37,7 +37,7 @@ func benchEvent() eventstore.EventData {
 // notifier, and creates raw_events beside events.
 func benchStore(b *testing.B) *Store {
 	b.Helper()
-	s := openStore(b, pgtest.NewDatabase(b)+fmt.Sprintf("&pool_max_conns=%d", benchWriters+2))
+	s := openStore(b, withPoolSize(pgtest.NewDatabase(b), benchWriters+2))
 	if _, err := s.pool.Exec(b.Context(), `
 		CREATE TABLE raw_events (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
 		CREATE SEQUENCE raw_events_position_seq OWNED BY raw_events.position;
@@ -45,6 +45,17 @@ func benchStore(b *testing.B) *Store {
 		b.Fatal(err)
 	}
 	return s
+}
+
+// withPoolSize sets pool_max_conns in a DSN of either form.
+func withPoolSize(dsn string, n int) string {
+	switch {
+	case !strings.Contains(dsn, "://"):
+		return fmt.Sprintf("%s pool_max_conns=%d", dsn, n)
+	case strings.Contains(dsn, "?"):
+		return fmt.Sprintf("%s&pool_max_conns=%d", dsn, n)
+	}
+	return fmt.Sprintf("%s?pool_max_conns=%d", dsn, n)
 }
 
 // parallel runs work(writer) on benchWriters goroutines and returns the wall time.
