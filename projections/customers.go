@@ -152,32 +152,41 @@ type customersBatch struct {
 	dirtyCustomers, dirtyOrders keySet
 }
 
-func (b *customersBatch) load(ctx context.Context, tx *sql.Tx, events []envelope) error {
+func (b *customersBatch) load(ctx context.Context, q queryer, events []envelope) error {
 	var orderIDs, customerIDs keySet
+	addCustomer := func(id string) {
+		if b.customers[id] == nil {
+			customerIDs.add(id)
+		}
+	}
 	for _, e := range events {
 		switch e := e.data.(type) {
 		case domain.CustomerRegistered:
-			customerIDs.add(e.CustomerID)
+			addCustomer(e.CustomerID)
 		case domain.CustomerDetailsChanged:
-			customerIDs.add(e.CustomerID)
+			addCustomer(e.CustomerID)
 		case domain.OrderPlaced:
-			customerIDs.add(e.CustomerID)
+			addCustomer(e.CustomerID)
 		default:
-			orderIDs.add(orderIDOf(e))
+			if o := b.orders[orderIDOf(e)]; o != nil {
+				addCustomer(o.CustomerID)
+			} else {
+				orderIDs.add(orderIDOf(e))
+			}
 		}
 	}
-	err := selectIn(ctx, tx, b.d, "SELECT "+customerOrderColumns+" FROM rm_customer_orders WHERE order_id IN ({keys})", orderIDs.keys, func(r *sql.Rows) error {
+	err := selectIn(ctx, q, b.d, "SELECT "+customerOrderColumns+" FROM rm_customer_orders WHERE order_id IN ({keys})", orderIDs.keys, func(r *sql.Rows) error {
 		o, err := scanCustomerOrder(r)
 		if err == nil {
 			b.orders[o.OrderID] = o
-			customerIDs.add(o.CustomerID)
+			addCustomer(o.CustomerID)
 		}
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	return selectIn(ctx, tx, b.d, "SELECT "+customerColumns+" FROM rm_customers WHERE customer_id IN ({keys})", customerIDs.keys, func(r *sql.Rows) error {
+	return selectIn(ctx, q, b.d, "SELECT "+customerColumns+" FROM rm_customers WHERE customer_id IN ({keys})", customerIDs.keys, func(r *sql.Rows) error {
 		c, err := scanCustomer(r)
 		if err == nil {
 			b.customers[c.CustomerID] = c

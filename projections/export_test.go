@@ -62,3 +62,11 @@ func MissingIndexes(ctx context.Context, s *ReadStore) ([]string, error) {
 	}
 	return missing, err
 }
+
+// SetRebuildSizes makes rebuilds read batch events at a time and write every flush events,
+// until the returned function restores the defaults.
+func SetRebuildSizes(batch int, flush int64) (restore func()) {
+	oldBatch, oldFlush := rebuildBatch, rebuildFlushEvents
+	rebuildBatch, rebuildFlushEvents = batch, flush
+	return func() { rebuildBatch, rebuildFlushEvents = oldBatch, oldFlush }
+}

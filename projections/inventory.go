@@ -184,23 +184,30 @@ func skuOf(e domain.Event) string {
 	return ""
 }
 
-func (b *inventoryBatch) load(ctx context.Context, tx *sql.Tx, events []envelope) error {
+func (b *inventoryBatch) load(ctx context.Context, q queryer, events []envelope) error {
 	var skus, received, purchaseOrders keySet
+	addSKU := func(sku string) {
+		if b.stock[sku] == nil {
+			skus.add(sku)
+		}
+	}
 	for _, e := range events {
 		switch e := e.data.(type) {
 		case domain.PurchaseOrderRaised:
 		case domain.PurchaseOrderReceived:
-			purchaseOrders.add(e.PurchaseOrderID)
+			if b.purchaseOrders[e.PurchaseOrderID] == nil {
+				purchaseOrders.add(e.PurchaseOrderID)
+			}
 		case domain.StockReceived:
-			skus.add(e.SKU)
-			if e.PurchaseOrderID != "" {
+			addSKU(e.SKU)
+			if e.PurchaseOrderID != "" && b.replenishments[e.PurchaseOrderID] == nil {
 				received.add(e.PurchaseOrderID)
 			}
 		default:
-			skus.add(skuOf(e))
+			addSKU(skuOf(e))
 		}
 	}
-	err := selectIn(ctx, tx, b.d, "SELECT "+stockColumns+" FROM rm_stock WHERE sku IN ({keys})", skus.keys, func(r *sql.Rows) error {
+	err := selectIn(ctx, q, b.d, "SELECT "+stockColumns+" FROM rm_stock WHERE sku IN ({keys})", skus.keys, func(r *sql.Rows) error {
 		s, err := scanStock(r)
 		b.stock[s.SKU] = s
 		return err
@@ -208,7 +215,7 @@ func (b *inventoryBatch) load(ctx context.Context, tx *sql.Tx, events []envelope
 	if err != nil {
 		return err
 	}
-	err = selectIn(ctx, tx, b.d, "SELECT purchase_order_id, sku, incoming FROM rm_stock_replenishments WHERE purchase_order_id IN ({keys})", received.keys, func(r *sql.Rows) error {
+	err = selectIn(ctx, q, b.d, "SELECT purchase_order_id, sku, incoming FROM rm_stock_replenishments WHERE purchase_order_id IN ({keys})", received.keys, func(r *sql.Rows) error {
 		var rep replenishmentRow
 		err := r.Scan(&rep.PurchaseOrderID, &rep.SKU, &rep.Incoming)
 		b.replenishments[rep.PurchaseOrderID] = &rep
@@ -217,7 +224,7 @@ func (b *inventoryBatch) load(ctx context.Context, tx *sql.Tx, events []envelope
 	if err != nil {
 		return err
 	}
-	return selectIn(ctx, tx, b.d, "SELECT "+purchaseOrderColumns+" FROM rm_purchase_orders WHERE purchase_order_id IN ({keys})", purchaseOrders.keys, func(r *sql.Rows) error {
+	return selectIn(ctx, q, b.d, "SELECT "+purchaseOrderColumns+" FROM rm_purchase_orders WHERE purchase_order_id IN ({keys})", purchaseOrders.keys, func(r *sql.Rows) error {
 		p, err := scanPurchaseOrder(r)
 		b.purchaseOrders[p.PurchaseOrderID] = p
 		return err

@@ -119,7 +119,7 @@ type ledgerBatch struct {
 }
 
 // load reads nothing: entries are new rows and turnovers are added in SQL.
-func (b *ledgerBatch) load(context.Context, *sql.Tx, []envelope) error { return nil }
+func (b *ledgerBatch) load(context.Context, queryer, []envelope) error { return nil }
 
 func (b *ledgerBatch) apply(env envelope) error {
 	entry, ok := Posting(env.meta.ID.String(), env.data)

@@ -295,14 +295,15 @@ func orderIDOf(e domain.Event) string {
 	return ""
 }
 
-func (b *ordersBatch) load(ctx context.Context, tx *sql.Tx, events []envelope) error {
+func (b *ordersBatch) load(ctx context.Context, q queryer, events []envelope) error {
 	var ids keySet
 	for _, e := range events {
-		if _, placed := e.data.(domain.OrderPlaced); !placed {
-			ids.add(orderIDOf(e.data))
+		id := orderIDOf(e.data)
+		if _, placed := e.data.(domain.OrderPlaced); !placed && b.rows[id] == nil {
+			ids.add(id)
 		}
 	}
-	return selectIn(ctx, tx, b.d, "SELECT "+orderColumns+" FROM rm_orders WHERE order_id IN ({keys})", ids.keys, func(r *sql.Rows) error {
+	return selectIn(ctx, q, b.d, "SELECT "+orderColumns+" FROM rm_orders WHERE order_id IN ({keys})", ids.keys, func(r *sql.Rows) error {
 		o, err := scanOrder(r)
 		if err == nil {
 			b.rows[o.OrderID] = o

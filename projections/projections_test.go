@@ -265,6 +265,25 @@ func TestCrashBeforeCommitCountsNothingTwice(t *testing.T) {
 		projections.SetBeforeCommit(env.Read, nil)
 		crashed := dump(t, env.Read)
 
+		// A rebuild that fails halfway, with events applied in memory and not written, leaves
+		// checkpoints a runner can carry on from.
+		restore := projections.SetRebuildSizes(100, 300)
+		var ordersFlushes atomic.Int64
+		projections.SetBeforeCommit(env.Read, func(p string) error {
+			if p == "orders" && ordersFlushes.Add(1) == 3 {
+				return errors.New("injected failure of a rebuild")
+			}
+			return nil
+		})
+		if err := projections.Rebuild(t.Context(), env.Store, env.Read, nil, nil); err == nil {
+			t.Fatal("the rebuild did not fail")
+		}
+		restore()
+		projections.SetBeforeCommit(env.Read, nil)
+		r3 := projectionstest.StartRunner(t, env)
+		projectionstest.CatchUp(t, r3, head)
+		sameDump(t, "after a failed rebuild vs. before it", dump(t, env.Read), crashed)
+
 		if err := projections.Rebuild(t.Context(), env.Store, env.Read, nil, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -282,6 +301,9 @@ func TestRebuildReplaysIdentically(t *testing.T) {
 		projectionstest.CatchUp(t, r, head)
 		live := dump(t, env.Read)
 
+		// Small reads and flushes, so that rows are loaded, changed and written over many
+		// batches.
+		restore := projections.SetRebuildSizes(97, 250)
 		var calls, lastDone, lastTotal int64
 		err := projections.Rebuild(t.Context(), env.Store, env.Read, nil, func(done, total int64) {
 			calls++
@@ -293,7 +315,8 @@ func TestRebuildReplaysIdentically(t *testing.T) {
 		if calls == 0 || lastDone != 1500 || lastTotal != 1500 {
 			t.Errorf("progress: %d calls, last (%d, %d), want it to end at (1500, 1500)", calls, lastDone, lastTotal)
 		}
-		sameDump(t, "first rebuild vs. live", dump(t, env.Read), live)
+		restore()
+		sameDump(t, "rebuild in small batches vs. live", dump(t, env.Read), live)
 
 		// The runner stood by during the rebuild and carries on after it.
 		head = projectionstest.Append(t, env.Store, records[1500:1800])

@@ -29,7 +29,9 @@ type projector interface {
 // batch applies a batch of events in three steps inside one transaction: load the rows the
 // events touch, apply each event to them in memory, write back what changed.
 type batch interface {
-	load(ctx context.Context, tx *sql.Tx, events []envelope) error
+	// load reads the rows the events touch that are not in memory yet; a batch may load and
+	// apply several times before it flushes.
+	load(ctx context.Context, q queryer, events []envelope) error
 	// apply must not do I/O. An error means this event cannot be projected (it contradicts
 	// what the read model knows): the projector stops on it.
 	apply(e envelope) error
@@ -171,10 +173,31 @@ type writer struct {
 }
 
 // commitBatch projects envs and moves the projector's checkpoint from `from` to `to` in one
-// transaction. The checkpoint moves first, on the condition that the row is still at `from`
-// under this writer's lease and generation: that also locks the row, so two writers of one
-// projector can never interleave. An event that cannot be applied comes back as *EventError.
+// transaction. An event that cannot be applied comes back as *EventError.
 func (s *ReadStore) commitBatch(ctx context.Context, p projector, w writer, from, to progress, envs []envelope) error {
+	return s.inCheckpointTx(ctx, p.name(), w, from, to, func(tx *sql.Tx) error {
+		b := p.newBatch(s.dialect)
+		if err := b.load(ctx, tx, envs); err != nil {
+			return fmt.Errorf("projector %s: load: %w", p.name(), err)
+		}
+		if err := applyAll(p, b, envs); err != nil {
+			return err
+		}
+		return b.flush(ctx, tx)
+	})
+}
+
+// flushBatch writes what a batch applied in memory and moves the checkpoint from `from` to
+// `to` in one transaction.
+func (s *ReadStore) flushBatch(ctx context.Context, p projector, w writer, from, to progress, b batch) error {
+	return s.inCheckpointTx(ctx, p.name(), w, from, to, func(tx *sql.Tx) error { return b.flush(ctx, tx) })
+}
+
+// inCheckpointTx runs write in a transaction that first moves the projector's checkpoint from
+// `from` to `to`, on the condition that the row is still at `from` under w's lease and
+// generation. That also locks the row, so two writers of one projector can never interleave,
+// and the rows and the checkpoint commit together or not at all.
+func (s *ReadStore) inCheckpointTx(ctx context.Context, name string, w writer, from, to progress, write func(*sql.Tx) error) error {
 	tx, err := s.beginWrite(ctx)
 	if err != nil {
 		return err
@@ -185,27 +208,32 @@ func (s *ReadStore) commitBatch(ctx context.Context, p projector, w writer, from
 			return err
 		}
 	}
-	if err := s.moveCheckpoint(ctx, tx, p.name(), w, from, to); err != nil {
+	if err := s.moveCheckpoint(ctx, tx, name, w, from, to); err != nil {
 		return err
 	}
-	b := p.newBatch(s.dialect)
-	if err := b.load(ctx, tx, envs); err != nil {
-		return fmt.Errorf("projector %s: load: %w", p.name(), err)
+	if err := write(tx); err != nil {
+		var broken *EventError
+		if errors.As(err, &broken) {
+			return err
+		}
+		return fmt.Errorf("projector %s: write: %w", name, err)
 	}
+	if s.beforeCommit != nil {
+		if err := s.beforeCommit(name); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// applyAll applies events to a batch in memory; the first that fails is a broken event.
+func applyAll(p projector, b batch, envs []envelope) error {
 	for _, e := range envs {
 		if err := safeApply(b, e); err != nil {
 			return brokenEvent(p.name(), e.meta, err)
 		}
 	}
-	if err := b.flush(ctx, tx); err != nil {
-		return fmt.Errorf("projector %s: write: %w", p.name(), err)
-	}
-	if s.beforeCommit != nil {
-		if err := s.beforeCommit(p.name()); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+	return nil
 }
 
 // safeApply turns a panic in a projector's apply, a bug, into an error about the event.

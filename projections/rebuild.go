@@ -12,11 +12,17 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 )
 
-// Rebuild tuning: larger batches than a live subscription's mean fewer, fuller statements.
-const (
-	rebuildBatch    = 10000
-	rebuildLeaseTTL = time.Minute
+// Rebuild tuning. Larger reads than a live subscription's mean fewer round trips; a projector
+// applies rebuildFlushEvents events in memory before it writes what they changed, with its
+// checkpoint, in one transaction, so that a row many events touch is written once, not once
+// per batch. Variables so that tests can make them small.
+var (
+	rebuildBatch       = 10000
+	rebuildFlushEvents = int64(100000)
 )
+
+// rebuildLeaseTTL is how long a rebuild's lease lasts without renewal.
+const rebuildLeaseTTL = time.Minute
 
 // Rebuild empties the named projectors (all when names is empty) and replays the log into
 // them from the start up to the head as it is when Rebuild begins; a Runner carries on from
@@ -95,11 +101,14 @@ func Rebuild(ctx context.Context, store eventstore.Store, read *ReadStore, names
 		go func() {
 			defer wg.Done()
 			for b := range feeds[i] {
-				if err := rb.projectOne(ctx, p, b.events, b.envs); err != nil {
+				if err := rb.project(ctx, p, b.events, b.envs); err != nil {
 					cancel(err)
 					return
 				}
 				report(p.name(), int64(len(b.events)))
+			}
+			if err := rb.flush(ctx, p); err != nil {
+				cancel(err)
 			}
 		}()
 	}
@@ -230,8 +239,10 @@ type rebuild struct {
 // rebuildState is a projector's progress in a rebuild: in memory, and as committed.
 type rebuildState struct {
 	current, persisted progress
-	renewed            time.Time
-	done               int64 // events replayed, for progress
+	// pending holds what the events after persisted changed, in memory; nil when nothing.
+	pending batch
+	renewed time.Time
+	done    int64 // events replayed, for progress
 }
 
 // decodedBatch is a batch of the log with the events some projector wants, decoded once.
@@ -267,30 +278,53 @@ func (rb *rebuild) readLog(ctx context.Context, store eventstore.Store, head eve
 	return nil
 }
 
-func (rb *rebuild) projectOne(ctx context.Context, p projector, events []eventstore.Event, envs []envelope) error {
+// project applies a batch of the log in memory and writes once enough has piled up.
+func (rb *rebuild) project(ctx context.Context, p projector, events []eventstore.Event, envs []envelope) error {
 	st := rb.state[p.name()]
-	w := rb.writers[p.name()]
 	mine := make([]envelope, 0, len(envs))
 	for _, e := range envs {
 		if p.handles(e.meta.Type) {
 			mine = append(mine, e)
 		}
 	}
-	next := st.current.after(events)
-	switch {
-	case len(mine) > 0:
-		if err := rb.read.commitBatch(ctx, p, w, st.persisted, next, mine); err != nil {
+	if len(mine) > 0 {
+		if st.pending == nil {
+			st.pending = p.newBatch(rb.read.dialect)
+		}
+		// Loading outside the writing transaction is safe: the rebuild holds the lease, and a
+		// writer that took it over since would make the flush fail, writing nothing.
+		if err := st.pending.load(ctx, rb.read.reads, mine); err != nil {
+			return fmt.Errorf("projector %s: load: %w", p.name(), err)
+		}
+		if err := applyAll(p, st.pending, mine); err != nil {
 			return err
 		}
-		st.persisted, st.renewed = next, time.Now()
-	case time.Since(st.renewed) > rebuildLeaseTTL/3:
-		// A projector with nothing to write for a while must still keep its lease.
-		if err := rb.read.renew(ctx, p.name(), w, st.persisted, next); err != nil {
-			return err
-		}
-		st.persisted, st.renewed = next, time.Now()
 	}
-	st.current = next
+	st.current = st.current.after(events)
+	stale := time.Since(st.renewed) > rebuildLeaseTTL/3
+	switch {
+	case st.pending != nil && (st.current.events-st.persisted.events >= rebuildFlushEvents || stale):
+		return rb.flush(ctx, p)
+	case stale:
+		// A projector with nothing to write for a while must still keep its lease.
+		if err := rb.read.renew(ctx, p.name(), rb.writers[p.name()], st.persisted, st.current); err != nil {
+			return err
+		}
+		st.persisted, st.renewed = st.current, time.Now()
+	}
+	return nil
+}
+
+// flush writes what the projector has pending, with its checkpoint.
+func (rb *rebuild) flush(ctx context.Context, p projector) error {
+	st := rb.state[p.name()]
+	if st.pending == nil {
+		return nil
+	}
+	if err := rb.read.flushBatch(ctx, p, rb.writers[p.name()], st.persisted, st.current, st.pending); err != nil {
+		return err
+	}
+	st.persisted, st.pending, st.renewed = st.current, nil, time.Now()
 	return nil
 }
 
@@ -308,8 +342,13 @@ func (rb *rebuild) finish(ctx context.Context) {
 	}
 	for _, p := range rb.ps {
 		st := rb.state[p.name()]
+		// Events applied in memory and never written must be replayed: record only what was.
+		to := st.current
+		if st.pending != nil {
+			to = st.persisted
+		}
 		// A projector that was taken over is no longer ours to record; the error says so.
-		_ = rb.read.release(ctx, p.name(), rb.writers[p.name()], st.persisted, st.current)
+		_ = rb.read.release(ctx, p.name(), rb.writers[p.name()], st.persisted, to)
 	}
 }
 

@@ -261,6 +261,15 @@ func (w *worker) stop(broken *EventError) {
 // in standby while another process holds the lease and retrying after failures.
 func (w *worker) run(ctx context.Context) {
 	log := w.r.log.With("projector", w.name)
+	defer func() {
+		// A lease taken just as ctx ended, before this worker learned it had it, would
+		// otherwise keep the next process waiting until it lapses.
+		dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := w.r.read.dropLease(dropCtx, w.name, w.r.owner); err != nil {
+			log.Warn("freeing the projector's lease failed; it lapses on its own", "err", err)
+		}
+	}()
 	backoff := retryMin
 	retry := func(err error) {
 		w.setState(StateRetrying, "", err)
@@ -283,17 +292,20 @@ func (w *worker) run(ctx context.Context) {
 			sleep(ctx, min(standbyRetry, w.r.leaseTTL/3))
 			continue
 		}
-		if w.p != nil {
-			// A rebuild that died before its end leaves the indexes it dropped missing.
-			if err := w.r.read.ensureIndexes(ctx, w.p.tables()...); err != nil {
-				retry(err)
-				continue
-			}
-		}
 		w.writeMu.Lock()
 		w.w = writer{owner: w.r.owner, generation: cp.generation, leaseTTL: w.r.leaseTTL, now: w.r.now}
 		w.persisted = cp.progress
 		w.writeMu.Unlock()
+		if w.p != nil {
+			// A rebuild that died before its end leaves the indexes it dropped missing.
+			if err := w.r.read.ensureIndexes(ctx, w.p.tables()...); err != nil {
+				w.release(ctx)
+				if ctx.Err() == nil {
+					retry(err)
+				}
+				continue
+			}
+		}
 		w.publish(cp.progress)
 		w.setState(StateRunning, "", nil)
 		log.Info("projector running", "from", cp.progress.pos.String(), "events", cp.progress.events)

@@ -86,14 +86,15 @@ type salesBatch struct {
 	facts    [][]any
 }
 
-func (b *salesBatch) load(ctx context.Context, tx *sql.Tx, events []envelope) error {
+func (b *salesBatch) load(ctx context.Context, q queryer, events []envelope) error {
 	var ids keySet
 	for _, e := range events {
-		if _, placed := e.data.(domain.OrderPlaced); !placed {
-			ids.add(orderIDOf(e.data))
+		id := orderIDOf(e.data)
+		if _, placed := e.data.(domain.OrderPlaced); !placed && b.channels[id] == "" {
+			ids.add(id)
 		}
 	}
-	return selectIn(ctx, tx, b.d, "SELECT order_id, channel FROM rm_sales_order_channels WHERE order_id IN ({keys})", ids.keys, func(r *sql.Rows) error {
+	return selectIn(ctx, q, b.d, "SELECT order_id, channel FROM rm_sales_order_channels WHERE order_id IN ({keys})", ids.keys, func(r *sql.Rows) error {
 		var id, channel string
 		err := r.Scan(&id, &channel)
 		b.channels[id] = channel

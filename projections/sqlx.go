@@ -71,15 +71,15 @@ func (t table) insertRows(ctx context.Context, tx *sql.Tx, d dialect, rows [][]a
 
 // selectIn runs query once per chunk of keys, with the chunk's placeholders in place of
 // {keys}, and hands every row to scan.
-func selectIn(ctx context.Context, tx *sql.Tx, d dialect, query string, keys []string, scan func(*sql.Rows) error) error {
+func selectIn(ctx context.Context, q queryer, d dialect, query string, keys []string, scan func(*sql.Rows) error) error {
 	for len(keys) > 0 {
 		n := min(len(keys), maxInListKeys)
-		q := strings.Replace(query, "{keys}", strings.TrimSuffix(strings.Repeat("?, ", n), ", "), 1)
+		text := strings.Replace(query, "{keys}", strings.TrimSuffix(strings.Repeat("?, ", n), ", "), 1)
 		args := make([]any, n)
 		for i, k := range keys[:n] {
 			args[i] = k
 		}
-		if err := queryRows(ctx, tx, d, q, args, scan); err != nil {
+		if err := queryRows(ctx, q, d, text, args, scan); err != nil {
 			return err
 		}
 		keys = keys[n:]

@@ -95,8 +95,24 @@ func (s *ReadStore) renew(ctx context.Context, name string, w writer, from, to p
 }
 
 // release records the progress and frees the lease, so another process can take over at once.
+// If the row is not at `from`, a commit whose answer was lost (its context ended as it
+// committed) may have moved it: the lease is freed all the same if w holds it, the row's
+// checkpoint left as that commit wrote it, with its rows.
 func (s *ReadStore) release(ctx context.Context, name string, w writer, from, to progress) error {
-	return s.updateCheckpoint(ctx, s.writes, name, w, from, to, "", time.UnixMicro(0))
+	err := s.updateCheckpoint(ctx, s.writes, name, w, from, to, "", time.UnixMicro(0))
+	if errors.Is(err, errFenced) {
+		if dropErr := s.dropLease(ctx, name, w.owner); dropErr != nil {
+			return dropErr
+		}
+	}
+	return err
+}
+
+// dropLease frees the projector's lease if owner holds it, leaving its checkpoint as it is.
+func (s *ReadStore) dropLease(ctx context.Context, name, owner string) error {
+	_, err := s.writes.ExecContext(ctx, s.dialect.sql(`UPDATE rm_projector_state SET lease_owner = '', lease_expires = 0
+		WHERE name = ? AND lease_owner = ?`), name, owner)
+	return err
 }
 
 type execer interface {
