@@ -256,6 +256,10 @@ func (s *ReadStore) migrate(ctx context.Context) error {
 		return fmt.Errorf("the %s schema is at version %d, newer than this build knows (%d)", schemaComponent, version, len(all))
 	}
 	if version == len(all) {
+		// On SQLite the transaction holds the one write connection ensureIndexes needs.
+		if err := tx.Commit(); err != nil {
+			return err
+		}
 		return s.ensureIndexes(ctx)
 	}
 	for v := version; v < len(all); v++ {
