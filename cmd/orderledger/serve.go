@@ -94,9 +94,11 @@ func openService(ctx context.Context, cfg *config, roles []string, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	// A failure below returns a nil service, so close the one being built.
+	built := s
 	defer func() {
 		if err != nil {
-			s.close()
+			built.close()
 		}
 	}()
 	if s.events, err = stores.OpenEvents(ctx, cfg.events); err != nil {
