@@ -19,6 +19,7 @@ func TestTypeErrorsNameTheIndexedField(t *testing.T) {
 		`{"lines":[{"unit_price":"x"}]}`: "field lines[0].unit_price must be an integer",
 		`{"currency":5}`:                 "field currency must be a string",
 		`{"lines":{}}`:                   "field lines must be an array",
+		`[1,2]`:                          "request body must be a JSON object, not array",
 	}
 	for body, want := range cases {
 		var o order

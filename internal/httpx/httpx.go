@@ -156,8 +156,10 @@ func describeDecodeError(body []byte, err error) error {
 	case errors.As(err, &syntax):
 		return BadRequest("malformed JSON at byte %d: %v", syntax.Offset, err)
 	case errors.As(err, &typeErr):
+		// A mismatch of the whole body has no field; pathAt would name the body's first
+		// element instead.
 		field := typeErr.Field
-		if p := pathAt(body, typeErr.Offset); p != "" {
+		if p := pathAt(body, typeErr.Offset); p != "" && field != "" {
 			field = p
 		}
 		if field == "" {
