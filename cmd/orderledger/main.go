@@ -73,6 +73,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newImportCmd(cfg))
 	root.AddCommand(newGenerateLogCmd(cfg))
 	root.AddCommand(newDemoCmd(cfg))
+	root.AddCommand(newBenchCmd(cfg))
 	return root
 }
 

@@ -1,0 +1,263 @@
+// Package bench measures orderledger end to end — the event store's appends, the write and
+// read routes of a real server with its projectors and automation, projection rebuilds and the
+// audit tools — each figure beside a baseline measured in the same run, on the same server,
+// in turns with it, so that load from elsewhere on a shared machine falls on both alike. It
+// works only in scratch space it creates on the server a DSN names and removes at the end:
+// the `orderledger bench` command.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/orderledger/orderledger/eventstore"
+)
+
+// The figures, named as API.md names them ("Operations": orderledger bench).
+const (
+	AppendSingle      = "append_single"
+	AppendBatch100    = "append_batch100"
+	OrderIntake       = "order_intake"
+	OrderToCash       = "order_to_cash"
+	ProjectionLagP99  = "projection_lag_p99"
+	ReadCustomer      = "read_customer"
+	ReadInventory     = "read_inventory"
+	ServeRSS          = "serve_rss"
+	ProjectionRebuild = "projection_rebuild"
+	AuditVerify       = "audit_verify"
+	Export            = "export"
+
+	// Extras, reported beside the figure whose measurement yields them.
+	ProjectionLagP50 = "projection_lag_p50"
+	LogEvents        = "log_events"
+)
+
+// Names lists the figures --only accepts, in the order a run measures them.
+var Names = []string{
+	AppendSingle, AppendBatch100,
+	OrderIntake, OrderToCash, ProjectionLagP99, ReadCustomer, ReadInventory, ServeRSS,
+	ProjectionRebuild, AuditVerify, Export,
+}
+
+// The stages of a run; each has stores of its own in the scratch space, so that the append
+// figures' synthetic events never reach a projector and the generated log holds nothing but
+// the history it is generated from.
+const (
+	stageAppend = "append"
+	stageServe  = "serve"
+	stageLog    = "log"
+)
+
+var (
+	appendFigures = []string{AppendSingle, AppendBatch100}
+	serveFigures  = []string{OrderIntake, OrderToCash, ProjectionLagP99, ReadCustomer, ReadInventory, ServeRSS}
+	logFigures    = []string{ProjectionRebuild, AuditVerify, Export}
+)
+
+// Result is one figure. Baseline and Ratio (Value/Baseline) are nil where no baseline applies.
+type Result struct {
+	Name     string   `json:"name"`
+	Value    float64  `json:"value"`
+	Unit     string   `json:"unit"`
+	Baseline *float64 `json:"baseline"`
+	Ratio    *float64 `json:"ratio"`
+}
+
+// Report is what a run measured, in the order it measured it.
+type Report struct {
+	Results []Result `json:"results"`
+}
+
+// Stores names one stage's stores, all in scratch space.
+type Stores struct {
+	// EventsDSN is the event store's DSN. StreamPrefix, for KurrentDB, is the prefix the
+	// stage's streams are written under (see kurrentdb.WithStreamPrefix).
+	EventsDSN    string
+	StreamPrefix string
+	// ReadDSN is the read store's DSN; "" when the events DSN is KurrentDB and no read DSN
+	// was given.
+	ReadDSN string
+}
+
+// Server is an orderledger server taking every role, running in this process on a stage's
+// stores. The command supplies it, built as serve builds one, so that the figures are those
+// of the real service.
+type Server struct {
+	// URL is its base URL, e.g. http://127.0.0.1:41234.
+	URL string
+	// Events is its event store, which the order intake baseline appends to.
+	Events eventstore.Store
+	// CaughtUp reports whether its projectors and its automation have handled the log up to
+	// pos, and fails when one of them has stopped.
+	CaughtUp func(ctx context.Context, pos eventstore.Position) (bool, error)
+	// Stop stops it and closes its stores.
+	Stop func()
+}
+
+// Config says what to measure where.
+type Config struct {
+	// EventsDSN and ReadDSN name the user's stores, as --events and --read do; the run only
+	// creates scratch space on the servers they name. ReadDSN "" means the events DSN.
+	EventsDSN string
+	ReadDSN   string
+	// Duration is how long each figure is measured, its baseline's turns included.
+	Duration time.Duration
+	// Only, when not empty, names the figures to measure (see Names).
+	Only []string
+	// Clients is how many writers append at once for append_single, and how many HTTP
+	// clients the server figures use (default 32).
+	Clients int
+	// LogEvents is the size of the log the rebuild and audit figures read (default
+	// LogEventsPerSecond per second of Duration, at least MinLogEvents).
+	LogEvents int
+	// StartServer starts a server on a stage's stores; needed by the server figures.
+	StartServer func(ctx context.Context, stores Stores) (*Server, error)
+	// Progress receives what the run is doing, line by line; nil discards it.
+	Progress io.Writer
+}
+
+// Sizes of the generated log.
+const (
+	LogEventsPerSecond = 5000
+	MinLogEvents       = 2000
+)
+
+// DefaultClients is how many concurrent writers and HTTP clients a run uses by default.
+const DefaultClients = 32
+
+func (c Config) withDefaults() Config {
+	if c.Clients <= 0 {
+		c.Clients = DefaultClients
+	}
+	if c.LogEvents <= 0 {
+		c.LogEvents = max(MinLogEvents, int(c.Duration.Seconds()*LogEventsPerSecond))
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	return c
+}
+
+// CheckOnly returns the figures named in only, and an error naming one that is not a figure.
+func CheckOnly(only []string) ([]string, error) {
+	var out []string
+	for _, name := range only {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if !slices.Contains(Names, name) {
+			return nil, fmt.Errorf("--only: %q is not a figure; want some of %s", name, strings.Join(Names, ", "))
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+// Run measures the figures cfg selects in scratch space and removes it, also when ctx ends
+// (Ctrl-C) or a measurement fails. The error says whether the scratch space could not be
+// removed, and then what to remove by hand.
+func Run(ctx context.Context, cfg Config) (report Report, err error) {
+	cfg = cfg.withDefaults()
+	if cfg.Duration <= 0 {
+		return Report{}, errors.New("bench: --duration must be positive")
+	}
+	only, err := CheckOnly(cfg.Only)
+	if err != nil {
+		return Report{}, err
+	}
+	r := &run{cfg: cfg, selected: map[string]bool{}}
+	for _, name := range Names {
+		r.selected[name] = len(only) == 0 || slices.Contains(only, name)
+	}
+	if r.any(serveFigures...) && cfg.StartServer == nil {
+		return Report{}, errors.New("bench: the server figures need Config.StartServer")
+	}
+
+	space, err := newSpace(ctx, cfg.EventsDSN, cfg.ReadDSN, r.logf)
+	if err != nil {
+		return Report{}, err
+	}
+	defer func() {
+		// The scratch space goes also when ctx has ended: that is what Ctrl-C asks for.
+		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeTimeout)
+		defer cancel()
+		if rmErr := space.remove(cleanup); rmErr != nil {
+			err = errors.Join(err, rmErr)
+		}
+	}()
+	if r.any(serveFigures...) || r.any(logFigures...) {
+		if err := space.needRead(); err != nil {
+			return Report{}, err
+		}
+	}
+
+	if r.any(appendFigures...) {
+		if err := r.appendStage(ctx, space.stores(stageAppend)); err != nil {
+			return Report{}, err
+		}
+	}
+	if r.any(serveFigures...) {
+		if err := r.serveStage(ctx, space.stores(stageServe)); err != nil {
+			return Report{}, err
+		}
+	}
+	if r.any(logFigures...) {
+		if err := r.logStage(ctx, space.stores(stageLog)); err != nil {
+			return Report{}, err
+		}
+	}
+	return Report{Results: r.results}, nil
+}
+
+// run is one run's state: what it measures and what it has measured.
+type run struct {
+	cfg      Config
+	selected map[string]bool
+	results  []Result
+	// intakeRate is order_intake's value, which sets the load projection_lag is measured
+	// under; 0 until measured.
+	intakeRate float64
+}
+
+func (r *run) any(names ...string) bool {
+	for _, n := range names {
+		if r.selected[n] {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) logf(format string, args ...any) {
+	fmt.Fprintf(r.cfg.Progress, "bench: "+format+"\n", args...)
+}
+
+// add records a figure; baseline <= 0 means none applies. Figures are rounded to what a noisy
+// shared machine can tell apart.
+func (r *run) add(name string, value float64, unit string, baseline float64) error {
+	if math.IsNaN(value) || math.IsInf(value, 0) || math.IsNaN(baseline) || math.IsInf(baseline, 0) {
+		return fmt.Errorf("bench: %s: no finite figure (value %v, baseline %v)", name, value, baseline)
+	}
+	res := Result{Name: name, Value: round(value, 2), Unit: unit}
+	line := fmt.Sprintf("%s: %s %s", name, formatFloat(res.Value), unit)
+	if baseline > 0 {
+		b, ratio := round(baseline, 2), round(value/baseline, 3)
+		res.Baseline, res.Ratio = &b, &ratio
+		line += fmt.Sprintf(" (baseline %s, ratio %s)", formatFloat(b), formatFloat(ratio))
+	}
+	r.results = append(r.results, res)
+	r.logf("%s", line)
+	return nil
+}
+
+func round(x float64, decimals int) float64 {
+	p := math.Pow10(decimals)
+	return math.Round(x*p) / p
+}

@@ -1,0 +1,219 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orderledger/orderledger/audit"
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/historygen"
+	"github.com/orderledger/orderledger/projections"
+)
+
+// Shape of the generated log: historygen's business, cut into windows of events; in each,
+// a stream's events go in appends of up to generateBatch, from generateWriters writers, as a
+// busy server's would.
+const (
+	generateWindow  = 20000
+	generateBatch   = 100
+	generateWriters = 8
+)
+
+// progressEvery is how often long work reports how far it has come.
+const progressEvery = 5 * time.Second
+
+// logStage generates a log and measures what reads all of it — a projection rebuild, an
+// audit verification, an export — each beside a plain SELECT of the same rows in the same
+// order, on the same database.
+func (r *run) logStage(ctx context.Context, st Stores) error {
+	store, err := openEvents(ctx, st)
+	if err != nil {
+		return fmt.Errorf("bench: open the scratch event store: %w", err)
+	}
+	defer store.Close()
+	size := int64(r.cfg.LogEvents)
+	r.logf("generating a log of %d events (an order-to-cash history of %d customers and %d SKUs)", size, logCustomers, logSKUs)
+	if err := generateLog(ctx, store, size, r.logf); err != nil {
+		return fmt.Errorf("bench: generate the log: %w", err)
+	}
+	if err := r.add(LogEvents, float64(size), "events", 0); err != nil {
+		return err
+	}
+	base, err := openRaw(ctx, st, 2)
+	if err != nil {
+		return fmt.Errorf("bench: open the baseline's connections: %w", err)
+	}
+	if base != nil {
+		defer base.close()
+	}
+	rawRead := func(raw raw) turn { return passes(size, "the SELECT", raw.readAll) }
+
+	if r.selected[ProjectionRebuild] {
+		read, err := projections.OpenReadStore(ctx, st.ReadDSN)
+		if err != nil {
+			return fmt.Errorf("bench: open the scratch read store: %w", err)
+		}
+		defer read.Close()
+		r.logf("measuring %s: rebuilding every projection from the log, beside the SELECT (%s, whole passes)", ProjectionRebuild, r.cfg.Duration)
+		value, baseline, err := r.withBaseline(ctx, passes(size, "the rebuild", func(ctx context.Context) (int64, error) {
+			var replayed int64
+			err := projections.Rebuild(ctx, store, read, nil, func(done, _ int64) { replayed = done })
+			return replayed, err
+		}), base, rawRead)
+		if err != nil {
+			return fmt.Errorf("bench: %s: %w", ProjectionRebuild, err)
+		}
+		if err := r.add(ProjectionRebuild, value, "events/s", baseline); err != nil {
+			return err
+		}
+	}
+
+	if r.selected[AuditVerify] {
+		r.logf("measuring %s: checking every hash chain, beside the SELECT (%s, whole passes)", AuditVerify, r.cfg.Duration)
+		value, baseline, err := r.withBaseline(ctx, passes(size, "the verification", func(ctx context.Context) (int64, error) {
+			report, err := audit.Verify(ctx, store, audit.Options{})
+			if err == nil && !report.OK {
+				err = fmt.Errorf("the generated log fails verification: %s", report.FirstFailure)
+			}
+			return int64(report.Events), err
+		}), base, rawRead)
+		if err != nil {
+			return fmt.Errorf("bench: %s: %w", AuditVerify, err)
+		}
+		if err := r.add(AuditVerify, value, "events/s", baseline); err != nil {
+			return err
+		}
+	}
+
+	if r.selected[Export] {
+		r.logf("measuring %s: writing every event as a JSON line to nowhere, beside the SELECT (%s, whole passes)", Export, r.cfg.Duration)
+		value, baseline, err := r.withBaseline(ctx, passes(size, "the export", func(ctx context.Context) (int64, error) {
+			result, err := audit.Export(ctx, store, io.Discard, audit.ExportOptions{})
+			return int64(result.Events), err
+		}), base, rawRead)
+		if err != nil {
+			return fmt.Errorf("bench: %s: %w", Export, err)
+		}
+		if err := r.add(Export, value, "events/s", baseline); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// The generated business.
+const (
+	logCustomers = 2000
+	logSKUs      = 300
+)
+
+// generateLog appends a history of exactly size events, one the write side could have
+// written, so that every projector has real work and nothing to refuse. In each window,
+// customers' streams go first, since orders name them.
+func generateLog(ctx context.Context, store eventstore.Store, size int64, logf func(string, ...any)) error {
+	g := historygen.New(historygen.Config{Seed: 1, Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Customers: logCustomers, SKUs: logSKUs})
+	var pending []historygen.Record
+	var appended int64
+	start, reported := time.Now(), time.Now()
+	for appended < size {
+		for int64(len(pending)) < min(generateWindow, size-appended) {
+			pending = append(pending, g.Step()...)
+		}
+		// A step makes several events; the window ends on an exact count, and what a step
+		// made beyond it is dropped: the log need not finish the story to be valid.
+		window := pending[:min(int64(len(pending)), size-appended)]
+		if err := appendWindow(ctx, store, window); err != nil {
+			return err
+		}
+		appended += int64(len(window))
+		pending = pending[len(window):]
+		if time.Since(reported) >= progressEvery {
+			reported = time.Now()
+			logf("generated %d of %d events (%.0f events/s)", appended, size, float64(appended)/time.Since(start).Seconds())
+		}
+	}
+	logf("generated %d events in %s", appended, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// appendWindow appends a window's events stream by stream, customers first, the streams of
+// each group from several writers at once.
+func appendWindow(ctx context.Context, store eventstore.Store, records []historygen.Record) error {
+	var (
+		order    []string
+		byStream = map[string][]historygen.Record{}
+	)
+	for _, rec := range records {
+		if _, seen := byStream[rec.Stream]; !seen {
+			order = append(order, rec.Stream)
+		}
+		byStream[rec.Stream] = append(byStream[rec.Stream], rec)
+	}
+	var customers, others []string
+	for _, s := range order {
+		if strings.HasPrefix(s, domain.CustomerStream("")) {
+			customers = append(customers, s)
+		} else {
+			others = append(others, s)
+		}
+	}
+	for _, group := range [][]string{customers, others} {
+		if err := appendStreams(ctx, store, group, byStream); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func appendStreams(ctx context.Context, store eventstore.Store, streams []string, byStream map[string][]historygen.Record) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range generateWriters {
+		wg.Go(func() {
+			for stream := range work {
+				if err := appendStream(ctx, store, stream, byStream[stream]); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+feed:
+	for _, s := range streams {
+		select {
+		case work <- s:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+func appendStream(ctx context.Context, store eventstore.Store, stream string, records []historygen.Record) error {
+	for len(records) > 0 {
+		batch := make([]eventstore.EventData, min(len(records), generateBatch))
+		for i := range batch {
+			typ, data, err := domain.EncodeEvent(records[i].Event)
+			if err != nil {
+				return err
+			}
+			batch[i] = eventstore.EventData{ID: uuid.New(), Type: typ, Data: data,
+				Metadata: eventstore.Metadata{CorrelationID: stream, Actor: "bench"}}
+		}
+		if _, err := store.Append(ctx, stream, eventstore.Any(), batch...); err != nil {
+			return fmt.Errorf("append to %s: %w", stream, err)
+		}
+		records = records[len(batch):]
+	}
+	return nil
+}
