@@ -127,7 +127,7 @@ func brokenEvent(projectorName string, ev eventstore.Event, err error) *EventErr
 // Unknown types are broken for every projector; types it does not want are skipped
 // without being decoded.
 func decode(projectorName string, batch []eventstore.Event, wants func(string) bool) ([]envelope, int, *EventError) {
-	var envs []envelope
+	envs := make([]envelope, 0, len(batch))
 	for i, ev := range batch {
 		if !domain.KnownEventType(ev.Type) {
 			return envs, i, brokenEvent(projectorName, ev, errors.New("unknown event type"))

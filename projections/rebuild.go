@@ -184,7 +184,7 @@ func decodeParallel(label string, events []eventstore.Event, wanted func(string)
 	}
 	wg.Wait()
 	var (
-		envs []envelope
+		envs = make([]envelope, 0, len(events))
 		n    int
 	)
 	for _, r := range results {
