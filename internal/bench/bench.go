@@ -192,7 +192,7 @@ func Run(ctx context.Context, cfg Config) (report Report, err error) {
 			err = errors.Join(err, rmErr)
 		}
 	}()
-	if r.any(serveFigures...) || r.any(logFigures...) {
+	if r.any(serveFigures...) || r.selected[ProjectionRebuild] {
 		if err := space.needRead(); err != nil {
 			return Report{}, err
 		}

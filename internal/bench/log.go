@@ -39,8 +39,9 @@ func (r *run) logStage(ctx context.Context, st Stores) error {
 	}
 	defer store.Close()
 	size := int64(r.cfg.LogEvents)
-	r.logf("generating a log of %d events (an order-to-cash history of %d customers and %d SKUs)", size, logCustomers, logSKUs)
-	if err := generateLog(ctx, store, size, r.logf); err != nil {
+	customers, skus := logBusiness(size)
+	r.logf("generating a log of %d events (an order-to-cash history of %d customers and %d SKUs)", size, customers, skus)
+	if err := generateLog(ctx, store, size, customers, skus, r.logf); err != nil {
 		return fmt.Errorf("bench: generate the log: %w", err)
 	}
 	if err := r.add(LogEvents, float64(size), "events", 0); err != nil {
@@ -108,17 +109,18 @@ func (r *run) logStage(ctx context.Context, st Stores) error {
 	return nil
 }
 
-// The generated business.
-const (
-	logCustomers = 2000
-	logSKUs      = 300
-)
+// logBusiness sizes the generated business to the log: historygen registers every customer
+// and stocks every SKU first, and those opening events stay a small share of the log (about
+// 6%), so that a short run's log is mostly orders too.
+func logBusiness(size int64) (customers, skus int) {
+	return int(min(max(size/25, 10), 2000)), int(min(max(size/100, 5), 300))
+}
 
 // generateLog appends a history of exactly size events, one the write side could have
 // written, so that every projector has real work and nothing to refuse. In each window,
 // customers' streams go first, since orders name them.
-func generateLog(ctx context.Context, store eventstore.Store, size int64, logf func(string, ...any)) error {
-	g := historygen.New(historygen.Config{Seed: 1, Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Customers: logCustomers, SKUs: logSKUs})
+func generateLog(ctx context.Context, store eventstore.Store, size int64, customers, skus int, logf func(string, ...any)) error {
+	g := historygen.New(historygen.Config{Seed: 1, Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Customers: customers, SKUs: skus})
 	var pending []historygen.Record
 	var appended int64
 	start, reported := time.Now(), time.Now()

@@ -55,7 +55,7 @@ func newSpace(ctx context.Context, eventsDSN, readDSN string, logf func(string, 
 	switch {
 	case readDSN == "" || readDSN == eventsDSN:
 		if events.kind == stores.KurrentDB {
-			sp.readErr = errors.New("bench: --events is KurrentDB, so the server, rebuild and audit figures need --read (a SQLite or PostgreSQL store to hold their read models' scratch space)")
+			sp.readErr = errors.New("bench: --events is KurrentDB, so the server figures and projection_rebuild need --read (a SQLite or PostgreSQL store to hold their read models' scratch space)")
 		} else {
 			sp.read = events
 		}

@@ -468,21 +468,31 @@ func (h *httpLoad) orderToCash(ctx context.Context, d time.Duration) (float64, e
 			}
 		})
 	}
+	within := func(start, end time.Time) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, t := range completed {
+			if !t.Before(start) && !t.After(end) {
+				n++
+			}
+		}
+		return n
+	}
 	// A sleep cut short means ctx has ended, which the check after the wait reports.
 	_ = sleep(ctx, min(d/4, 5*time.Second))
 	start := time.Now()
 	_ = sleep(ctx, d)
+	// A duration shorter than a cycle is stretched to the first completion, so that the rate
+	// is a count over the time it took, never a zero.
+	for within(start, time.Now()) == 0 && sleep(ctx, 10*time.Millisecond) == nil {
+	}
 	end := time.Now()
+	counted := within(start, end)
 	stop.Store(true)
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
 		return 0, err
-	}
-	counted := 0
-	for _, t := range completed {
-		if !t.Before(start) && !t.After(end) {
-			counted++
-		}
 	}
 	return float64(counted) / end.Sub(start).Seconds(), nil
 }
