@@ -18,14 +18,14 @@ const SchemaLockKey int64 = 0x6f6c5f736368656d // "ol_schem"
 // schemaComponent is this package's row in schema_migrations.
 const schemaComponent = "eventstore"
 
-// streamLockSpace is the first key of the two-int4 advisory lock taken per stream by
-// orderledger_append; the two-key form keeps stream locks apart from SchemaLockKey.
+// streamLockSpace is the first key of the two-int4 advisory lock taken per stream by the
+// append functions; the two-key form keeps stream locks apart from SchemaLockKey.
 const streamLockSpace = 0x4f4c4556 // "OLEV"
 
 // migrations[i] brings the schema from version i to version i+1. Released entries never
 // change: a database records the version it reached, not the text it ran.
 var migrations = []string{
-	// Version 1: the log, its guards and the append function.
+	// Version 1: the log, its guards and the append functions.
 	//
 	// The primary key (xid, position) is the global order readers follow, so it doubles as the
 	// read index; UNIQUE (stream, version) orders each stream and is the last guard against two
