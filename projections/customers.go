@@ -309,6 +309,11 @@ func setIf(dst *string, v *string) {
 	}
 }
 
+func (b *customersBatch) written() int {
+	b.dirtyCustomers, b.dirtyOrders = keySet{}, keySet{}
+	return len(b.customers) + len(b.orders)
+}
+
 func (b *customersBatch) flush(ctx context.Context, tx *sql.Tx) error {
 	customers := make([][]any, 0, len(b.dirtyCustomers.keys))
 	for _, id := range b.dirtyCustomers.keys {

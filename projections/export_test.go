@@ -63,10 +63,10 @@ func MissingIndexes(ctx context.Context, s *ReadStore) ([]string, error) {
 	return missing, err
 }
 
-// SetRebuildSizes makes rebuilds read batch events at a time and write every flush events,
-// until the returned function restores the defaults.
-func SetRebuildSizes(batch int, flush int64) (restore func()) {
-	oldBatch, oldFlush := rebuildBatch, rebuildFlushEvents
-	rebuildBatch, rebuildFlushEvents = batch, flush
-	return func() { rebuildBatch, rebuildFlushEvents = oldBatch, oldFlush }
+// SetRebuildSizes makes rebuilds read batch events at a time, write every flush events and keep
+// at most cacheRows rows between writes, until the returned function restores the defaults.
+func SetRebuildSizes(batch int, flush int64, cacheRows int) (restore func()) {
+	oldBatch, oldFlush, oldCache := rebuildBatch, rebuildFlushEvents, rebuildCacheRows
+	rebuildBatch, rebuildFlushEvents, rebuildCacheRows = batch, flush, cacheRows
+	return func() { rebuildBatch, rebuildFlushEvents, rebuildCacheRows = oldBatch, oldFlush, oldCache }
 }

@@ -297,6 +297,11 @@ func (b *inventoryBatch) apply(env envelope) error {
 	return nil
 }
 
+func (b *inventoryBatch) written() int {
+	b.dirtyStock, b.dirtyReplenishments, b.dirtyPOs = keySet{}, keySet{}, keySet{}
+	return len(b.stock) + len(b.replenishments) + len(b.purchaseOrders)
+}
+
 func (b *inventoryBatch) flush(ctx context.Context, tx *sql.Tx) error {
 	stock := make([][]any, 0, len(b.dirtyStock.keys))
 	for _, sku := range b.dirtyStock.keys {

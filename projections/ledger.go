@@ -152,6 +152,11 @@ func (b *ledgerBatch) apply(env envelope) error {
 	return nil
 }
 
+func (b *ledgerBatch) written() int {
+	b.entries, b.turnover = nil, map[string]*AccountBalance{}
+	return 0
+}
+
 func (b *ledgerBatch) flush(ctx context.Context, tx *sql.Tx) error {
 	if err := ledgerEntriesTable.insert(ctx, tx, b.d, b.entries); err != nil {
 		return err

@@ -397,6 +397,11 @@ func (o *orderRow) lineIndex(sku string) int {
 	return -1
 }
 
+func (b *ordersBatch) written() int {
+	b.dirty = keySet{}
+	return len(b.rows)
+}
+
 func (b *ordersBatch) flush(ctx context.Context, tx *sql.Tx) error {
 	rows := make([][]any, 0, len(b.dirty.keys))
 	for _, id := range b.dirty.keys {

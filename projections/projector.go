@@ -36,6 +36,9 @@ type batch interface {
 	// what the read model knows): the projector stops on it.
 	apply(e envelope) error
 	flush(ctx context.Context, tx *sql.Tx) error
+	// written is called once a flush has committed: the batch forgets what it wrote and
+	// keeps the rows it holds for the next events, and says how many it holds.
+	written() int
 }
 
 // envelope is an event a projector needs, decoded.

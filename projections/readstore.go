@@ -121,6 +121,13 @@ func openPostgres(dsn string) (*ReadStore, error) {
 	if !strings.Contains(dsn, "default_query_exec_mode") {
 		config.DefaultQueryExecMode = pgx.QueryExecModeExec
 	}
+	// Read models are small enough to stay in memory, where an index lookup costs about what a
+	// sequential read does. With the default cost of a random read, the planner scans a whole
+	// table rather than look up the few hundred keys a batch touches, and a replay slows down
+	// as the tables grow.
+	if _, set := config.RuntimeParams["random_page_cost"]; !set {
+		config.RuntimeParams["random_page_cost"] = "1.1"
+	}
 	db := stdlib.OpenDB(*config)
 	db.SetMaxOpenConns(24)
 	db.SetMaxIdleConns(12)

@@ -19,6 +19,9 @@ import (
 var (
 	rebuildBatch       = 10000
 	rebuildFlushEvents = int64(100000)
+	// rebuildCacheRows bounds the rows a projector keeps in memory from one write to the
+	// next, so that it need not read back what it wrote.
+	rebuildCacheRows = 250000
 )
 
 // rebuildLeaseTTL is how long a rebuild's lease lasts without renewal.
@@ -239,8 +242,10 @@ type rebuild struct {
 // rebuildState is a projector's progress in a rebuild: in memory, and as committed.
 type rebuildState struct {
 	current, persisted progress
-	// pending holds what the events after persisted changed, in memory; nil when nothing.
-	pending batch
+	// rows holds the rows the projector has read or made, and what the events after
+	// persisted changed in them, unwritten while dirty.
+	rows    batch
+	dirty   bool
 	renewed time.Time
 	done    int64 // events replayed, for progress
 }
@@ -288,22 +293,23 @@ func (rb *rebuild) project(ctx context.Context, p projector, events []eventstore
 		}
 	}
 	if len(mine) > 0 {
-		if st.pending == nil {
-			st.pending = p.newBatch(rb.read.dialect)
+		if st.rows == nil {
+			st.rows = p.newBatch(rb.read.dialect)
 		}
 		// Loading outside the writing transaction is safe: the rebuild holds the lease, and a
 		// writer that took it over since would make the flush fail, writing nothing.
-		if err := st.pending.load(ctx, rb.read.reads, mine); err != nil {
+		if err := st.rows.load(ctx, rb.read.reads, mine); err != nil {
 			return fmt.Errorf("projector %s: load: %w", p.name(), err)
 		}
-		if err := applyAll(p, st.pending, mine); err != nil {
+		if err := applyAll(p, st.rows, mine); err != nil {
 			return err
 		}
+		st.dirty = true
 	}
 	st.current = st.current.after(events)
 	stale := time.Since(st.renewed) > rebuildLeaseTTL/3
 	switch {
-	case st.pending != nil && (st.current.events-st.persisted.events >= rebuildFlushEvents || stale):
+	case st.dirty && (st.current.events-st.persisted.events >= rebuildFlushEvents || stale):
 		return rb.flush(ctx, p)
 	case stale:
 		// A projector with nothing to write for a while must still keep its lease.
@@ -315,16 +321,19 @@ func (rb *rebuild) project(ctx context.Context, p projector, events []eventstore
 	return nil
 }
 
-// flush writes what the projector has pending, with its checkpoint.
+// flush writes what the projector changed since it last wrote, with its checkpoint.
 func (rb *rebuild) flush(ctx context.Context, p projector) error {
 	st := rb.state[p.name()]
-	if st.pending == nil {
+	if !st.dirty {
 		return nil
 	}
-	if err := rb.read.flushBatch(ctx, p, rb.writers[p.name()], st.persisted, st.current, st.pending); err != nil {
+	if err := rb.read.flushBatch(ctx, p, rb.writers[p.name()], st.persisted, st.current, st.rows); err != nil {
 		return err
 	}
-	st.persisted, st.pending, st.renewed = st.current, nil, time.Now()
+	st.persisted, st.dirty, st.renewed = st.current, false, time.Now()
+	if st.rows.written() > rebuildCacheRows {
+		st.rows = nil
+	}
 	return nil
 }
 
@@ -344,7 +353,7 @@ func (rb *rebuild) finish(ctx context.Context) {
 		st := rb.state[p.name()]
 		// Events applied in memory and never written must be replayed: record only what was.
 		to := st.current
-		if st.pending != nil {
+		if st.dirty {
 			to = st.persisted
 		}
 		// A projector that was taken over is no longer ours to record; the error says so.

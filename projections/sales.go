@@ -134,6 +134,11 @@ func (b *salesBatch) apply(env envelope) error {
 	return nil
 }
 
+func (b *salesBatch) written() int {
+	b.placed, b.facts = nil, nil
+	return len(b.channels)
+}
+
 func (b *salesBatch) flush(ctx context.Context, tx *sql.Tx) error {
 	if err := salesChannelsTable.insert(ctx, tx, b.d, b.placed); err != nil {
 		return err
