@@ -52,16 +52,18 @@ a whole run takes about a dozen durations plus seeding and generating the log. I
                       database, with no append function, revision check or hash chain.
   append_batch100     events/s: one writer appending 100 events at a time. Baseline: a
                       100-row INSERT per transaction into raw_events.
-  order_intake        orders/s: POST /v1/orders from --clients keep-alive clients to a server
-                      this process starts on the scratch stores with every role (projectors
-                      and automation too), over 500 seeded customers and 100 SKUs with
-                      stock enough that no order waits. Baseline: the same orders decided by
-                      the domain and appended straight to that server's event store from as
-                      many clients: the write the API ends in, which the automation then
-                      reserves and invoices alike. Not append_single: an order is decided
-                      after reading its customer and SKUs, over HTTP, and costs more than a
-                      synthetic event; the ratio says what share of the store's own rate the
-                      API delivers.
+  order_intake        orders/s: POST /v1/orders (no Idempotency-Key) from --clients
+                      keep-alive clients to a server this process starts on the scratch
+                      stores with every role (projectors and automation too), over 500
+                      seeded customers and 100 SKUs with stock enough that no order waits.
+                      Baseline: the same orders decided by the domain and appended straight
+                      to an event store opened as the server's is (same DSN), from as many
+                      clients, with no server following it (else its orders would bury the
+                      automation for minutes): the write an order ends in. Not
+                      append_single: a synthetic event is no order, and the API also reads
+                      the customer and SKUs and speaks HTTP; the ratio is the share of the
+                      store's rate for the same writes that the API delivers. The server's
+                      projectors and automation keep working through both sides' turns.
   order_to_cash       cycles/s, no baseline: orders taken from placement through confirmation
                       and invoice (waited for), payment, shipment and delivery to completed
                       (waited for), one at a time by each of --clients clients, counted over

@@ -47,7 +47,8 @@ var Names = []string{
 
 // The stages of a run; each has stores of its own in the scratch space, so that the append
 // figures' synthetic events never reach a projector and the generated log holds nothing but
-// the history it is generated from.
+// the history it is generated from. The order intake baseline appends to the append stage's
+// event store, where no server follows the log.
 const (
 	stageAppend = "append"
 	stageServe  = "serve"
@@ -204,7 +205,7 @@ func Run(ctx context.Context, cfg Config) (report Report, err error) {
 		}
 	}
 	if r.any(serveFigures...) {
-		if err := r.serveStage(ctx, space.stores(stageServe)); err != nil {
+		if err := r.serveStage(ctx, space.stores(stageServe), space.stores(stageAppend)); err != nil {
 			return Report{}, err
 		}
 	}
