@@ -65,6 +65,17 @@ func (s *stockRow) document() StockLevel {
 	return doc
 }
 
+// StockLevelFromDomain is the stock level of a SKU folded from its stream, the same as the
+// projection shows once it has seen those events; time travel (?as_of=) uses it.
+func StockLevelFromDomain(s domain.Stock) StockLevel {
+	row := stockRow{
+		SKU: s.SKU, OnHand: s.OnHand, Reserved: s.Reserved, Backordered: s.Backordered(), Incoming: s.Incoming,
+		HasPolicy: s.Policy.IsSet(), ReorderPoint: s.Policy.ReorderPoint, ReorderQuantity: s.Policy.ReorderQuantity,
+		Supplier: s.Policy.Supplier,
+	}
+	return row.document()
+}
+
 var stockTable = table{name: "rm_stock", key: 1, columns: []string{
 	"sku", "on_hand", "reserved", "backordered", "incoming", "has_policy", "reorder_point", "reorder_quantity", "supplier", "low_stock",
 }}
