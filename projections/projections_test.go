@@ -509,3 +509,26 @@ func TestWaitFor(t *testing.T) {
 		}
 	})
 }
+
+// TestFollowOnly: a runner that only follows sees what another one projects, so ?after= waits
+// work in a process that serves reads only.
+func TestFollowOnly(t *testing.T) {
+	env := projectionstest.OpenSQLite(t)
+	projector := projectionstest.StartRunner(t, env, projections.WithOwner("projecting"))
+	follower := projectionstest.StartRunner(t, env, projections.WithFollowOnly())
+	pos := projectionstest.Append(t, env.Store, projectionstest.ScriptedHistory())
+	projectionstest.CatchUp(t, follower, pos)
+	if o, err := env.Read.Order(t.Context(), "order-2"); err != nil || o.Paid != 500 {
+		t.Fatalf("order-2 once the follower has seen %s: paid %d, err %v", pos, o.Paid, err)
+	}
+	for _, p := range follower.Status().Projectors {
+		if p.State != projections.StateStandby || p.LeaseHolder != "projecting" {
+			t.Errorf("follower's %s: %+v, want standing by for the projecting runner", p.Name, p)
+		}
+	}
+	for _, p := range projector.Status().Projectors {
+		if p.State != projections.StateRunning {
+			t.Errorf("projecting runner's %s: %+v, want running", p.Name, p)
+		}
+	}
+}

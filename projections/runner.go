@@ -54,6 +54,8 @@ type Runner struct {
 	leaseTTL time.Duration
 	log      *slog.Logger
 	now      func() time.Time
+	// followOnly: project nothing, only follow the checkpoints others write.
+	followOnly bool
 
 	workers []*worker // the projectors, in report order
 	counter *worker   // counts the log's events, for lag
@@ -64,17 +66,23 @@ type Runner struct {
 type Option func(*runnerConfig)
 
 type runnerConfig struct {
-	names    []string
-	leaseTTL time.Duration
-	log      *slog.Logger
-	owner    string
-	registry *prometheus.Registry
+	followOnly bool
+	names      []string
+	leaseTTL   time.Duration
+	log        *slog.Logger
+	owner      string
+	registry   *prometheus.Registry
 }
 
 // WithProjectors runs only the named projectors (all by default).
 func WithProjectors(names ...string) Option {
 	return func(c *runnerConfig) { c.names = names }
 }
+
+// WithFollowOnly makes a Runner that projects nothing: it reads the checkpoints the processes
+// that do project write, once a second, so that WaitFor and Status work in a process that only
+// serves reads.
+func WithFollowOnly() Option { return func(c *runnerConfig) { c.followOnly = true } }
 
 // WithLeaseTTL sets how long a projector's lease lasts without renewal: how soon another
 // process takes over after this one dies. Leases are renewed every third of it.
@@ -107,7 +115,7 @@ func NewRunner(store eventstore.Store, read *ReadStore, opts ...Option) (*Runner
 	}
 	r := &Runner{
 		store: store, read: read, owner: cfg.owner, leaseTTL: cfg.leaseTTL, log: cfg.log, now: time.Now,
-		byName: map[string]*worker{},
+		followOnly: cfg.followOnly, byName: map[string]*worker{},
 	}
 	for _, p := range ps {
 		w := newWorker(r, p, p.name())
@@ -278,6 +286,10 @@ func (w *worker) run(ctx context.Context) {
 		backoff = min(2*backoff, retryMax)
 	}
 	for ctx.Err() == nil {
+		if w.r.followOnly {
+			w.follower(ctx)
+			continue
+		}
 		cp, holds, err := w.r.read.acquire(ctx, w.name, w.r.owner, w.r.leaseTTL, w.r.now())
 		if err != nil {
 			if ctx.Err() == nil {
@@ -330,6 +342,19 @@ func (w *worker) run(ctx context.Context) {
 			retry(err)
 		}
 	}
+}
+
+// follower reports the checkpoint whoever projects has written, then waits a little.
+func (w *worker) follower(ctx context.Context) {
+	cp, err := w.r.read.readCheckpoint(ctx, w.r.read.reads, w.name)
+	switch {
+	case err == nil:
+		w.publish(cp.progress)
+		w.setState(StateStandby, cp.leaseOwner, nil)
+	case ctx.Err() == nil:
+		w.setState(StateRetrying, "", err)
+	}
+	sleep(ctx, standbyRetry)
 }
 
 // sleep waits d or until ctx ends.
