@@ -634,8 +634,14 @@ func limit(lines []string, n int) []string {
 // differences if the automation deadline passes first.
 func eventually(t testing.TB, what string, check func() []string) {
 	t.Helper()
+	eventuallyWithin(t, automationDeadline, what, check)
+}
+
+// eventuallyWithin is eventually with a deadline of its own.
+func eventuallyWithin(t testing.TB, deadline time.Duration, what string, check func() []string) {
+	t.Helper()
 	var diffs []string
-	if !waitFor(automationDeadline, func() bool { diffs = check(); return len(diffs) == 0 }) {
-		t.Fatalf("%s: still differs after %s:\n  %s", what, automationDeadline, strings.Join(limit(diffs, 25), "\n  "))
+	if !waitFor(deadline, func() bool { diffs = check(); return len(diffs) == 0 }) {
+		t.Fatalf("%s: still differs after %s:\n  %s", what, deadline, strings.Join(limit(diffs, 25), "\n  "))
 	}
 }
