@@ -69,8 +69,10 @@ a whole run takes about a dozen durations plus seeding and generating the log. I
                       (waited for), one at a time by each of --clients clients, counted over
                       the duration after a ramp-up. Nothing below does the same work.
   projection_lag_p99  ms, no baseline (and projection_lag_p50): orders posted at a steady
-                      half of the order_intake rate; each sample is the time from a write's
-                      answer to the answer of GET /v1/orders/{id}?after=<its position>.
+                      rate, that of order_to_cash (what the server, automation included,
+                      sustains; measured briefly if not selected); each sample is the time
+                      from a write's answer to the answer of GET /v1/orders/{id}?after=<its
+                      position>: how long a client waits to read its own write.
   read_customer       requests/s: GET /v1/customers/{id} from --clients clients. Baseline:
   read_inventory      GET /healthz on the same server, what the HTTP stack itself costs.
                       Both read what the figures before them left (the seed without them).

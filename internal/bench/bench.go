@@ -222,9 +222,9 @@ type run struct {
 	cfg      Config
 	selected map[string]bool
 	results  []Result
-	// intakeRate is order_intake's value, which sets the load projection_lag is measured
+	// cycleRate is order_to_cash's value, which sets the load projection_lag is measured
 	// under; 0 until measured.
-	intakeRate float64
+	cycleRate float64
 }
 
 func (r *run) any(names ...string) bool {

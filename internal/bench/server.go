@@ -38,11 +38,6 @@ const settleTimeout = 5 * time.Minute
 // awaitTimeout bounds how long order_to_cash waits for the server to take one step on its own.
 const awaitTimeout = time.Minute
 
-// lagLoadShare is the share of order_intake's rate at which projection_lag writes: a steady
-// load the server can sustain, so the lag measured is that of a busy server, not of a queue
-// growing without end.
-const lagLoadShare = 0.5
-
 // serveStage starts a server on the stage's stores, seeds it, and measures the figures that
 // go through its HTTP routes, then its resident memory. The order intake baseline appends to
 // an event store of intake's.
@@ -76,11 +71,10 @@ func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
 
 	if r.selected[OrderToCash] {
 		r.logf("measuring %s: %d clients each taking one order at a time from placement to completion (%s)", OrderToCash, r.cfg.Clients, r.cfg.Duration)
-		value, err := h.orderToCash(ctx, r.cfg.Duration)
-		if err != nil {
+		if r.cycleRate, err = h.orderToCash(ctx, r.cfg.Duration); err != nil {
 			return fmt.Errorf("bench: %s: %w", OrderToCash, err)
 		}
-		if err := r.add(OrderToCash, value, "cycles/s", 0); err != nil {
+		if err := r.add(OrderToCash, r.cycleRate, "cycles/s", 0); err != nil {
 			return err
 		}
 		if err := r.settle(ctx, srv); err != nil {
@@ -89,21 +83,21 @@ func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
 	}
 
 	if r.selected[ProjectionLagP99] {
-		if r.intakeRate == 0 {
-			r.logf("measuring how many orders the server takes, to set projection_lag's load (%s)", r.cfg.Duration/4)
-			if r.intakeRate, err = only(ctx, r.cfg.Duration/4, crew(r.cfg.Clients, turnLength, func(ctx context.Context, _ int, _ int64) error {
-				_, err := h.placeOrder(ctx)
-				return err
-			})); err != nil {
+		// The load is steady only if the server keeps up with all it sets off: orders placed
+		// at the rate it completes whole cycles, which the automation sustains. Faster, the
+		// automation falls ever further behind and the lag measured is that of a queue.
+		if r.cycleRate == 0 {
+			probe := max(r.cfg.Duration/4, time.Second)
+			r.logf("measuring how many order-to-cash cycles the server completes, to set projection_lag's load (%s)", probe)
+			if r.cycleRate, err = h.orderToCash(ctx, probe); err != nil {
 				return fmt.Errorf("bench: %s: %w", ProjectionLagP99, err)
 			}
 			if err := r.settle(ctx, srv); err != nil {
 				return err
 			}
 		}
-		load := max(1, r.intakeRate*lagLoadShare)
-		r.logf("measuring %s: orders posted at a steady %.0f/s (half of what the server takes), each read back with ?after= its position (%s)", ProjectionLagP99, load, r.cfg.Duration)
-		p50, p99, err := h.projectionLag(ctx, load, r.cfg.Duration, r.logf)
+		r.logf("measuring %s: orders posted at a steady %.1f/s (the order_to_cash rate), each read back with ?after= its position (%s)", ProjectionLagP99, r.cycleRate, r.cfg.Duration)
+		p50, p99, err := h.projectionLag(ctx, r.cycleRate, r.cfg.Duration, r.logf)
 		if err != nil {
 			return fmt.Errorf("bench: %s: %w", ProjectionLagP99, err)
 		}
@@ -177,7 +171,6 @@ func (r *run) orderIntake(ctx context.Context, srv *Server, h *httpLoad, intake 
 	if err != nil {
 		return fmt.Errorf("bench: %s: %w", OrderIntake, err)
 	}
-	r.intakeRate = value
 	return r.add(OrderIntake, value, "orders/s", baseline)
 }
 
@@ -464,7 +457,7 @@ func (h *httpLoad) cycle(ctx context.Context) error {
 }
 
 // orderToCash runs cycles from every client for a ramp-up (not counted: the first cycles all
-// start at once) and then d, and returns the cycles completed within d per second. Cycles
+// start at once) and then d (or until a cycle completes, if d is shorter), and returns the cycles completed within d per second. Cycles
 // still running at the end are finished but not counted, so that the figure is the steady
 // rate, not one diluted by a tail of ever fewer clients; they are not cut short either, which
 // would only have the server log requests that lost their client.
@@ -501,8 +494,12 @@ func (h *httpLoad) orderToCash(ctx context.Context, d time.Duration) (float64, e
 		}
 		return n
 	}
-	// A sleep cut short means ctx has ended, which the check after the wait reports.
+	// The ramp-up lasts until as many cycles as clients have completed, so that the cycles
+	// counted are not the first ones, all started at once. A sleep cut short means ctx has
+	// ended, which the check after the wait reports.
 	_ = sleep(ctx, min(d/4, 5*time.Second))
+	for within(time.Time{}, time.Now()) < h.clients && sleep(ctx, 10*time.Millisecond) == nil {
+	}
 	start := time.Now()
 	_ = sleep(ctx, d)
 	// A duration shorter than a cycle is stretched to the first completion, so that the rate
