@@ -156,12 +156,6 @@ func (m *model) setPolicy(sku string, p mPolicy) {
 	m.followUps(s)
 }
 
-func (m *model) adjust(sku string, delta int64) {
-	s := m.stock[sku]
-	s.onHand += delta
-	m.followUps(s)
-}
-
 // place records an order and what the allocation does to it: each line reserves what is
 // available unless older backorders wait, the rest is backordered; a fully reserved order is
 // confirmed and invoiced.
