@@ -115,6 +115,10 @@ func openService(ctx context.Context, cfg *config, roles []string, log *slog.Log
 		opts := []projections.Option{projections.WithLogger(log)}
 		if s.roles[roleProject] {
 			opts = append(opts, projections.WithRegistry(s.reg))
+		} else {
+			// A read-only process follows the checkpoints the projecting process writes, so
+			// its ?after= waits end when the read models include the position.
+			opts = append(opts, projections.WithFollowOnly())
 		}
 		if s.projectors, err = projections.NewRunner(s.events, s.read, opts...); err != nil {
 			return nil, err
@@ -155,7 +159,7 @@ func (s *service) runBackground(ctx context.Context) (wait func()) {
 			}
 		}()
 	}
-	if s.roles[roleProject] {
+	if s.projectors != nil {
 		start("projectors", s.projectors.Run)
 	}
 	if s.automation != nil {
