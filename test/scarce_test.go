@@ -191,11 +191,10 @@ func runScarce(t *testing.T, events string, kills int) *scarceOutcome {
 	t.Cleanup(stopPoll) // a test that fails early must not leave it running
 
 	var (
-		acked  atomic.Int64
-		wg     sync.WaitGroup
-		work   = make(chan int)
-		totals = make([]int64, scarceOrders)
-		paid   = make([]int64, scarceOrders)
+		acked atomic.Int64
+		wg    sync.WaitGroup
+		work  = make(chan int)
+		paid  = make([]int64, scarceOrders)
 	)
 	for range scarceWorkers {
 		wg.Go(func() {
@@ -206,8 +205,7 @@ func runScarce(t *testing.T, events string, kills int) *scarceOutcome {
 					t.Errorf("order %s: %v status %d: %s", id, err, resp.status, resp.body)
 					continue
 				}
-				totals[i] = subtotal + tax
-				if amount := scarcePayment(i, totals[i]); amount > 0 {
+				if amount := scarcePayment(i, subtotal+tax); amount > 0 {
 					resp, err := live.send(t, "POST", "/v1/orders/"+id+"/payments", map[string]any{"amount": amount, "method": "card"}, "pay-"+id)
 					if err != nil || resp.status != http.StatusOK {
 						t.Errorf("payment of %s: %v status %d: %s", id, err, resp.status, resp.body)
@@ -239,7 +237,7 @@ func runScarce(t *testing.T, events string, kills int) *scarceOutcome {
 	}
 
 	// Every order has been allocated, and the shortfalls have raised their purchase orders.
-	var wantPOs = map[string][]int64{}
+	wantPOs := map[string][]int64{}
 	allocations := map[string]int{}
 	for i := range scarceOrders {
 		for k, s := range scarceSKUs {
@@ -252,8 +250,9 @@ func runScarce(t *testing.T, events string, kills int) *scarceOutcome {
 		wantPOs[s.sku] = expectedPurchaseOrders(s.initial, s.perLine, allocations[s.sku])
 	}
 	eventuallyWithin(t, scarceDeadline, "every order allocated and every purchase order raised", func() []string {
-		var diffs []string
-		for _, o := range listOrders(t, live.get()) {
+		orders := listOrders(t, live.get())
+		diffs := countDiff(len(orders))
+		for _, o := range orders {
 			if o.Status != "confirmed" && o.Status != "backordered" {
 				diffs = append(diffs, fmt.Sprintf("order %s is %s", o.OrderID, o.Status))
 			}
@@ -274,8 +273,8 @@ func runScarce(t *testing.T, events string, kills int) *scarceOutcome {
 	}
 	var ordersAtEnd []orderDoc
 	eventuallyWithin(t, scarceDeadline, "every order confirmed and invoiced", func() []string {
-		var diffs []string
 		ordersAtEnd = listOrders(t, live.get())
+		diffs := countDiff(len(ordersAtEnd))
 		for _, o := range ordersAtEnd {
 			if o.Status != "confirmed" || o.InvoiceNumber == nil {
 				diffs = append(diffs, fmt.Sprintf("order %s is %s, invoice %v", o.OrderID, o.Status, o.InvoiceNumber))
@@ -289,7 +288,7 @@ func runScarce(t *testing.T, events string, kills int) *scarceOutcome {
 	stopPoll()
 	t.Logf("%d stock levels read during the run, none with more reserved than on hand", pollCount)
 
-	out := &scarceOutcome{Statuses: map[string]string{}, Invoices: len(ordersAtEnd)}
+	out := &scarceOutcome{Statuses: map[string]string{}}
 	// Invoices INV-1…INV-k with k the orders confirmed: no gap, no repeat.
 	numbers := map[string]string{}
 	for _, o := range ordersAtEnd {
@@ -302,9 +301,7 @@ func runScarce(t *testing.T, events string, kills int) *scarceOutcome {
 		}
 		numbers[*o.InvoiceNumber] = o.OrderID
 	}
-	if len(ordersAtEnd) != scarceOrders {
-		t.Errorf("%d orders listed, %d placed", len(ordersAtEnd), scarceOrders)
-	}
+	out.Invoices = len(numbers)
 	for n := 1; n <= len(ordersAtEnd); n++ {
 		if _, ok := numbers[fmt.Sprintf("INV-%d", n)]; !ok {
 			t.Errorf("no order has invoice INV-%d of INV-1…INV-%d", n, len(ordersAtEnd))
@@ -312,22 +309,14 @@ func runScarce(t *testing.T, events string, kills int) *scarceOutcome {
 	}
 
 	// Stock: everything received, everything ordered reserved, nothing backordered or due.
-	var ordered = map[string]int64{}
-	for sku, n := range allocations {
-		for _, s := range scarceSKUs {
-			if s.sku == sku {
-				ordered[sku] = int64(n) * s.perLine
-			}
-		}
-	}
 	for _, s := range scarceSKUs {
-		onHand := s.initial
+		onHand, ordered := s.initial, int64(allocations[s.sku])*s.perLine
 		for _, q := range wantPOs[s.sku] {
 			onHand += q
 		}
-		want := stockDoc{SKU: s.sku, OnHand: onHand, Reserved: ordered[s.sku], Available: onHand - ordered[s.sku],
+		want := stockDoc{SKU: s.sku, OnHand: onHand, Reserved: ordered, Available: onHand - ordered,
 			ReorderPoint: ptr(int64(reorderPoint)), ReorderQuantity: ptr(int64(reorderQuantity)), Supplier: ptr("ACME"),
-			LowStock: onHand-ordered[s.sku] <= reorderPoint}
+			LowStock: onHand-ordered <= reorderPoint}
 		srv.assertDoc(t, "/v1/inventory/"+s.sku+"?after="+at, want)
 		out.Stock = append(out.Stock, want)
 	}
@@ -369,6 +358,15 @@ func runScarce(t *testing.T, events string, kills int) *scarceOutcome {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// countDiff says so when the orders listed are not all those placed: one the read model has
+// not shown yet is not waited for otherwise.
+func countDiff(listed int) []string {
+	if listed != scarceOrders {
+		return []string{fmt.Sprintf("%d orders listed, %d placed", listed, scarceOrders)}
+	}
+	return nil
+}
 
 // pollStock reads the SKUs' stock levels until stop is closed and checks every answer:
 // reserved never exceeds on hand, available is their difference, nothing is negative. A
