@@ -36,7 +36,7 @@ It never touches your data. It works in scratch space it creates and removes at 
 when interrupted (Ctrl-C, SIGTERM):
   PostgreSQL  a database orderledger_bench_<random> on the same server (the role needs
               CREATEDB), with a schema per stage; dropped WITH (FORCE) at the end.
-  SQLite      a directory orderledger_bench_<random>_* beside the file (in the system's
+  SQLite      a directory orderledger_bench_<random> beside the file (in the system's
               temporary directory if the file's directory does not exist); removed.
   KurrentDB   streams under the prefix orderledger-bench-<random>-<stage>/, which stay:
               KurrentDB keeps what was appended. --read must name a SQLite or PostgreSQL

@@ -210,8 +210,8 @@ func newSQLiteScratch(dsn, name string, logf func(string, ...any)) (*scratch, er
 	if info, err := os.Stat(parent); err != nil || !info.IsDir() {
 		parent = os.TempDir()
 	}
-	dir, err := os.MkdirTemp(parent, name+"_")
-	if err != nil {
+	dir := filepath.Join(parent, name)
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("bench: cannot create a scratch directory in %s: %w", parent, err)
 	}
 	logf("created the scratch directory %s (removed at the end)", dir)

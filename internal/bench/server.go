@@ -61,7 +61,7 @@ func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
 	turnLength := r.cfg.Duration / (2 * turns)
 
 	if r.selected[OrderIntake] {
-		if err := r.orderIntake(ctx, srv, h, intake, turnLength); err != nil {
+		if err := r.orderIntake(ctx, h, intake, turnLength); err != nil {
 			return err
 		}
 		if err := r.settle(ctx, srv); err != nil {
@@ -153,7 +153,7 @@ func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
 // the server's is, with the same DSN, in the same scratch space, but with no server following
 // it: the orders the baseline writes, several times as many as the API takes, would otherwise
 // bury the server's automation under a backlog that outlasts the figure and loads the next.
-func (r *run) orderIntake(ctx context.Context, srv *Server, h *httpLoad, intake Stores, turnLength time.Duration) error {
+func (r *run) orderIntake(ctx context.Context, h *httpLoad, intake Stores, turnLength time.Duration) error {
 	store, err := openEvents(ctx, intake)
 	if err != nil {
 		return fmt.Errorf("bench: open the order intake baseline's event store: %w", err)
