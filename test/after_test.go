@@ -52,7 +52,7 @@ func TestReadAfterWrite(t *testing.T) {
 			wg.Go(func() { afterClient(t, srv, c, &checks) })
 		}
 		wg.Wait()
-		if want := int64(afterClients * afterRounds * 5); checks.Load() < want {
+		if want := int64(afterClients * afterRounds * 6); checks.Load() < want {
 			t.Errorf("%d reads after writes checked, want at least %d", checks.Load(), want)
 		}
 		t.Logf("%d reads with ?after= checked, each showed its write", checks.Load())
@@ -150,6 +150,23 @@ func afterClient(t *testing.T, srv *server, c int, checks *atomic.Int64) {
 				return "paid 50"
 			}
 			return ""
+		})
+		// The history reads the event store itself: the write is there once answered.
+		var history struct {
+			Events []struct {
+				Type string
+				Data struct {
+					PaymentID string `json:"payment_id"`
+				}
+			}
+		}
+		read("/v1/orders/"+id+"/history", pos, &history, func() string {
+			for _, e := range history.Events {
+				if e.Type == "PaymentReceived.v1" && e.Data.PaymentID == paymentID {
+					return ""
+				}
+			}
+			return "the payment " + paymentID
 		})
 		var entries struct {
 			Items []struct{ Kind, Document string }
