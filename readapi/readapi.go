@@ -3,8 +3,10 @@
 //
 // Every route accepts ?after=<position>, the token a write answered with: the route answers
 // only once the read models it reads include that position (at most the after timeout, 10 s by
-// default, then 504). Query parameters are checked strictly: one the route does not know, one
-// given twice, or a malformed value is a 400 naming the parameter.
+// default, then 504). GET /v1/orders/{id} and GET /v1/inventory/{sku} also accept ?as_of=T:
+// the same document as it was at T, folded from the event store (projections.OrderAsOf), so
+// ?after= is checked there but not waited for. Query parameters are checked strictly: one the
+// route does not know, one given twice, or a malformed value is a 400 naming the parameter.
 package readapi
 
 import (
@@ -75,12 +77,12 @@ func (a *API) Register(r *mux.Router) {
 func (a *API) routes() []route {
 	return []route{
 		{path: "/v1/orders", projector: "orders", params: []string{"customer_id", "status", "channel", "limit", "cursor"}, answer: a.orders},
-		{path: "/v1/orders/{id}", projector: "orders", answer: a.order},
+		{path: "/v1/orders/{id}", projector: "orders", params: []string{"as_of"}, answer: a.order},
 		{path: "/v1/orders/{id}/history", answer: a.history},
 		{path: "/v1/customers", projector: "customers", params: []string{"sort", "limit"}, answer: a.customers},
 		{path: "/v1/customers/{id}", projector: "customers", answer: a.customer},
 		{path: "/v1/inventory", projector: "inventory", params: []string{"low_stock"}, answer: a.inventory},
-		{path: "/v1/inventory/{sku}", projector: "inventory", answer: a.stockLevel},
+		{path: "/v1/inventory/{sku}", projector: "inventory", params: []string{"as_of"}, answer: a.stockLevel},
 		{path: "/v1/purchase-orders", projector: "inventory", params: []string{"sku", "status"}, answer: a.purchaseOrders},
 		{path: "/v1/sales/summary", projector: "sales", params: []string{"from", "to"}, answer: a.salesSummary},
 		{path: "/v1/sales/daily", projector: "sales", params: []string{"from", "to"}, answer: a.salesDaily},
@@ -94,8 +96,14 @@ func (a *API) routes() []route {
 func (a *API) handler(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q, err := parseQuery(r.URL.RawQuery, append([]string{"after"}, rt.params...))
+		projector := rt.projector
+		if _, asOf := q.get("as_of"); asOf {
+			// The document comes from the event store, which shows an append as soon as it
+			// has answered: ?after= is checked but there is nothing to wait for.
+			projector = ""
+		}
 		if err == nil {
-			err = a.waitAfter(r.Context(), q, rt.projector)
+			err = a.waitAfter(r.Context(), q, projector)
 		}
 		var doc any
 		if err == nil {
@@ -194,6 +202,23 @@ func (q query) limit() (int, error) {
 		return 0, httpx.BadRequest("parameter limit must be an integer from 1 to %d, got %q", maxLimit, raw)
 	}
 	return n, nil
+}
+
+// asOf reads ?as_of=, an RFC 3339 time in UTC or with an offset. A "+" left unencoded in a
+// query string arrives as a space; "2025-03-01T10:00:00 01:00" can only have meant +01:00.
+func (q query) asOf() (time.Time, bool, error) {
+	raw, ok := q.get("as_of")
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, raw)
+	if err != nil && strings.Count(raw, " ") == 1 {
+		t, err = time.Parse(time.RFC3339Nano, strings.Replace(raw, " ", "+", 1))
+	}
+	if err != nil {
+		return time.Time{}, false, httpx.BadRequest("parameter as_of must be an RFC 3339 time such as 2025-03-01T09:30:00Z or 2025-03-01T10:30:00%%2B01:00, got %q", raw)
+	}
+	return t, true, nil
 }
 
 // oneOf reads an optional parameter that must be one of values.

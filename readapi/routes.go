@@ -59,14 +59,30 @@ func (q query) idParam(name string) (string, error) {
 	return raw, nil
 }
 
-// GET /v1/orders/{id}
-func (a *API) order(ctx context.Context, r *http.Request, _ query) (any, error) {
+// GET /v1/orders/{id}[?as_of=]
+func (a *API) order(ctx context.Context, r *http.Request, q query) (any, error) {
 	id, err := pathID(r, "id", domain.ErrOrderNotFound)
 	if err != nil {
 		return nil, err
 	}
+	at, asOf, err := q.asOf()
+	if err != nil {
+		return nil, err
+	}
+	if asOf {
+		o, err := projections.OrderAsOf(ctx, a.events, id, at)
+		return o, notFoundAsOf(err, domain.ErrOrderNotFound, id, at)
+	}
 	o, err := a.read.Order(ctx, id)
 	return o, notFound(err, domain.ErrOrderNotFound, id)
+}
+
+// notFoundAsOf is notFound for a document as of a time: the resource may exist now.
+func notFoundAsOf(err error, sentinel error, id string, at time.Time) error {
+	if errors.Is(err, projections.ErrNotFound) {
+		return fmt.Errorf("%w: %s did not exist yet at %s", sentinel, id, at.Format(time.RFC3339Nano))
+	}
+	return err
 }
 
 var orderStatuses = []string{
@@ -202,11 +218,19 @@ func (a *API) customers(ctx context.Context, _ *http.Request, q query) (any, err
 	return List[projections.Customer]{Items: items}, err
 }
 
-// GET /v1/inventory/{sku}
-func (a *API) stockLevel(ctx context.Context, r *http.Request, _ query) (any, error) {
+// GET /v1/inventory/{sku}[?as_of=]
+func (a *API) stockLevel(ctx context.Context, r *http.Request, q query) (any, error) {
 	sku, err := pathID(r, "sku", domain.ErrSKUNotFound)
 	if err != nil {
 		return nil, err
+	}
+	at, asOf, err := q.asOf()
+	if err != nil {
+		return nil, err
+	}
+	if asOf {
+		level, err := projections.StockLevelAsOf(ctx, a.events, sku, at)
+		return level, notFoundAsOf(err, domain.ErrSKUNotFound, sku, at)
 	}
 	level, err := a.read.StockLevel(ctx, sku)
 	return level, notFound(err, domain.ErrSKUNotFound, sku)

@@ -5,8 +5,10 @@ package projectionstest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -91,6 +93,44 @@ func Append(t testing.TB, store eventstore.Store, records []historygen.Record) e
 		records = records[n:]
 	}
 	return last
+}
+
+// AppendAsRecorded is Append with every event recorded at the time it carries (placed_at,
+// received_at…), as if the write side had decided it then, so that time travel over the
+// history can be tested at known instants.
+func AppendAsRecorded(t testing.TB, store eventstore.Store, records []historygen.Record) eventstore.Position {
+	t.Helper()
+	var last eventstore.Position
+	for len(records) > 0 {
+		n := 1
+		for n < len(records) && records[n].Stream == records[0].Stream && n < 100 {
+			n++
+		}
+		batch := make([]eventstore.EventData, n)
+		for i, r := range records[:n] {
+			batch[i] = Encode(t, r.Event)
+			batch[i].RecordedAt = EventTime(r.Event)
+		}
+		res, err := store.Append(t.Context(), records[0].Stream, eventstore.Any(), batch...)
+		if err != nil {
+			t.Fatalf("append to %s: %v", records[0].Stream, err)
+		}
+		last = res.Position
+		records = records[n:]
+	}
+	return last
+}
+
+// EventTime is the time an event carries: every domain event has one time field, the instant
+// it was decided at.
+func EventTime(e domain.Event) time.Time {
+	v := reflect.ValueOf(e)
+	for i := range v.NumField() {
+		if at, ok := v.Field(i).Interface().(time.Time); ok {
+			return at
+		}
+	}
+	panic(fmt.Sprintf("event %T carries no time", e))
 }
 
 // Encode makes a domain event ready to append, with a fresh ID.
