@@ -70,3 +70,9 @@ func SetRebuildSizes(batch int, flush int64, cacheRows int) (restore func()) {
 	rebuildBatch, rebuildFlushEvents, rebuildCacheRows = batch, flush, cacheRows
 	return func() { rebuildBatch, rebuildFlushEvents, rebuildCacheRows = oldBatch, oldFlush, oldCache }
 }
+
+// Exec runs a statement on the read store, as someone tampering with it would.
+func Exec(ctx context.Context, s *ReadStore, query string, args ...any) error {
+	_, err := s.writes.ExecContext(ctx, s.dialect.sql(query), args...)
+	return err
+}

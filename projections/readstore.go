@@ -23,6 +23,8 @@ var ErrNotFound = errors.New("projections: not found")
 // concurrent use.
 type ReadStore struct {
 	dialect dialect
+	// dsn is what the store was opened with, so that Verify can open scratch space beside it.
+	dsn string
 	// reads serves queries. writes serves projector transactions: on SQLite one connection,
 	// so that projectors queue in Go instead of in SQLite's sleeping busy handler; on
 	// PostgreSQL the same pool as reads.
@@ -56,6 +58,7 @@ func OpenReadStore(ctx context.Context, dsn string) (*ReadStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("projections: open read store: %w", err)
 	}
+	s.dsn = dsn
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("projections: migrate read store: %w", err)

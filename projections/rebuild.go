@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -42,20 +43,57 @@ const rebuildLeaseTTL = time.Minute
 // log's size as a Runner last counted it (which may include events appended since), or -1
 // when no Runner has counted up to where the rebuild ends.
 func Rebuild(ctx context.Context, store eventstore.Store, read *ReadStore, names []string, progress func(done, total int64)) error {
+	_, err := rebuildLog(ctx, store, read, names, progress, rebuildLimits{})
+	return err
+}
+
+// rebuildLimits stop a rebuild short of the head of the log, for Replay and Verify.
+type rebuildLimits struct {
+	// recordedBy, when set, stops the replay at the first event of the log recorded after
+	// it: that event and every one after it are left out.
+	recordedBy time.Time
+	// upTo, when set, replays each projector up to its position, inclusive (the zero
+	// Position: nothing); the log is read up to the last of them.
+	upTo map[string]eventstore.Position
+}
+
+// rebuildResult says where a rebuild stopped.
+type rebuildResult struct {
+	// last is the last event applied, the checkpoint of the projectors without a limit of
+	// their own; events counts the events up to it.
+	last   eventstore.Position
+	events int64
+	// excluded is the first event left out by recordedBy, nil if none was.
+	excluded *eventstore.Event
+}
+
+func rebuildLog(ctx context.Context, store eventstore.Store, read *ReadStore, names []string, progress func(done, total int64), limits rebuildLimits) (rebuildResult, error) {
 	ps, err := selectProjectors(names)
 	if err != nil {
-		return err
+		return rebuildResult{}, err
 	}
 	head, err := store.Head(ctx)
 	if err != nil {
-		return fmt.Errorf("projections: rebuild: %w", err)
+		return rebuildResult{}, fmt.Errorf("projections: rebuild: %w", err)
+	}
+	if limits.upTo != nil {
+		var last eventstore.Position
+		for _, p := range ps {
+			if pos := limits.upTo[p.name()]; pos.Compare(last) > 0 {
+				last = pos
+			}
+		}
+		if last.Compare(head) > 0 {
+			return rebuildResult{}, fmt.Errorf("projections: rebuild: position %s is beyond the head of the log, %s", last, head)
+		}
+		head = last
 	}
 	total := read.countedUpTo(ctx, head)
 	writers, err := read.takeOver(ctx, ps, ownerID("rebuild"), rebuildLeaseTTL, time.Now)
 	if err != nil {
-		return fmt.Errorf("projections: rebuild: take over: %w", err)
+		return rebuildResult{}, fmt.Errorf("projections: rebuild: take over: %w", err)
 	}
-	rb := &rebuild{read: read, ps: ps, writers: writers, state: make(map[string]*rebuildState, len(ps))}
+	rb := &rebuild{read: read, ps: ps, writers: writers, state: make(map[string]*rebuildState, len(ps)), limits: limits}
 	for _, p := range ps {
 		rb.state[p.name()] = &rebuildState{renewed: time.Now()}
 	}
@@ -65,7 +103,7 @@ func Rebuild(ctx context.Context, store eventstore.Store, read *ReadStore, names
 	}
 	if head.IsZero() {
 		progress(0, 0)
-		return nil
+		return rebuildResult{}, nil
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -104,11 +142,15 @@ func Rebuild(ctx context.Context, store eventstore.Store, read *ReadStore, names
 		go func() {
 			defer wg.Done()
 			for b := range feeds[i] {
-				if err := rb.project(ctx, p, b.events, b.envs); err != nil {
+				events, envs := rb.upToLimit(p, b.events, b.envs)
+				if len(events) == 0 {
+					continue
+				}
+				if err := rb.project(ctx, p, events, envs); err != nil {
 					cancel(err)
 					return
 				}
-				report(p.name(), int64(len(b.events)))
+				report(p.name(), int64(len(events)))
 			}
 			if err := rb.flush(ctx, p); err != nil {
 				cancel(err)
@@ -117,17 +159,19 @@ func Rebuild(ctx context.Context, store eventstore.Store, read *ReadStore, names
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
-		return fmt.Errorf("projections: rebuild: %w", err)
+		return rebuildResult{}, fmt.Errorf("projections: rebuild: %w", err)
 	}
 	if broken != nil {
-		return fmt.Errorf("projections: rebuild: %w", broken)
+		return rebuildResult{}, fmt.Errorf("projections: rebuild: %w", broken)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return rebuildResult{}, err
 	}
 	done := rb.done()
 	progress(done, done)
-	return nil
+	// The reader is done: it closed the channel the decoder drained before the projectors'
+	// feeds were closed.
+	return rebuildResult{last: rb.reached.pos, events: rb.reached.events, excluded: rb.excluded}, nil
 }
 
 // decodeLog decodes each batch once, the events some projector wants, and hands it to every
@@ -237,6 +281,12 @@ type rebuild struct {
 	ps      []projector
 	writers map[string]writer
 	state   map[string]*rebuildState
+	limits  rebuildLimits
+
+	// Written by the reader only, read once it is done: how far it read, and the first
+	// event recordedBy left out.
+	reached  progress
+	excluded *eventstore.Event
 }
 
 // rebuildState is a projector's progress in a rebuild: in memory, and as committed.
@@ -256,7 +306,8 @@ type decodedBatch struct {
 	envs   []envelope
 }
 
-// readLog reads the log up to head, ahead of the decoder.
+// readLog reads the log up to head, or up to the first event recorded after
+// limits.recordedBy, ahead of the decoder.
 func (rb *rebuild) readLog(ctx context.Context, store eventstore.Store, head eventstore.Position, out chan<- []eventstore.Event) error {
 	var from eventstore.Position
 	for from.Compare(head) < 0 {
@@ -264,23 +315,44 @@ func (rb *rebuild) readLog(ctx context.Context, store eventstore.Store, head eve
 		if err != nil {
 			return err
 		}
+		end := false
 		for i, e := range events {
 			if e.Position.Compare(head) > 0 {
-				events = events[:i]
+				events, end = events[:i], true
+				break
+			}
+			if !rb.limits.recordedBy.IsZero() && e.RecordedAt.After(rb.limits.recordedBy) {
+				excluded := e
+				rb.excluded = &excluded
+				events, end = events[:i], true
 				break
 			}
 		}
-		if len(events) == 0 {
+		if len(events) > 0 {
+			select {
+			case out <- events:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			rb.reached = rb.reached.after(events)
+			from = events[len(events)-1].Position
+		}
+		if end || len(events) == 0 {
 			return nil
 		}
-		select {
-		case out <- events:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		from = events[len(events)-1].Position
 	}
 	return nil
+}
+
+// upToLimit cuts a batch and the decoded events in it at the projector's own limit.
+func (rb *rebuild) upToLimit(p projector, events []eventstore.Event, envs []envelope) ([]eventstore.Event, []envelope) {
+	limit, ok := rb.limits.upTo[p.name()]
+	if !ok {
+		return events, envs
+	}
+	n := sort.Search(len(events), func(i int) bool { return events[i].Position.Compare(limit) > 0 })
+	m := sort.Search(len(envs), func(i int) bool { return envs[i].meta.Position.Compare(limit) > 0 })
+	return events[:n], envs[:m]
 }
 
 // project applies a batch of the log in memory and writes once enough has piled up.
