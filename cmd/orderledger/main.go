@@ -74,6 +74,8 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newGenerateLogCmd(cfg))
 	root.AddCommand(newDemoCmd(cfg))
 	root.AddCommand(newBenchCmd(cfg))
+	root.AddCommand(newProjectionsCmd(cfg))
+	root.AddCommand(newReplayCmd(cfg))
 	return root
 }
 

@@ -23,6 +23,7 @@ type progress struct {
 	bar     *progressbar.ProgressBar // nil when w is not a terminal
 	lastLog time.Time
 	done    uint64
+	total   int64 // 0 while unknown
 }
 
 func newProgress(w io.Writer, verb string) *progress {
@@ -61,8 +62,25 @@ func (p *progress) update(done uint64) {
 	}
 	if now := time.Now(); now.Sub(p.lastLog) >= progressLogInterval {
 		p.lastLog = now
-		slog.Info(p.verb, "events", done, "events_per_second", int64(p.rate()))
+		attrs := []any{"events", done, "events_per_second", int64(p.rate())}
+		if p.total > 0 {
+			attrs = append(attrs, "of", p.total)
+		}
+		slog.Info(p.verb, attrs...)
 	}
+}
+
+// updateOf is update for work whose size may be known: total is the events to do in all, or
+// -1 when unknown (as projections.Rebuild reports it). A known total turns the counter into a
+// bar with an estimate of the time left.
+func (p *progress) updateOf(done, total int64) {
+	if total > 0 && total != p.total {
+		p.total = total
+		if p.bar != nil {
+			p.bar.ChangeMax64(total)
+		}
+	}
+	p.update(uint64(max(done, 0)))
 }
 
 func (p *progress) rate() float64 {

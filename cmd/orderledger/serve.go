@@ -107,6 +107,18 @@ func openService(ctx context.Context, cfg *config, roles []string, log *slog.Log
 	if s.read, err = projections.OpenReadStore(ctx, readDSN); err != nil {
 		return nil, fmt.Errorf("open read store %s: %w", stores.Redact(readDSN), err)
 	}
+	// The automation would act on the live log from a replay's checkpoints, and projectors
+	// would carry the replay on to the head of the log: only reads make sense there.
+	if s.roles[roleProject] || s.roles[roleAutomate] || s.roles[roleWrite] {
+		asOf, replay, err := s.read.ReplayedAsOf(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read store %s: %w", stores.Redact(readDSN), err)
+		}
+		if replay {
+			return nil, fmt.Errorf("read store %s holds the read models as of %s (orderledger replay); serve it with --roles read",
+				stores.Redact(readDSN), asOf.Format(time.RFC3339Nano))
+		}
+	}
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The write routes and the automation share one handler, so their cached folds agree.
