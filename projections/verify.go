@@ -132,7 +132,7 @@ func Verify(ctx context.Context, events eventstore.Store, live *ReadStore, opts 
 	}
 	defer drop()
 	if _, err := rebuildLog(ctx, events, scratch, nil, opts.Progress, rebuildLimits{upTo: upTo}); err != nil {
-		return VerifyReport{}, fmt.Errorf("projections: verify: %w", err)
+		return VerifyReport{}, err
 	}
 	for _, p := range allProjectors() {
 		for _, t := range p.tables() {
@@ -259,11 +259,6 @@ func (c *rowCursor) take() { c.loaded = false }
 
 // openScratch opens an empty read store beside live, and a function that closes and drops it.
 func openScratch(ctx context.Context, live *ReadStore) (*ReadStore, func(), error) {
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, nil, err
-	}
-	suffix := hex.EncodeToString(b[:])
 	if !live.dialect.postgres {
 		dir, err := os.MkdirTemp("", "orderledger-verify-")
 		if err != nil {
@@ -281,7 +276,11 @@ func openScratch(ctx context.Context, live *ReadStore) (*ReadStore, func(), erro
 			}
 		}, nil
 	}
-	schema := "orderledger_verify_" + suffix
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, nil, err
+	}
+	schema := "orderledger_verify_" + hex.EncodeToString(b[:])
 	u, err := url.Parse(live.dsn)
 	if err != nil {
 		return nil, nil, err
