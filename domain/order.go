@@ -221,6 +221,10 @@ func EvolveOrder(o Order, e Event) Order {
 		o.Status, o.UpdatedAt = StatusCompleted, e.CompletedAt
 	case OrderCancelled:
 		o.Status, o.UpdatedAt = StatusCancelled, e.CancelledAt
+		// Cancelling releases what the lines held in stock: they hold nothing any more.
+		for i := range o.Lines {
+			o.Lines[i].Reserved, o.Lines[i].Backordered = 0, 0
+		}
 	case OrderReturned:
 		o.returns[e.ReturnID] = e
 		for _, l := range e.Lines {

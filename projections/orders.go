@@ -373,6 +373,10 @@ func (b *ordersBatch) apply(env envelope) error {
 		o.Status, o.UpdatedAt = domain.StatusCompleted, e.CompletedAt.UnixMicro()
 	case domain.OrderCancelled:
 		o.Status, o.UpdatedAt = domain.StatusCancelled, e.CancelledAt.UnixMicro()
+		// Cancelling releases what the lines held in stock, as the order's fold does.
+		for i := range o.Lines {
+			o.Lines[i].Reserved, o.Lines[i].Backordered = 0, 0
+		}
 	case domain.OrderReturned:
 		for _, l := range e.Lines {
 			if o.lineIndex(l.SKU) >= 0 {

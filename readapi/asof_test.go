@@ -75,7 +75,7 @@ func TestAsOf(t *testing.T) {
 					"subtotal":700,"tax":140,"total":840,"paid":0,"refunded":0,"outstanding":840,"invoice_number":null,"credit_notes":[],
 					"carrier":null,"tracking_number":null,"placed_at":"2025-03-03T14:00:00Z","updated_at":"2025-03-03T14:00:00Z"}`},
 				{day(3, 14, 1), `{"invoice_number":"INV-2","updated_at":"2025-03-03T14:01:00Z"}`},
-				{day(3, 16, 0), `{"status":"cancelled","updated_at":"2025-03-03T16:00:00Z"}`},
+				{day(3, 16, 0), `{"status":"cancelled","lines":[{"sku":"SKU-B","quantity":1,"unit_price":700,"reserved":0,"backordered":0}],"updated_at":"2025-03-03T16:00:00Z"}`},
 				{day(3, 16, 1), `{"credit_notes":[{"credit_note_number":"CN-1","reason":"cancellation","return_id":null,"net":700,"tax":140,"total":840,"issued_at":"2025-03-03T16:01:00Z"}],
 					"outstanding":0,"updated_at":"2025-03-03T16:01:00Z"}`},
 			}, order3},

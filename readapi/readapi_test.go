@@ -91,7 +91,7 @@ const (
 		"credit_notes":[],"carrier":null,"tracking_number":null,"placed_at":"2025-03-02T11:00:00Z","updated_at":"2025-03-05T12:00:00Z"}`
 	order3 = `{"order_id":"order-3","customer_id":"alice","channel":"store","currency":"EUR","status":"cancelled",
 		"payment_status":"unpaid","fulfillment_status":"unfulfilled",
-		"lines":[{"sku":"SKU-B","quantity":1,"unit_price":700,"reserved":1,"backordered":0}],
+		"lines":[{"sku":"SKU-B","quantity":1,"unit_price":700,"reserved":0,"backordered":0}],
 		"subtotal":700,"tax":140,"total":840,"paid":0,"refunded":0,"outstanding":0,"invoice_number":"INV-2",
 		"credit_notes":[{"credit_note_number":"CN-1","reason":"cancellation","return_id":null,"net":700,"tax":140,"total":840,"issued_at":"2025-03-03T16:01:00Z"}],
 		"carrier":null,"tracking_number":null,"placed_at":"2025-03-03T14:00:00Z","updated_at":"2025-03-03T16:01:00Z"}`

@@ -282,6 +282,8 @@ func (m *model) cancel(o *mOrder) {
 	o.status = "cancelled"
 	o.types = append(o.types, "OrderCancelled.v1")
 	for _, l := range o.lines {
+		// The order's lines hold nothing any more; the stock goes back to the SKU.
+		l.reserved, l.backordered = 0, 0
 		s := m.stock[l.sku]
 		s.reserved -= s.reservedFor[o.id]
 		delete(s.reservedFor, o.id)
