@@ -379,11 +379,7 @@ func (s *ReadStore) customers(ctx context.Context, tx *sql.Tx, query string, arg
 		ids[i] = c.CustomerID
 	}
 	recent := map[string][]RecentOrder{}
-	err = selectIn(ctx, tx, s.dialect, fmt.Sprintf(`SELECT customer_id, order_id, status, total, placed_at FROM (
-			SELECT customer_id, order_id, status, total, placed_at,
-				ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY placed_at DESC, order_id DESC) AS n
-			FROM rm_customer_orders WHERE customer_id IN ({keys})) recent
-		WHERE n <= %d ORDER BY customer_id, placed_at DESC, order_id DESC`, RecentOrdersLimit), ids, func(r *sql.Rows) error {
+	scanRecent := func(r *sql.Rows) error {
 		var (
 			customerID string
 			o          RecentOrder
@@ -395,7 +391,20 @@ func (s *ReadStore) customers(ctx context.Context, tx *sql.Tx, query string, arg
 		o.PlacedAt = microsTime(placed)
 		recent[customerID] = append(recent[customerID], o)
 		return nil
-	})
+	}
+	if len(ids) == 1 {
+		// One customer (GET /v1/customers/{id}): the index hands over the newest orders and
+		// the scan stops after them, however many orders the customer has placed.
+		err = queryRows(ctx, tx, s.dialect, fmt.Sprintf(`SELECT customer_id, order_id, status, total, placed_at
+			FROM rm_customer_orders WHERE customer_id = ? ORDER BY placed_at DESC, order_id DESC LIMIT %d`, RecentOrdersLimit),
+			[]any{ids[0]}, scanRecent)
+	} else {
+		err = selectIn(ctx, tx, s.dialect, fmt.Sprintf(`SELECT customer_id, order_id, status, total, placed_at FROM (
+			SELECT customer_id, order_id, status, total, placed_at,
+				ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY placed_at DESC, order_id DESC) AS n
+			FROM rm_customer_orders WHERE customer_id IN ({keys})) recent
+		WHERE n <= %d ORDER BY customer_id, placed_at DESC, order_id DESC`, RecentOrdersLimit), ids, scanRecent)
+	}
 	if err != nil {
 		return nil, err
 	}
