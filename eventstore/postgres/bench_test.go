@@ -337,3 +337,57 @@ func fill(b *testing.B, s *Store, total int) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkAppendOneWriter: the latency of one append when nothing else is appended, one event
+// at a time with the exact expected revision, against one single-row INSERT per transaction.
+// Group commit must not make a lone writer wait: its µs/append should stay at the raw side's.
+func BenchmarkAppendOneWriter(b *testing.B) {
+	const perIteration = 50 // appends per iteration, for each side
+	s := benchStore(b)
+	ctx := b.Context()
+	metadata := eventstore.EncodeMetadata(benchMetadata)
+	hash := make([]byte, 32)
+	var storeNext uint64
+	var rawNext int64
+
+	storeRound := func() time.Duration {
+		start := time.Now()
+		for range perIteration {
+			expected := eventstore.NoStream()
+			if storeNext > 0 {
+				expected = eventstore.Exact(storeNext - 1)
+			}
+			if _, err := s.Append(ctx, "order-alone", expected, benchEvent()); err != nil {
+				b.Fatal(err)
+			}
+			storeNext++
+		}
+		return time.Since(start)
+	}
+	rawRound := func() time.Duration {
+		start := time.Now()
+		for range perIteration {
+			if _, err := s.pool.Exec(ctx, rawInsertSQL, "order-alone", rawNext, uuid.New(), "OrderPlaced.v1",
+				benchData, metadata, time.Now(), hash); err != nil {
+				b.Fatal(err)
+			}
+			rawNext++
+		}
+		return time.Since(start)
+	}
+	storeRound()
+	rawRound()
+
+	var storeTime, rawTime time.Duration
+	iterations := 0
+	for b.Loop() {
+		storeTime += storeRound()
+		b.StopTimer()
+		rawTime += rawRound()
+		b.StartTimer()
+		iterations++
+	}
+	appends := float64(iterations * perIteration)
+	b.ReportMetric(float64(storeTime.Microseconds())/appends, "µs/append")
+	b.ReportMetric(float64(rawTime.Microseconds())/appends, "raw-µs/append")
+}
