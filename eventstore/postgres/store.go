@@ -14,8 +14,13 @@
 // database, since a backend never writes to a database other than its own. Without that, any
 // long transaction anywhere on a shared server would hold every reader back.
 //
-// Pool size: Open uses pgxpool's defaults; set pool_max_conns in the DSN to run more appends
-// at once.
+// Group commit. Appends are not run by their callers but queued for a few committers (lanes,
+// WithAppendLanes), each of which applies whatever is queued when it is free in one round trip
+// and one transaction, so that concurrent appends share the cost of a transaction and its
+// commit. An idle lane applies an append as soon as it arrives.
+//
+// Pool size: Open uses pgxpool's defaults; a lane holds one connection while it commits, so
+// set pool_max_conns in the DSN above the number of lanes when reads run beside the appends.
 package postgres
 
 import (
@@ -51,11 +56,15 @@ type Store struct {
 	subscribers  wakeHub
 	notifyNeeded chan struct{}
 	listenOnce   sync.Once
+
+	// appends queues the appends for the lanes' committers.
+	appends chan *appendRequest
 }
 
 type options struct {
 	safetyPoll     time.Duration
 	notifyInterval time.Duration
+	appendLanes    int
 }
 
 // Option tunes a Store.
@@ -66,9 +75,14 @@ type Option func(*options)
 // one second.
 func WithSafetyPoll(d time.Duration) Option { return func(o *options) { o.safetyPoll = d } }
 
+// WithAppendLanes sets how many transactions the Store's appends run in at once (at least one;
+// the default is 2). Fewer lanes make larger groups, which cost less per append; more lanes
+// let more groups wait for a commit or for a stream's lock at once.
+func WithAppendLanes(n int) Option { return func(o *options) { o.appendLanes = max(n, 1) } }
+
 // Open connects to the database at dsn and creates or migrates the schema.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
-	o := options{safetyPoll: time.Second, notifyInterval: 5 * time.Millisecond}
+	o := options{safetyPoll: time.Second, notifyInterval: 5 * time.Millisecond, appendLanes: defaultAppendLanes}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -80,7 +94,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eventstore/postgres: %w", err)
 	}
-	if err := migrate(ctx, pool); err != nil {
+	if err := migrate(ctx, pool, migrations); err != nil {
 		pool.Close()
 		return nil, wrapErr("open", err)
 	}
@@ -98,15 +112,20 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		ctx:          storeCtx,
 		cancel:       cancel,
 		notifyNeeded: make(chan struct{}, 1),
+		appends:      make(chan *appendRequest, appendQueue),
 	}
 	s.subscribers.init()
-	s.wg.Add(1)
+	s.wg.Add(1 + o.appendLanes)
 	go s.notifyLoop()
+	for range o.appendLanes {
+		go s.commitLoop()
+	}
 	return s, nil
 }
 
 // Close stops the store's goroutines and closes its connections. Subscriptions still running
-// return an error.
+// and appends still queued return an error; appends already sent to the database get their
+// result.
 func (s *Store) Close() error {
 	s.cancel()
 	s.wg.Wait()
@@ -127,6 +146,7 @@ const (
 	outcomeRetry
 	outcomeWrongRevision
 	outcomeDuplicate
+	outcomeLaterDuplicate // orderledger_append_group only
 )
 
 // querier is what an append needs: the pool, or a transaction the caller holds open.
@@ -134,33 +154,21 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Append writes events to stream in one round trip; see the append functions in schema.go.
-func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
-	res, appended, err := s.appendWith(ctx, s.pool, stream, expected, events)
-	if appended {
-		s.appended()
-	}
-	return res, err
-}
-
-// appendWith runs the append on q and reports whether it appended anything, so that the
-// caller wakes subscribers once the transaction has committed.
+// appendWith validates an append and runs it alone on q (outside group commit), reporting
+// whether it appended anything, so that the caller wakes subscribers once the transaction has
+// committed.
 func (s *Store) appendWith(ctx context.Context, q querier, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
 	if err := eventstore.ValidateAppend(stream, events); err != nil {
 		return eventstore.AppendResult{}, false, err
 	}
-	var now time.Time
-	recordedAt := func(e eventstore.EventData) time.Time {
-		if !e.RecordedAt.IsZero() {
-			return eventstore.NormalizeTime(e.RecordedAt)
-		}
-		if now.IsZero() {
-			now = eventstore.NormalizeTime(time.Now())
-		}
-		return now
-	}
+	return appendAlone(ctx, q, stream, expected, events)
+}
 
+// appendAlone runs one validated append in one call of orderledger_append_one (one event) or
+// orderledger_append (a batch).
+func appendAlone(ctx context.Context, q querier, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
 	var (
+		clock    recordClock
 		outcome  int
 		version  int64
 		xid      *uint64
@@ -170,7 +178,7 @@ func (s *Store) appendWith(ctx context.Context, q querier, stream string, expect
 	if len(events) == 1 {
 		e := events[0]
 		row = q.QueryRow(ctx, appendOneSQL, stream, encodeExpected(expected),
-			[16]byte(e.ID), e.Type, e.Data, eventstore.EncodeMetadata(e.Metadata), recordedAt(e))
+			[16]byte(e.ID), e.Type, e.Data, eventstore.EncodeMetadata(e.Metadata), clock.stamp(e))
 	} else {
 		n := len(events)
 		ids := make([][16]byte, n)
@@ -183,7 +191,7 @@ func (s *Store) appendWith(ctx context.Context, q querier, stream string, expect
 			types[i] = e.Type
 			data[i] = e.Data
 			metadata[i] = eventstore.EncodeMetadata(e.Metadata)
-			times[i] = recordedAt(e)
+			times[i] = clock.stamp(e)
 		}
 		row = q.QueryRow(ctx, appendSQL, stream, encodeExpected(expected), ids, types, data, metadata, times)
 	}
@@ -193,8 +201,7 @@ func (s *Store) appendWith(ctx context.Context, q querier, stream string, expect
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			switch pgErr.ConstraintName {
 			case "events_stream_id_key":
-				return eventstore.AppendResult{}, false, fmt.Errorf("%w: the batch repeats an event id already in %q",
-					eventstore.ErrDuplicateEventID, stream)
+				return eventstore.AppendResult{}, false, laterDuplicate(stream)
 			case "events_stream_version_key":
 				// Only a writer that bypassed the append functions' stream lock can get here;
 				// the unique index is the last guard and its verdict is a lost race.
@@ -204,8 +211,31 @@ func (s *Store) appendWith(ctx context.Context, q querier, stream string, expect
 		}
 		return eventstore.AppendResult{}, false, wrapErr("append", err)
 	}
+	return appendResult(stream, expected, outcome, version, xid, position)
+}
+
+// recordClock stamps the events given without RecordedAt with one reading of the clock, taken
+// at the first such event.
+type recordClock struct{ now time.Time }
+
+func (c *recordClock) stamp(e eventstore.EventData) time.Time {
+	if !e.RecordedAt.IsZero() {
+		return eventstore.NormalizeTime(e.RecordedAt)
+	}
+	if c.now.IsZero() {
+		c.now = eventstore.NormalizeTime(time.Now())
+	}
+	return c.now
+}
+
+// appendResult turns a row of an append function into the append's answer, and reports
+// whether it appended anything.
+func appendResult(stream string, expected eventstore.ExpectedRevision, outcome int, version int64, xid *uint64, position *int64) (eventstore.AppendResult, bool, error) {
 	switch outcome {
 	case outcomeAppended, outcomeRetry:
+		if xid == nil || position == nil {
+			return eventstore.AppendResult{}, false, fmt.Errorf("eventstore/postgres: append: outcome %d without a position", outcome)
+		}
 		return eventstore.AppendResult{
 			Version:  uint64(version),
 			Position: eventstore.Position{Commit: *xid, Prepare: uint64(*position)},
@@ -220,8 +250,14 @@ func (s *Store) appendWith(ctx context.Context, q querier, stream string, expect
 	case outcomeDuplicate:
 		return eventstore.AppendResult{}, false, fmt.Errorf("%w: the batch's first event is stored in %q, but the events stored after it differ from the batch",
 			eventstore.ErrDuplicateEventID, stream)
+	case outcomeLaterDuplicate:
+		return eventstore.AppendResult{}, false, laterDuplicate(stream)
 	}
 	return eventstore.AppendResult{}, false, fmt.Errorf("eventstore/postgres: append: unknown outcome %d", outcome)
+}
+
+func laterDuplicate(stream string) error {
+	return fmt.Errorf("%w: the batch repeats an event id already in %q", eventstore.ErrDuplicateEventID, stream)
 }
 
 // encodeExpected maps an ExpectedRevision to orderledger_append's p_expected.

@@ -1,0 +1,444 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/pgtest"
+)
+
+// The group tests give a Store one lane and keep its committer busy in an append that waits for
+// a stream lock the test holds, queue the appends of the next group one after the other, then
+// release the lock: the committer takes everything queued as one group.
+
+// pendingAppend is an Append running in its own goroutine.
+type pendingAppend struct {
+	done chan struct{}
+	res  eventstore.AppendResult
+	err  error
+}
+
+// startAppend starts an Append.
+func startAppend(ctx context.Context, s *Store, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) *pendingAppend {
+	p := &pendingAppend{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.res, p.err = s.Append(ctx, stream, expected, events...)
+	}()
+	return p
+}
+
+// queueAppend starts an Append while the committer is busy and waits until it is queued
+// behind those queued before it.
+func queueAppend(t *testing.T, ctx context.Context, s *Store, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) *pendingAppend {
+	t.Helper()
+	before := len(s.appends)
+	p := startAppend(ctx, s, stream, expected, events...)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.appends) != before+1 {
+		select {
+		case <-p.done:
+			t.Fatalf("append to %q returned before it was seen queued: %v", stream, p.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("append to %q not queued within 10s (%d queued, want %d)", stream, len(s.appends), before+1)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return p
+}
+
+func (p *pendingAppend) wait(t *testing.T) (eventstore.AppendResult, error) {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.res, p.err
+	case <-time.After(10 * time.Second):
+		t.Fatal("append did not return within 10s")
+		return eventstore.AppendResult{}, nil
+	}
+}
+
+func (p *pendingAppend) mustSucceed(t *testing.T, what string) eventstore.AppendResult {
+	t.Helper()
+	res, err := p.wait(t)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return res
+}
+
+// streamLock holds the lock the append functions take for stream, on a connection of its own,
+// until release.
+func streamLock(t *testing.T, s *Store, stream string) (release func()) {
+	t.Helper()
+	conn := connect(t, s)
+	if _, err := conn.Exec(t.Context(), "SELECT pg_advisory_lock($1, hashtext($2))", streamLockSpace, stream); err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	release = func() {
+		if released {
+			return
+		}
+		released = true
+		if _, err := conn.Exec(context.WithoutCancel(t.Context()), "SELECT pg_advisory_unlock($1, hashtext($2))", streamLockSpace, stream); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// blockCommitter keeps the only committer of s busy in an append to a stream whose lock the
+// test holds, until release, which waits for that append to return.
+func blockCommitter(t *testing.T, s *Store) (release func()) {
+	t.Helper()
+	unlock := streamLock(t, s, "order-blocker")
+	blocker := startAppend(t.Context(), s, "order-blocker", eventstore.Any(), event("Blocker.v1", `{}`))
+	waitWaiting(t, s, "advisory")
+	return func() {
+		t.Helper()
+		unlock()
+		blocker.mustSucceed(t, "the blocking append")
+	}
+}
+
+// waitWaiting waits until a connection to s's database waits for a lock of the given kind
+// (pg_stat_activity.wait_event: "advisory", "transactionid", …) and returns its backend pid.
+func waitWaiting(t *testing.T, s *Store, kind string) (pid uint32) {
+	t.Helper()
+	conn := connect(t, s)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := conn.QueryRow(t.Context(), `SELECT pid FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = $1 LIMIT 1`, kind).Scan(&pid)
+		if err == nil {
+			return pid
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing waits for a %s lock after 10s", kind)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// checkStreamChain reads stream back and checks its versions and hash chain against the
+// events, in order, that should be stored there.
+func checkStreamChain(t *testing.T, s *Store, stream string, want ...eventstore.EventData) {
+	t.Helper()
+	got, err := s.ReadStream(t.Context(), stream, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%q holds %d events, want %d", stream, len(got), len(want))
+	}
+	var prev eventstore.Hash
+	for i, e := range got {
+		if e.ID != want[i].ID || e.Version != uint64(i) {
+			t.Fatalf("%q version %d is %s at version %d, want %s", stream, i, e.ID, e.Version, want[i].ID)
+		}
+		if h := eventstore.ComputeHash(prev, stream, uint64(i), want[i].ID, want[i].Type, e.RecordedAt, want[i].Metadata, want[i].Data); e.Hash != h {
+			t.Fatalf("%q version %d: hash %s, want %s", stream, i, e.Hash, h)
+		}
+		prev = e.Hash
+	}
+}
+
+// TestGroupJudgesEachAppend: one group mixing appends that succeed, a wrong expected revision,
+// retries, partial repeats and several appends to one stream gives each its own answer, as if
+// it had run alone after the ones queued before it, and commits the successes together.
+func TestGroupJudgesEachAppend(t *testing.T) {
+	s := newStore(t, WithAppendLanes(1))
+	ctx := t.Context()
+
+	stored := event("Stored.v1", `{}`)
+	storedAt := mustAppend(t, s, "order-retry", eventstore.NoStream(), stored)
+	w0 := event("A.v1", `{}`)
+	mustAppend(t, s, "order-wrong", eventstore.NoStream(), w0)
+	d1, d2 := event("D.v1", `{"n":1}`), event("D.v1", `{"n":2}`)
+	mustAppend(t, s, "order-partial", eventstore.NoStream(), d1, d2)
+	l1 := event("L.v1", `{}`)
+	mustAppend(t, s, "order-later", eventstore.NoStream(), l1)
+
+	release := blockCommitter(t, s)
+	n1 := event("New.v1", `{"n":1}`)
+	t1, t2, t3 := event("Twice.v1", `{"n":1}`), event("Twice.v1", `{"n":2}`), event("Twice.v1", `{"n":3}`)
+	b1, b2, b3 := event("Batch.v1", `{"n":1}`), event("Batch.v1", `{"n":2}`), event("Batch.v1", `{"n":3}`)
+	n2 := event("New.v1", `{"n":2}`)
+	var (
+		newOne     = queueAppend(t, ctx, s, "order-new-1", eventstore.NoStream(), n1)
+		wrong      = queueAppend(t, ctx, s, "order-wrong", eventstore.Exact(5), event("A.v1", `{}`))
+		retry      = queueAppend(t, ctx, s, "order-retry", eventstore.NoStream(), stored)
+		partial    = queueAppend(t, ctx, s, "order-partial", eventstore.Any(), d1, event("X.v1", `{}`))
+		later      = queueAppend(t, ctx, s, "order-later", eventstore.Any(), event("Y.v1", `{}`), l1)
+		twiceFirst = queueAppend(t, ctx, s, "order-twice", eventstore.NoStream(), t1)
+		twiceNext  = queueAppend(t, ctx, s, "order-twice", eventstore.Exact(0), t2)
+		batch      = queueAppend(t, ctx, s, "order-twice", eventstore.Exact(1), b1, b2, b3)
+		twiceStale = queueAppend(t, ctx, s, "order-twice", eventstore.Exact(0), t3)
+		twiceRetry = queueAppend(t, ctx, s, "order-twice", eventstore.NoStream(), t1)
+		newTwo     = queueAppend(t, ctx, s, "order-new-2", eventstore.Any(), n2)
+	)
+	release()
+
+	first := newOne.mustSucceed(t, "a new stream")
+	if first.Version != 0 || first.Retried {
+		t.Errorf("a new stream: %+v, want version 0, not retried", first)
+	}
+	if _, err := wrong.wait(t); !errors.Is(err, eventstore.ErrWrongExpectedRevision) {
+		t.Errorf("a wrong expected revision: %v, want ErrWrongExpectedRevision", err)
+	}
+	if res := retry.mustSucceed(t, "a retry of a stored append"); !res.Retried || res.Version != 0 || res.Position != storedAt.Position {
+		t.Errorf("a retry of a stored append: %+v, want retried at %+v", res, storedAt)
+	}
+	if _, err := partial.wait(t); !errors.Is(err, eventstore.ErrDuplicateEventID) {
+		t.Errorf("a batch repeating a stored first event only: %v, want ErrDuplicateEventID", err)
+	}
+	if _, err := later.wait(t); !errors.Is(err, eventstore.ErrDuplicateEventID) {
+		t.Errorf("a batch repeating a stored later event: %v, want ErrDuplicateEventID", err)
+	}
+	firstOfTwo := twiceFirst.mustSucceed(t, "the first append to a stream twice in the group")
+	if r := twiceNext.mustSucceed(t, "the second append to a stream in the group"); r.Version != 1 || r.Position.Compare(firstOfTwo.Position) <= 0 {
+		t.Errorf("the second append to a stream in the group: %+v after %+v, want version 1 after it", r, firstOfTwo)
+	}
+	if r := batch.mustSucceed(t, "a batch after two appends to its stream in the group"); r.Version != 4 {
+		t.Errorf("a batch after two appends to its stream in the group: version %d, want 4", r.Version)
+	}
+	if _, err := twiceStale.wait(t); !errors.Is(err, eventstore.ErrWrongExpectedRevision) {
+		t.Errorf("an append expecting the version an earlier append of the group moved past: %v, want ErrWrongExpectedRevision", err)
+	}
+	if r := twiceRetry.mustSucceed(t, "a retry of an append earlier in the group"); !r.Retried || r.Position != firstOfTwo.Position {
+		t.Errorf("a retry of an append earlier in the group: %+v, want retried at %+v", r, firstOfTwo)
+	}
+	last := newTwo.mustSucceed(t, "a new stream after the others")
+
+	// One transaction: every event the group appended carries its transaction id.
+	for _, r := range []eventstore.AppendResult{firstOfTwo, last} {
+		if r.Position.Commit != first.Position.Commit {
+			t.Errorf("appends of one group committed in transactions %d and %d", first.Position.Commit, r.Position.Commit)
+		}
+	}
+	checkStreamChain(t, s, "order-twice", t1, t2, b1, b2, b3)
+	checkStreamChain(t, s, "order-retry", stored)
+	checkStreamChain(t, s, "order-wrong", w0)
+	checkStreamChain(t, s, "order-partial", d1, d2)
+	checkStreamChain(t, s, "order-later", l1)
+	checkStreamChain(t, s, "order-new-1", n1)
+	checkStreamChain(t, s, "order-new-2", n2)
+}
+
+// TestGroupFailureFallsBackToEachAlone: a unique violation the stream locks should have
+// prevented (a row inserted behind the append functions' back) fails the whole group; its
+// appends are then applied one at a time, each with its own answer: the one that lost the race
+// is refused, the others commit, each in a transaction of its own.
+func TestGroupFailureFallsBackToEachAlone(t *testing.T) {
+	s := newStore(t, WithAppendLanes(1))
+	ctx := t.Context()
+	tx, err := connect(t, s).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `INSERT INTO events (stream, version, id, type, data, metadata, recorded_at, hash)
+		VALUES ('order-sneaky', 0, $1, 'Sneaky.v1', '{}', '{}', now(), '\x00')`, uuid.New()); err != nil {
+		t.Fatal(err)
+	}
+
+	release := blockCommitter(t, s)
+	a, b1, b2 := event("A.v1", `{}`), event("B.v1", `{"n":1}`), event("B.v1", `{"n":2}`)
+	before := queueAppend(t, ctx, s, "order-a", eventstore.NoStream(), a)
+	sneaky := queueAppend(t, ctx, s, "order-sneaky", eventstore.NoStream(), event("Honest.v1", `{}`))
+	after := queueAppend(t, ctx, s, "order-b", eventstore.Any(), b1, b2)
+	release()
+	// The group waits for the sneaky row's transaction on the unique index, then fails.
+	waitWaiting(t, s, "transactionid")
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := sneaky.wait(t); !errors.Is(err, eventstore.ErrWrongExpectedRevision) {
+		t.Errorf("the append that lost the race: %v, want ErrWrongExpectedRevision", err)
+	}
+	ra := before.mustSucceed(t, "the append queued before it")
+	rb := after.mustSucceed(t, "the append queued after it")
+	if ra.Retried || rb.Retried || ra.Version != 0 || rb.Version != 1 {
+		t.Errorf("the others: %+v and %+v, want versions 0 and 1, appended", ra, rb)
+	}
+	if ra.Position.Commit == rb.Position.Commit {
+		t.Errorf("after the group failed, its appends still committed together in transaction %d", ra.Position.Commit)
+	}
+	checkStreamChain(t, s, "order-a", a)
+	checkStreamChain(t, s, "order-b", b1, b2)
+}
+
+// TestGroupLostConnectionFallsBack: when the connection of a group is lost while the group waits
+// for a stream lock, its appends are applied one at a time on other connections, each once.
+func TestGroupLostConnectionFallsBack(t *testing.T) {
+	s := newStore(t, WithAppendLanes(1))
+	ctx := t.Context()
+	unlockHeld := streamLock(t, s, "order-held")
+	release := blockCommitter(t, s)
+	free, held := event("Free.v1", `{}`), event("Held.v1", `{}`)
+	freeDone := queueAppend(t, ctx, s, "order-free", eventstore.NoStream(), free)
+	heldDone := queueAppend(t, ctx, s, "order-held", eventstore.NoStream(), held)
+	release()
+
+	// The group takes every lock before writing: it waits for order-held's with nothing done.
+	pid := waitWaiting(t, s, "advisory")
+	if _, err := connect(t, s).Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	rf := freeDone.mustSucceed(t, "the append whose stream was free")
+	// Applied alone, the other waits for the lock again.
+	waitWaiting(t, s, "advisory")
+	unlockHeld()
+	rh := heldDone.mustSucceed(t, "the append whose stream was locked")
+	if rf.Retried || rh.Retried || rf.Position.Commit == rh.Position.Commit {
+		t.Errorf("after the lost connection: %+v and %+v, want each appended in a transaction of its own", rf, rh)
+	}
+	checkStreamChain(t, s, "order-free", free)
+	checkStreamChain(t, s, "order-held", held)
+}
+
+// TestCancelWhileQueued: an append whose context ends while it waits for a committer returns
+// the context's error at once and is never applied; the appends queued beside it are.
+func TestCancelWhileQueued(t *testing.T) {
+	s := newStore(t, WithAppendLanes(1))
+	release := blockCommitter(t, s)
+	cancelled, cancel := context.WithCancel(t.Context())
+	withdrawn := queueAppend(t, cancelled, s, "order-withdrawn", eventstore.NoStream(), event("Withdrawn.v1", `{}`))
+	kept := event("Kept.v1", `{}`)
+	keptDone := queueAppend(t, t.Context(), s, "order-kept", eventstore.NoStream(), kept)
+	cancel()
+	if _, err := withdrawn.wait(t); !errors.Is(err, context.Canceled) {
+		t.Fatalf("an append cancelled while queued: %v, want context.Canceled", err)
+	}
+	release()
+	keptDone.mustSucceed(t, "the append queued beside it")
+
+	checkStreamChain(t, s, "order-withdrawn")
+	checkStreamChain(t, s, "order-kept", kept)
+	if all, err := s.ReadAll(t.Context(), eventstore.Position{}, 10); err != nil || len(all) != 2 {
+		t.Fatalf("ReadAll: %d events, %v; want the blocker's and the kept one", len(all), err)
+	}
+}
+
+// TestCancelInFlight: an append whose context ends after a committer sent it waits for, and
+// returns, the real outcome.
+func TestCancelInFlight(t *testing.T) {
+	s := newStore(t, WithAppendLanes(1))
+	unlock := streamLock(t, s, "order-held")
+	ctx, cancel := context.WithCancel(t.Context())
+	e := event("Held.v1", `{}`)
+	done := startAppend(ctx, s, "order-held", eventstore.NoStream(), e)
+	waitWaiting(t, s, "advisory")
+	cancel()
+	select {
+	case <-done.done:
+		t.Fatalf("an append in flight returned %v when its context was cancelled, before its outcome was known", done.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	unlock()
+	if res := done.mustSucceed(t, "the append cancelled in flight"); res.Version != 0 {
+		t.Errorf("the append cancelled in flight: version %d, want 0", res.Version)
+	}
+	checkStreamChain(t, s, "order-held", e)
+}
+
+// TestGroupLocksBeforeWriting: a group whose stream is locked by another append waits for it
+// before writing anything, so the other append, committed first, comes first in the global
+// order too. A group that wrote an event to another stream before waiting would carry an older
+// transaction id and sort its later version of the stream before the earlier one.
+func TestGroupLocksBeforeWriting(t *testing.T) {
+	s := newStore(t, WithAppendLanes(1))
+	ctx := t.Context()
+	tx, err := connect(t, s).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext('order-shared'))", streamLockSpace); err != nil {
+		t.Fatal(err)
+	}
+
+	release := blockCommitter(t, s)
+	other, second := event("Other.v1", `{}`), event("Second.v1", `{}`)
+	otherDone := queueAppend(t, ctx, s, "order-other", eventstore.NoStream(), other)
+	secondDone := queueAppend(t, ctx, s, "order-shared", eventstore.Any(), second)
+	release()
+	waitWaiting(t, s, "advisory")
+
+	first := event("First.v1", `{}`)
+	if _, _, err := appendAlone(ctx, tx, "order-shared", eventstore.NoStream(), []eventstore.EventData{first}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	otherDone.mustSucceed(t, "the group's append to a free stream")
+	secondDone.mustSucceed(t, "the group's append to the locked stream")
+	checkStreamChain(t, s, "order-shared", first, second)
+
+	all, err := s.ReadAll(ctx, eventstore.Position{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shared []uuid.UUID
+	for _, e := range all {
+		if e.Stream == "order-shared" {
+			shared = append(shared, e.ID)
+		}
+	}
+	if len(shared) != 2 || shared[0] != first.ID || shared[1] != second.ID {
+		t.Fatalf("ReadAll has order-shared as %v, want version 0 (%s) before version 1 (%s)", shared, first.ID, second.ID)
+	}
+}
+
+// TestMigrationFromVersion1: a database created by the first release gains the group function
+// at Open, and its streams go on chaining through it.
+func TestMigrationFromVersion1(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx := t.Context()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := migrate(ctx, pool, migrations[:1]); err != nil {
+		t.Fatal(err)
+	}
+	old := event("Old.v1", `{"release":1}`)
+	if _, _, err := appendAlone(ctx, pool, "order-old", eventstore.NoStream(), []eventstore.EventData{old}); err != nil {
+		t.Fatal(err)
+	}
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_proc WHERE proname = 'orderledger_append_group')").Scan(&exists); err != nil || exists {
+		t.Fatalf("a version 1 database has orderledger_append_group: %v, %v", exists, err)
+	}
+
+	s := openStore(t, dsn, WithAppendLanes(1))
+	checkSchemaVersion(t, s)
+	release := blockCommitter(t, s)
+	next, last := event("New.v1", `{"n":1}`), event("New.v1", `{"n":2}`)
+	nextDone := queueAppend(t, ctx, s, "order-old", eventstore.Exact(0), next)
+	lastDone := queueAppend(t, ctx, s, "order-old", eventstore.Exact(1), last)
+	release()
+	rn := nextDone.mustSucceed(t, "the first group append to a version 1 stream")
+	rl := lastDone.mustSucceed(t, "the second group append to a version 1 stream")
+	if rn.Position.Commit != rl.Position.Commit {
+		t.Errorf("the two appends were not grouped: transactions %d and %d", rn.Position.Commit, rl.Position.Commit)
+	}
+	checkStreamChain(t, s, "order-old", old, next, last)
+}
