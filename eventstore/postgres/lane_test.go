@@ -442,3 +442,28 @@ func TestMigrationFromVersion1(t *testing.T) {
 	}
 	checkStreamChain(t, s, "order-old", old, next, last)
 }
+
+// TestStuckGroupHoldsUpOthersBriefly: while a group waits for a stream lock held elsewhere, an
+// append to another stream goes ahead in the other lane instead of waiting for it.
+func TestStuckGroupHoldsUpOthersBriefly(t *testing.T) {
+	s := newStore(t, WithAppendLanes(2))
+	unlock := streamLock(t, s, "order-held")
+	held := startAppend(t.Context(), s, "order-held", eventstore.NoStream(), event("Held.v1", `{}`))
+	waitWaiting(t, s, "advisory")
+	free := startAppend(t.Context(), s, "order-free", eventstore.NoStream(), event("Free.v1", `{}`))
+	select {
+	case <-free.done:
+		if free.err != nil {
+			t.Fatalf("the append beside the stuck group: %v", free.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an append to a free stream waited for a group stuck behind a lock")
+	}
+	select {
+	case <-held.done:
+		t.Fatalf("the append behind the held lock returned %v before the lock was released", held.err)
+	default:
+	}
+	unlock()
+	held.mustSucceed(t, "the append behind the released lock")
+}

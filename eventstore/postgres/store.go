@@ -30,6 +30,7 @@ import (
 	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,8 +58,11 @@ type Store struct {
 	notifyNeeded chan struct{}
 	listenOnce   sync.Once
 
-	// appends queues the appends for the lanes' committers.
-	appends chan *appendRequest
+	// appends queues the appends for the lanes' committers; inFlight counts the groups sent to
+	// the server, and groupDone wakes a committer waiting for one to end (see gatherGroup).
+	appends   chan *appendRequest
+	inFlight  atomic.Int32
+	groupDone chan struct{}
 }
 
 type options struct {
@@ -113,6 +117,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		cancel:       cancel,
 		notifyNeeded: make(chan struct{}, 1),
 		appends:      make(chan *appendRequest, appendQueue),
+		groupDone:    make(chan struct{}, 1),
 	}
 	s.subscribers.init()
 	s.wg.Add(1 + o.appendLanes)
