@@ -238,8 +238,8 @@ func (s *Store) commitGroup(ctx context.Context, group []*appendRequest) {
 
 // appendGroup applies the requests in one call of orderledger_append_group and fills in each
 // one's outcome, reporting whether any appended. An error fails the group as a whole: it did
-// not commit, unless the connection was lost after the commit, and then applying its appends
-// again finds each one that did as a retry.
+// not commit, unless the error came after the commit (a connection lost, an answer that cannot
+// be read), and then applying its appends again finds each one that did as a retry.
 func (s *Store) appendGroup(ctx context.Context, group []*appendRequest, outcomes []appendOutcome) (bool, error) {
 	var (
 		clock    recordClock
