@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderledger/orderledger/eventstore"
@@ -16,7 +15,8 @@ import (
 
 // The group tests give a Store one lane and keep its committer busy in an append that waits for
 // a stream lock the test holds, queue the appends of the next group one after the other, then
-// release the lock: the committer takes everything queued as one group.
+// release the lock: the committer takes everything queued as one group. (An append to an idle
+// store is applied by its caller, so the committer's append is the second one to wait.)
 
 // pendingAppend is an Append running in its own goroutine.
 type pendingAppend struct {
@@ -99,36 +99,43 @@ func streamLock(t *testing.T, s *Store, stream string) (release func()) {
 }
 
 // blockCommitter keeps the only committer of s busy in an append to a stream whose lock the
-// test holds, until release, which waits for that append to return.
+// test holds, until release, which waits for the blocked appends to return. The store must be
+// idle and its last append alone (as after Open or a lone append), so that the first blocking
+// append is applied by its caller.
 func blockCommitter(t *testing.T, s *Store) (release func()) {
 	t.Helper()
 	unlock := streamLock(t, s, "order-blocker")
-	blocker := startAppend(t.Context(), s, "order-blocker", eventstore.Any(), event("Blocker.v1", `{}`))
-	waitWaiting(t, s, "advisory")
+	byCaller := startAppend(t.Context(), s, "order-blocker", eventstore.Any(), event("Blocker.v1", `{"n":1}`))
+	waitWaiting(t, s, "advisory", 1)
+	byCommitter := startAppend(t.Context(), s, "order-blocker", eventstore.Any(), event("Blocker.v1", `{"n":2}`))
+	waitWaiting(t, s, "advisory", 2)
 	return func() {
 		t.Helper()
 		unlock()
-		blocker.mustSucceed(t, "the blocking append")
+		byCaller.mustSucceed(t, "the blocking append of a caller")
+		byCommitter.mustSucceed(t, "the blocking append of the committer")
 	}
 }
 
-// waitWaiting waits until a connection to s's database waits for a lock of the given kind
-// (pg_stat_activity.wait_event: "advisory", "transactionid", …) and returns its backend pid.
-func waitWaiting(t *testing.T, s *Store, kind string) (pid uint32) {
+// waitWaiting waits until n connections to s's database wait for a lock of the given kind
+// (pg_stat_activity.wait_event: "advisory", "transactionid", …) and returns the backend pid of
+// one of them.
+func waitWaiting(t *testing.T, s *Store, kind string, n int) (pid uint32) {
 	t.Helper()
 	conn := connect(t, s)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		err := conn.QueryRow(t.Context(), `SELECT pid FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = $1 LIMIT 1`, kind).Scan(&pid)
-		if err == nil {
-			return pid
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
+		var waiting int
+		err := conn.QueryRow(t.Context(), `SELECT count(*), coalesce(max(pid), 0) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = $1`, kind).Scan(&waiting, &pid)
+		if err != nil {
 			t.Fatal(err)
 		}
+		if waiting >= n {
+			return pid
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nothing waits for a %s lock after 10s", kind)
+			t.Fatalf("%d connections wait for a %s lock after 10s, want %d", waiting, kind, n)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -263,7 +270,7 @@ func TestGroupFailureFallsBackToEachAlone(t *testing.T) {
 	after := queueAppend(t, ctx, s, "order-b", eventstore.Any(), b1, b2)
 	release()
 	// The group waits for the sneaky row's transaction on the unique index, then fails.
-	waitWaiting(t, s, "transactionid")
+	waitWaiting(t, s, "transactionid", 1)
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -296,13 +303,13 @@ func TestGroupLostConnectionFallsBack(t *testing.T) {
 	release()
 
 	// The group takes every lock before writing: it waits for order-held's with nothing done.
-	pid := waitWaiting(t, s, "advisory")
+	pid := waitWaiting(t, s, "advisory", 1)
 	if _, err := connect(t, s).Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
 		t.Fatal(err)
 	}
 	rf := freeDone.mustSucceed(t, "the append whose stream was free")
 	// Applied alone, the other waits for the lock again.
-	waitWaiting(t, s, "advisory")
+	waitWaiting(t, s, "advisory", 1)
 	unlockHeld()
 	rh := heldDone.mustSucceed(t, "the append whose stream was locked")
 	if rf.Retried || rh.Retried || rf.Position.Commit == rh.Position.Commit {
@@ -330,31 +337,39 @@ func TestCancelWhileQueued(t *testing.T) {
 
 	checkStreamChain(t, s, "order-withdrawn")
 	checkStreamChain(t, s, "order-kept", kept)
-	if all, err := s.ReadAll(t.Context(), eventstore.Position{}, 10); err != nil || len(all) != 2 {
-		t.Fatalf("ReadAll: %d events, %v; want the blocker's and the kept one", len(all), err)
+	if all, err := s.ReadAll(t.Context(), eventstore.Position{}, 10); err != nil || len(all) != 3 {
+		t.Fatalf("ReadAll: %d events, %v; want the two blockers' and the kept one", len(all), err)
 	}
 }
 
-// TestCancelInFlight: an append whose context ends after a committer sent it waits for, and
-// returns, the real outcome.
+// TestCancelInFlight: an append whose context ends once it is sent to the server waits for,
+// and returns, the real outcome, whether its caller applies it (the store was idle) or a
+// committer does.
 func TestCancelInFlight(t *testing.T) {
 	s := newStore(t, WithAppendLanes(1))
 	unlock := streamLock(t, s, "order-held")
 	ctx, cancel := context.WithCancel(t.Context())
-	e := event("Held.v1", `{}`)
-	done := startAppend(ctx, s, "order-held", eventstore.NoStream(), e)
-	waitWaiting(t, s, "advisory")
+	first, second := event("Held.v1", `{"n":1}`), event("Held.v1", `{"n":2}`)
+	byCaller := startAppend(ctx, s, "order-held", eventstore.NoStream(), first)
+	waitWaiting(t, s, "advisory", 1)
+	byCommitter := startAppend(ctx, s, "order-held", eventstore.Any(), second)
+	waitWaiting(t, s, "advisory", 2)
 	cancel()
-	select {
-	case <-done.done:
-		t.Fatalf("an append in flight returned %v when its context was cancelled, before its outcome was known", done.err)
-	case <-time.After(100 * time.Millisecond):
+	for _, p := range []*pendingAppend{byCaller, byCommitter} {
+		select {
+		case <-p.done:
+			t.Fatalf("an append in flight returned %v when its context was cancelled, before its outcome was known", p.err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	unlock()
-	if res := done.mustSucceed(t, "the append cancelled in flight"); res.Version != 0 {
-		t.Errorf("the append cancelled in flight: version %d, want 0", res.Version)
+	if res := byCaller.mustSucceed(t, "the append its caller applied"); res.Version != 0 {
+		t.Errorf("the append its caller applied: version %d, want 0", res.Version)
 	}
-	checkStreamChain(t, s, "order-held", e)
+	if res := byCommitter.mustSucceed(t, "the append a committer applied"); res.Version != 1 {
+		t.Errorf("the append a committer applied: version %d, want 1", res.Version)
+	}
+	checkStreamChain(t, s, "order-held", first, second)
 }
 
 // TestGroupLocksBeforeWriting: a group whose stream is locked by another append waits for it
@@ -378,7 +393,7 @@ func TestGroupLocksBeforeWriting(t *testing.T) {
 	otherDone := queueAppend(t, ctx, s, "order-other", eventstore.NoStream(), other)
 	secondDone := queueAppend(t, ctx, s, "order-shared", eventstore.Any(), second)
 	release()
-	waitWaiting(t, s, "advisory")
+	waitWaiting(t, s, "advisory", 1)
 
 	first := event("First.v1", `{}`)
 	if _, _, err := appendAlone(ctx, tx, "order-shared", eventstore.NoStream(), []eventstore.EventData{first}); err != nil {
@@ -449,7 +464,7 @@ func TestStuckGroupHoldsUpOthersBriefly(t *testing.T) {
 	s := newStore(t, WithAppendLanes(2))
 	unlock := streamLock(t, s, "order-held")
 	held := startAppend(t.Context(), s, "order-held", eventstore.NoStream(), event("Held.v1", `{}`))
-	waitWaiting(t, s, "advisory")
+	waitWaiting(t, s, "advisory", 1)
 	free := startAppend(t.Context(), s, "order-free", eventstore.NoStream(), event("Free.v1", `{}`))
 	select {
 	case <-free.done:

@@ -14,10 +14,10 @@
 // database, since a backend never writes to a database other than its own. Without that, any
 // long transaction anywhere on a shared server would hold every reader back.
 //
-// Group commit. Appends are not run by their callers but queued for a few committers (lanes,
-// WithAppendLanes), each of which applies whatever is queued when it is free in one round trip
-// and one transaction, so that concurrent appends share the cost of a transaction and its
-// commit. An idle lane applies an append as soon as it arrives.
+// Group commit. An append to an idle store is applied at once by its caller; while appends are
+// in flight, the others queue for a few committers (lanes, WithAppendLanes), each of which
+// applies whatever is queued in one round trip and one transaction, so that concurrent appends
+// share the cost of a transaction and its commit.
 //
 // Pool size: Open uses pgxpool's defaults; a lane holds one connection while it commits, so
 // set pool_max_conns in the DSN above the number of lanes when reads run beside the appends.
@@ -58,10 +58,13 @@ type Store struct {
 	notifyNeeded chan struct{}
 	listenOnce   sync.Once
 
-	// appends queues the appends for the lanes' committers; inFlight counts the groups sent to
-	// the server, and groupDone wakes a committer waiting for one to end (see gatherGroup).
+	// appends queues the appends for the lanes' committers. inFlight counts the groups sent to
+	// the server, and the appends applied by callers that found the store idle (appendNow);
+	// lastAlone says whether the last to end was a single append; groupDone wakes a committer
+	// waiting for one to end (see gatherGroup).
 	appends   chan *appendRequest
 	inFlight  atomic.Int32
+	lastAlone atomic.Bool
 	groupDone chan struct{}
 }
 
@@ -120,6 +123,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		groupDone:    make(chan struct{}, 1),
 	}
 	s.subscribers.init()
+	s.lastAlone.Store(true)
 	s.wg.Add(1 + o.appendLanes)
 	go s.notifyLoop()
 	for range o.appendLanes {
