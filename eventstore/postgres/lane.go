@@ -89,9 +89,10 @@ func (r *appendRequest) size() int {
 	return n
 }
 
-// Append queues the append for the committers and waits for one to apply it. An error that
-// matches context.Canceled or context.DeadlineExceeded means nothing was appended: once a
-// committer has taken the request, Append waits for the real outcome.
+// Append applies the append itself when the store is idle (see appendNow), and otherwise
+// queues it for the committers and waits for one to apply it. An error that matches
+// context.Canceled or context.DeadlineExceeded means nothing was appended: once the append is
+// on its way to the server, Append waits for the real outcome.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
 	var none eventstore.AppendResult
 	if err := ctx.Err(); err != nil {
