@@ -388,9 +388,27 @@ func checkScenario(t *testing.T, e *env) outcome {
 		}
 		out.Invoices = append(out.Invoices, o.InvoiceNumber)
 		out.InvoicedOrders = append(out.InvoicedOrders, id)
+		// Every unit was reserved exactly once (the allocations recorded on the order add up to
+		// the quantity); a cancelled order's lines then show nothing held any more.
+		allocated := map[string]int64{}
+		for _, ev := range events {
+			if ev.Type != (domain.OrderLineAllocated{}).EventType() {
+				continue
+			}
+			de, err := domain.DecodeEvent(ev.Type, ev.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := de.(domain.OrderLineAllocated)
+			allocated[a.SKU] += a.Reserved
+		}
 		for _, l := range o.Lines {
-			if l.Reserved != l.Quantity || l.Backordered != 0 {
-				t.Fatalf("%s line %+v: want every unit reserved once", id, l)
+			held := l.Quantity
+			if cancelledLate(i) {
+				held = 0
+			}
+			if allocated[l.SKU] != l.Quantity || l.Reserved != held || l.Backordered != 0 {
+				t.Fatalf("%s line %+v: allocations reserved %d; want every unit reserved once, %d held now", id, l, allocated[l.SKU], held)
 			}
 		}
 		want := domain.StatusCompleted
