@@ -35,6 +35,6 @@ func newGenerateLogCmd(cfg *config) *cobra.Command {
 	cmd.Flags().IntVar(&opts.Events, "count", opts.Events, "events to append")
 	cmd.Flags().IntVar(&opts.Streams, "streams", opts.Streams, "streams to spread them over")
 	cmd.Flags().IntVar(&opts.Batch, "batch", opts.Batch, "events per append")
-	cmd.Flags().IntVar(&opts.Writers, "writers", opts.Writers, "concurrent appends (for PostgreSQL, set pool_max_conns in the DSN to match)")
+	cmd.Flags().IntVar(&opts.Writers, "writers", opts.Writers, "concurrent appends (PostgreSQL groups concurrent appends into shared commits, so the pool size need not match)")
 	return cmd
 }
