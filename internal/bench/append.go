@@ -121,7 +121,11 @@ func (r *run) withBaseline(ctx context.Context, subject turn, base raw, baseline
 // openEvents opens a stage's event store; a KurrentDB one keeps to the stage's prefix.
 func openEvents(ctx context.Context, st Stores) (eventstore.Store, error) {
 	if st.StreamPrefix != "" {
-		return kurrentdb.Open(ctx, st.EventsDSN, kurrentdb.WithStreamPrefix(st.StreamPrefix))
+		s, err := kurrentdb.Open(ctx, st.EventsDSN, kurrentdb.WithStreamPrefix(st.StreamPrefix))
+		if err != nil {
+			return nil, err // not a nil *kurrentdb.Store inside a non-nil interface
+		}
+		return s, nil
 	}
 	return stores.OpenEvents(ctx, st.EventsDSN)
 }

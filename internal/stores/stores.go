@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/eventstore/kurrentdb"
 	"github.com/orderledger/orderledger/eventstore/postgres"
 	"github.com/orderledger/orderledger/eventstore/sqlite"
 )
@@ -74,13 +75,30 @@ func OpenEvents(ctx context.Context, dsn string) (eventstore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Each adapter returns a typed pointer; a failed open must come back as a nil interface,
+	// not as a non-nil interface holding a nil pointer that a caller would then Close.
+	var store eventstore.Store
 	switch kind {
 	case SQLite:
-		return sqlite.Open(ctx, SQLitePath(dsn))
+		s, err := sqlite.Open(ctx, SQLitePath(dsn))
+		if err != nil {
+			return nil, err
+		}
+		store = s
 	case Postgres:
-		return postgres.Open(ctx, dsn)
+		s, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			return nil, err
+		}
+		store = s
+	default:
+		s, err := kurrentdb.Open(ctx, dsn)
+		if err != nil {
+			return nil, err
+		}
+		store = s
 	}
-	return openKurrentDB(ctx, dsn)
+	return store, nil
 }
 
 // redact hides a password in a DSN before it is printed.
