@@ -3,10 +3,10 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/eventstore/internal/handoff"
 )
 
 // Group commit. On a server that is short of CPU, most of what a single-event append costs is
@@ -54,31 +54,11 @@ FROM orderledger_append_group($1, $2, $3, $4, $5, $6, $7, $8)`
 
 // appendRequest is one Append waiting for a committer.
 type appendRequest struct {
+	*handoff.Ticket
 	stream   string
 	expected eventstore.ExpectedRevision
 	events   []eventstore.EventData
-	// state decides, once, whether a committer applies the request or its caller gives up on it
-	// (cancelled context, closed store): whichever moves it from queued first wins.
-	state atomic.Int32
-	done  chan appendOutcome // buffered; the committer sends once, after taking the request
 }
-
-const (
-	queued int32 = iota
-	taken
-	abandoned
-)
-
-type appendOutcome struct {
-	result eventstore.AppendResult
-	err    error
-}
-
-// take claims the request for a committer; false means its caller has gone.
-func (r *appendRequest) take() bool { return r.state.CompareAndSwap(queued, taken) }
-
-// abandon withdraws the request; false means a committer has taken it and will answer.
-func (r *appendRequest) abandon() bool { return r.state.CompareAndSwap(queued, abandoned) }
 
 // size is what the request adds to a group's message.
 func (r *appendRequest) size() int {
@@ -107,7 +87,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if s.lastAlone.Load() && len(s.appends) == 0 && s.inFlight.CompareAndSwap(0, 1) {
 		return s.appendNow(ctx, stream, expected, events)
 	}
-	r := &appendRequest{stream: stream, expected: expected, events: events, done: make(chan appendOutcome, 1)}
+	r := &appendRequest{Ticket: handoff.NewTicket(), stream: stream, expected: expected, events: events}
 	select {
 	case s.appends <- r:
 	case <-ctx.Done():
@@ -115,20 +95,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	case <-s.ctx.Done():
 		return none, errClosed
 	}
-	select {
-	case out := <-r.done:
-		return out.result, out.err
-	case <-ctx.Done():
-		if r.abandon() {
-			return none, ctx.Err()
-		}
-	case <-s.ctx.Done():
-		if r.abandon() {
-			return none, errClosed
-		}
-	}
-	out := <-r.done
-	return out.result, out.err
+	return r.Await(ctx, s.ctx.Done(), errClosed)
 }
 
 // appendNow applies an append in its caller's goroutine (the caller has counted it in flight)
@@ -236,19 +203,19 @@ func (s *Store) gatherGroup(group []*appendRequest, first *appendRequest, overla
 func (s *Store) commitGroup(ctx context.Context, group []*appendRequest) {
 	wanted := group[:0:0]
 	for _, r := range group {
-		if r.take() {
+		if r.Take() {
 			wanted = append(wanted, r)
 		}
 	}
 	if len(wanted) > 1 {
-		outcomes := make([]appendOutcome, len(wanted))
+		outcomes := make([]handoff.Outcome, len(wanted))
 		appended, err := s.appendGroup(ctx, wanted, outcomes)
 		if err == nil {
 			if appended {
 				s.appended()
 			}
 			for i, r := range wanted {
-				r.done <- outcomes[i]
+				r.Answer(outcomes[i])
 			}
 			return
 		}
@@ -260,7 +227,7 @@ func (s *Store) commitGroup(ctx context.Context, group []*appendRequest) {
 		if appended {
 			s.appended()
 		}
-		r.done <- appendOutcome{result: res, err: err}
+		r.Answer(handoff.Outcome{Result: res, Err: err})
 	}
 }
 
@@ -268,7 +235,7 @@ func (s *Store) commitGroup(ctx context.Context, group []*appendRequest) {
 // one's outcome, reporting whether any appended. An error fails the group as a whole: it did
 // not commit, unless the error came after the commit (a connection lost, an answer that cannot
 // be read), and then applying its appends again finds each one that did as a retry.
-func (s *Store) appendGroup(ctx context.Context, group []*appendRequest, outcomes []appendOutcome) (bool, error) {
+func (s *Store) appendGroup(ctx context.Context, group []*appendRequest, outcomes []handoff.Outcome) (bool, error) {
 	var (
 		clock    recordClock
 		streams  = make([]string, len(group))
@@ -327,7 +294,7 @@ func (s *Store) appendGroup(ctx context.Context, group []*appendRequest, outcome
 	for i, a := range answers {
 		r := group[i]
 		res, appended, err := appendResult(r.stream, r.expected, a.outcome, a.version, a.xid, a.position)
-		outcomes[i] = appendOutcome{result: res, err: err}
+		outcomes[i] = handoff.Outcome{Result: res, Err: err}
 		appendedAny = appendedAny || appended
 	}
 	return appendedAny, nil

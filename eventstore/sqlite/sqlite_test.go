@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/eventstore/internal/handoff"
 	"github.com/orderledger/orderledger/eventstore/storetest"
 )
 
@@ -264,7 +265,7 @@ func TestGroupCommitIsolatesAppends(t *testing.T) {
 	// Queue the requests as Append would, in order, while the writer waits for the connection.
 	requests := make([]*appendRequest, len(steps))
 	for i, step := range steps {
-		requests[i] = &appendRequest{stream: "order-1", expected: step.expected, events: step.events, done: make(chan appendOutcome, 1)}
+		requests[i] = &appendRequest{Ticket: handoff.NewTicket(), stream: "order-1", expected: step.expected, events: step.events}
 		s.appends <- requests[i]
 	}
 	if err := commit(); err != nil {
@@ -272,16 +273,16 @@ func TestGroupCommitIsolatesAppends(t *testing.T) {
 	}
 	var positions []eventstore.Position
 	for i, step := range steps {
-		out := <-requests[i].done
+		out := <-requests[i].Done()
 		switch {
-		case step.want != nil && !errors.Is(out.err, step.want):
-			t.Errorf("%s: err %v, want %v", step.name, out.err, step.want)
-		case step.want == nil && out.err != nil:
-			t.Errorf("%s: %v", step.name, out.err)
-		case step.want == nil && out.result.Version != step.version:
-			t.Errorf("%s: landed at version %d, want %d", step.name, out.result.Version, step.version)
+		case step.want != nil && !errors.Is(out.Err, step.want):
+			t.Errorf("%s: err %v, want %v", step.name, out.Err, step.want)
+		case step.want == nil && out.Err != nil:
+			t.Errorf("%s: %v", step.name, out.Err)
+		case step.want == nil && out.Result.Version != step.version:
+			t.Errorf("%s: landed at version %d, want %d", step.name, out.Result.Version, step.version)
 		case step.want == nil:
-			positions = append(positions, out.result.Position)
+			positions = append(positions, out.Result.Position)
 		}
 	}
 	if len(positions) == 4 && positions[1] != positions[0] {
@@ -329,19 +330,19 @@ func TestFailedWriteFailsItsGroup(t *testing.T) {
 	}
 	requests := make([]*appendRequest, len(steps))
 	for i, step := range steps {
-		requests[i] = &appendRequest{stream: step.stream, expected: step.expected, events: []eventstore.EventData{step.event}, done: make(chan appendOutcome, 1)}
+		requests[i] = &appendRequest{Ticket: handoff.NewTicket(), stream: step.stream, expected: step.expected, events: []eventstore.EventData{step.event}}
 		s.appends <- requests[i]
 	}
 	if err := commit(); err != nil {
 		t.Fatal(err)
 	}
 	for i, step := range steps {
-		out := <-requests[i].done
-		if step.refused != errors.Is(out.err, eventstore.ErrWrongExpectedRevision) || out.err == nil {
-			t.Errorf("%s: err %v", step.stream, out.err)
+		out := <-requests[i].Done()
+		if step.refused != errors.Is(out.Err, eventstore.ErrWrongExpectedRevision) || out.Err == nil {
+			t.Errorf("%s: err %v", step.stream, out.Err)
 		}
-		if !step.refused && out.err != nil && !strings.Contains(out.err.Error(), "poisoned") {
-			t.Errorf("%s: err %v, want the failed insert's error", step.stream, out.err)
+		if !step.refused && out.Err != nil && !strings.Contains(out.Err.Error(), "poisoned") {
+			t.Errorf("%s: err %v, want the failed insert's error", step.stream, out.Err)
 		}
 	}
 	all, err := s.ReadAll(t.Context(), eventstore.Position{}, 10)

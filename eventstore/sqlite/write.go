@@ -6,41 +6,21 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/eventstore/internal/handoff"
 )
 
 // appendRequest is one Append waiting for the writer.
 type appendRequest struct {
+	*handoff.Ticket
 	stream   string
 	expected eventstore.ExpectedRevision
 	events   []eventstore.EventData
-	// state decides, once, whether the writer applies the request or its caller gives up on it
-	// (cancelled context, closed store): whichever moves it from queued first wins.
-	state atomic.Int32
-	done  chan appendOutcome // buffered; the writer sends once, after taking the request
 }
-
-const (
-	queued int32 = iota
-	taken
-	abandoned
-)
-
-type appendOutcome struct {
-	result eventstore.AppendResult
-	err    error
-}
-
-// take claims the request for the writer; false means its caller has gone.
-func (r *appendRequest) take() bool { return r.state.CompareAndSwap(queued, taken) }
-
-// abandon withdraws the request; false means the writer has taken it and will answer.
-func (r *appendRequest) abandon() bool { return r.state.CompareAndSwap(queued, abandoned) }
 
 // Append queues the append for the writer goroutine and waits for its commit. An error that
 // matches context.Canceled or context.DeadlineExceeded means nothing was appended: once the
@@ -52,7 +32,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err := eventstore.ValidateAppend(stream, events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	r := &appendRequest{stream: stream, expected: expected, events: events, done: make(chan appendOutcome, 1)}
+	r := &appendRequest{Ticket: handoff.NewTicket(), stream: stream, expected: expected, events: events}
 	select {
 	case s.appends <- r:
 	case <-ctx.Done():
@@ -60,20 +40,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	case <-s.closing:
 		return eventstore.AppendResult{}, errClosed
 	}
-	select {
-	case out := <-r.done:
-		return out.result, out.err
-	case <-ctx.Done():
-		if r.abandon() {
-			return eventstore.AppendResult{}, ctx.Err()
-		}
-	case <-s.writerDone:
-		if r.abandon() {
-			return eventstore.AppendResult{}, errClosed
-		}
-	}
-	out := <-r.done
-	return out.result, out.err
+	return r.Await(ctx, s.writerDone, errClosed)
 }
 
 // writeLoop is the writer goroutine: it waits for an append, opens a transaction, takes the
@@ -109,12 +76,12 @@ gather:
 			break gather
 		}
 	}
-	outcomes := make([]appendOutcome, len(group))
+	outcomes := make([]handoff.Outcome, len(group))
 	took := make([]bool, len(group))
 	answer := func() []*appendRequest {
 		for i, r := range group {
 			if took[i] {
-				r.done <- outcomes[i]
+				r.Answer(outcomes[i])
 			}
 		}
 		clear(group) // let the answered requests go
@@ -124,11 +91,11 @@ gather:
 	// taken yet so that none is left waiting.
 	failAll := func(cause error) []*appendRequest {
 		for i, r := range group {
-			if took[i] && outcomes[i].err != nil {
+			if took[i] && outcomes[i].Err != nil {
 				continue
 			}
-			if took[i] = took[i] || r.take(); took[i] {
-				outcomes[i] = appendOutcome{err: fmt.Errorf("eventstore/sqlite: append to %q: %w", r.stream, cause)}
+			if took[i] = took[i] || r.Take(); took[i] {
+				outcomes[i] = handoff.Outcome{Err: fmt.Errorf("eventstore/sqlite: append to %q: %w", r.stream, cause)}
 			}
 		}
 		return answer()
@@ -138,7 +105,7 @@ gather:
 	}
 	applied := 0
 	for i, r := range group {
-		if took[i] = r.take(); !took[i] {
+		if took[i] = r.Take(); !took[i] {
 			continue
 		}
 		res, err := w.apply(ctx, r.stream, r.expected, r.events)
@@ -148,7 +115,7 @@ gather:
 			w.tx.Rollback() // the statement's own error is the one to report
 			return failAll(err)
 		}
-		outcomes[i] = appendOutcome{result: res, err: err}
+		outcomes[i] = handoff.Outcome{Result: res, Err: err}
 		if err == nil {
 			applied++
 		}
