@@ -51,19 +51,11 @@ type changeCustomerRequest struct {
 
 func (a *API) changeCustomer(w http.ResponseWriter, r *http.Request) {
 	var req changeCustomerRequest
-	a.write(w, r, &req, func(ctx context.Context, meta Meta) (answer, error) {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return answer{}, err
-		}
-		res, err := a.h.ChangeCustomerDetails(ctx, domain.ChangeCustomerDetails{
+	a.writeTo(w, r, "id", &req, func(ctx context.Context, id string, meta Meta) (answer, error) {
+		return positionOf(a.h.ChangeCustomerDetails(ctx, domain.ChangeCustomerDetails{
 			CustomerID: id, Name: req.Name, Email: req.Email, Phone: req.Phone,
 			PaymentPreference: req.PaymentPreference, At: a.h.Now(),
-		}, meta)
-		if err != nil {
-			return answer{}, err
-		}
-		return positionAnswer(res), nil
+		}, meta))
 	})
 }
 
@@ -74,19 +66,11 @@ type receiptRequest struct {
 
 func (a *API) receiveStock(w http.ResponseWriter, r *http.Request) {
 	var req receiptRequest
-	a.write(w, r, &req, func(ctx context.Context, meta Meta) (answer, error) {
-		sku, err := pathID(r, "sku")
-		if err != nil {
-			return answer{}, err
-		}
+	a.writeTo(w, r, "sku", &req, func(ctx context.Context, sku string, meta Meta) (answer, error) {
 		if req.Quantity == nil {
 			return answer{}, required("quantity")
 		}
-		res, err := a.h.ReceiveStock(ctx, domain.ReceiveStock{SKU: sku, Quantity: *req.Quantity, Reference: req.Reference, At: a.h.Now()}, meta)
-		if err != nil {
-			return answer{}, err
-		}
-		return positionAnswer(res), nil
+		return positionOf(a.h.ReceiveStock(ctx, domain.ReceiveStock{SKU: sku, Quantity: *req.Quantity, Reference: req.Reference, At: a.h.Now()}, meta))
 	})
 }
 
@@ -97,22 +81,14 @@ type adjustmentRequest struct {
 
 func (a *API) adjustStock(w http.ResponseWriter, r *http.Request) {
 	var req adjustmentRequest
-	a.write(w, r, &req, func(ctx context.Context, meta Meta) (answer, error) {
-		sku, err := pathID(r, "sku")
-		if err != nil {
-			return answer{}, err
-		}
+	a.writeTo(w, r, "sku", &req, func(ctx context.Context, sku string, meta Meta) (answer, error) {
 		if req.Delta == nil {
 			return answer{}, required("delta")
 		}
 		if req.Reason == nil {
 			return answer{}, required("reason")
 		}
-		res, err := a.h.AdjustStock(ctx, domain.AdjustStock{SKU: sku, Delta: *req.Delta, Reason: *req.Reason, At: a.h.Now()}, meta)
-		if err != nil {
-			return answer{}, err
-		}
-		return positionAnswer(res), nil
+		return positionOf(a.h.AdjustStock(ctx, domain.AdjustStock{SKU: sku, Delta: *req.Delta, Reason: *req.Reason, At: a.h.Now()}, meta))
 	})
 }
 
@@ -124,11 +100,7 @@ type replenishmentRequest struct {
 
 func (a *API) setReplenishment(w http.ResponseWriter, r *http.Request) {
 	var req replenishmentRequest
-	a.write(w, r, &req, func(ctx context.Context, meta Meta) (answer, error) {
-		sku, err := pathID(r, "sku")
-		if err != nil {
-			return answer{}, err
-		}
+	a.writeTo(w, r, "sku", &req, func(ctx context.Context, sku string, meta Meta) (answer, error) {
 		switch {
 		case req.ReorderPoint == nil:
 			return answer{}, required("reorder_point")
@@ -137,13 +109,9 @@ func (a *API) setReplenishment(w http.ResponseWriter, r *http.Request) {
 		case req.Supplier == nil:
 			return answer{}, required("supplier")
 		}
-		res, err := a.h.SetReplenishmentPolicy(ctx, domain.SetReplenishmentPolicy{
+		return positionOf(a.h.SetReplenishmentPolicy(ctx, domain.SetReplenishmentPolicy{
 			SKU: sku, ReorderPoint: *req.ReorderPoint, ReorderQuantity: *req.ReorderQuantity, Supplier: *req.Supplier, At: a.h.Now(),
-		}, meta)
-		if err != nil {
-			return answer{}, err
-		}
-		return positionAnswer(res), nil
+		}, meta))
 	})
 }
 
@@ -217,11 +185,7 @@ type paymentRequest struct {
 
 func (a *API) recordPayment(w http.ResponseWriter, r *http.Request) {
 	var req paymentRequest
-	a.write(w, r, &req, func(ctx context.Context, meta Meta) (answer, error) {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return answer{}, err
-		}
+	a.writeTo(w, r, "id", &req, func(ctx context.Context, id string, meta Meta) (answer, error) {
 		switch {
 		case req.Amount == nil:
 			return answer{}, required("amount")
@@ -246,36 +210,20 @@ type shipmentRequest struct {
 
 func (a *API) shipOrder(w http.ResponseWriter, r *http.Request) {
 	var req shipmentRequest
-	a.write(w, r, &req, func(ctx context.Context, meta Meta) (answer, error) {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return answer{}, err
-		}
+	a.writeTo(w, r, "id", &req, func(ctx context.Context, id string, meta Meta) (answer, error) {
 		switch {
 		case req.Carrier == nil:
 			return answer{}, required("carrier")
 		case req.TrackingNumber == nil:
 			return answer{}, required("tracking_number")
 		}
-		res, err := a.h.ShipOrder(ctx, domain.ShipOrder{OrderID: id, Carrier: *req.Carrier, TrackingNumber: *req.TrackingNumber, At: a.h.Now()}, meta)
-		if err != nil {
-			return answer{}, err
-		}
-		return positionAnswer(res), nil
+		return positionOf(a.h.ShipOrder(ctx, domain.ShipOrder{OrderID: id, Carrier: *req.Carrier, TrackingNumber: *req.TrackingNumber, At: a.h.Now()}, meta))
 	})
 }
 
 func (a *API) deliverOrder(w http.ResponseWriter, r *http.Request) {
-	a.write(w, r, &emptyBody{}, func(ctx context.Context, meta Meta) (answer, error) {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return answer{}, err
-		}
-		res, err := a.h.DeliverOrder(ctx, domain.DeliverOrder{OrderID: id, At: a.h.Now()}, meta)
-		if err != nil {
-			return answer{}, err
-		}
-		return positionAnswer(res), nil
+	a.writeTo(w, r, "id", &emptyBody{}, func(ctx context.Context, id string, meta Meta) (answer, error) {
+		return positionOf(a.h.DeliverOrder(ctx, domain.DeliverOrder{OrderID: id, At: a.h.Now()}, meta))
 	})
 }
 
@@ -285,19 +233,11 @@ type cancellationRequest struct {
 
 func (a *API) cancelOrder(w http.ResponseWriter, r *http.Request) {
 	var req cancellationRequest
-	a.write(w, r, &req, func(ctx context.Context, meta Meta) (answer, error) {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return answer{}, err
-		}
+	a.writeTo(w, r, "id", &req, func(ctx context.Context, id string, meta Meta) (answer, error) {
 		if req.Reason == nil {
 			return answer{}, required("reason")
 		}
-		res, err := a.h.CancelOrder(ctx, domain.CancelOrder{OrderID: id, Reason: *req.Reason, At: a.h.Now()}, meta)
-		if err != nil {
-			return answer{}, err
-		}
-		return positionAnswer(res), nil
+		return positionOf(a.h.CancelOrder(ctx, domain.CancelOrder{OrderID: id, Reason: *req.Reason, At: a.h.Now()}, meta))
 	})
 }
 
@@ -313,11 +253,7 @@ type returnRequest struct {
 
 func (a *API) returnItems(w http.ResponseWriter, r *http.Request) {
 	var req returnRequest
-	a.write(w, r, &req, func(ctx context.Context, meta Meta) (answer, error) {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return answer{}, err
-		}
+	a.writeTo(w, r, "id", &req, func(ctx context.Context, id string, meta Meta) (answer, error) {
 		switch {
 		case req.Lines == nil:
 			return answer{}, required("lines")
@@ -350,11 +286,7 @@ type refundRequest struct {
 
 func (a *API) issueRefund(w http.ResponseWriter, r *http.Request) {
 	var req refundRequest
-	a.write(w, r, &req, func(ctx context.Context, meta Meta) (answer, error) {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return answer{}, err
-		}
+	a.writeTo(w, r, "id", &req, func(ctx context.Context, id string, meta Meta) (answer, error) {
 		if req.Amount == nil {
 			return answer{}, required("amount")
 		}
@@ -368,17 +300,28 @@ func (a *API) issueRefund(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) receivePurchaseOrder(w http.ResponseWriter, r *http.Request) {
-	a.write(w, r, &emptyBody{}, func(ctx context.Context, meta Meta) (answer, error) {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return answer{}, err
-		}
-		res, err := a.h.ReceivePurchaseOrder(ctx, domain.ReceivePurchaseOrder{PurchaseOrderID: id, At: a.h.Now()}, meta)
-		if err != nil {
-			return answer{}, err
-		}
-		return positionAnswer(res), nil
+	a.writeTo(w, r, "id", &emptyBody{}, func(ctx context.Context, id string, meta Meta) (answer, error) {
+		return positionOf(a.h.ReceivePurchaseOrder(ctx, domain.ReceivePurchaseOrder{PurchaseOrderID: id, At: a.h.Now()}, meta))
 	})
+}
+
+// writeTo runs a write on the resource the path names (param), checking its identifier first.
+func (a *API) writeTo(w http.ResponseWriter, r *http.Request, param string, req any, exec func(ctx context.Context, id string, meta Meta) (answer, error)) {
+	a.write(w, r, req, func(ctx context.Context, meta Meta) (answer, error) {
+		id, err := pathID(r, param)
+		if err != nil {
+			return answer{}, err
+		}
+		return exec(ctx, id, meta)
+	})
+}
+
+// positionOf answers 200 {position} for a command that succeeded.
+func positionOf(res Result, err error) (answer, error) {
+	if err != nil {
+		return answer{}, err
+	}
+	return positionAnswer(res), nil
 }
 
 func deref(s *string) string {
