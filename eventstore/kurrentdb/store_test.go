@@ -331,10 +331,10 @@ func TestSubscribeResubscribesAfterADrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.dropSubscriptions()
-	got := c.waitFor(t, 6, 5*time.Second)
+	c.waitFor(t, 6, 5*time.Second)
 	time.Sleep(100 * time.Millisecond) // room for a duplicate to show up
 	c.mu.Lock()
-	got = append([]eventstore.Event(nil), c.events...)
+	got := append([]eventstore.Event(nil), c.events...)
 	c.mu.Unlock()
 	checkDelivered(t, got, append(first, second...))
 }
