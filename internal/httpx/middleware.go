@@ -33,16 +33,22 @@ func Instrument(reg prometheus.Registerer, r *mux.Router, log *slog.Logger) http
 		WriteProblem(w, req, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s", req.Method, req.URL.Path))
 	})
 
+	// The router names the matched route for the metrics as it dispatches, so a request is
+	// matched once, not once for the label and again to serve it.
+	r.Use(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if rec, ok := w.(*statusRecorder); ok {
+				if tpl, err := mux.CurrentRoute(req).GetPathTemplate(); err == nil {
+					rec.route = tpl
+				}
+			}
+			next.ServeHTTP(w, req)
+		})
+	})
+
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		started := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		route := "unmatched"
-		var match mux.RouteMatch
-		if r.Match(req, &match) && match.Route != nil {
-			if tpl, err := match.Route.GetPathTemplate(); err == nil {
-				route = tpl
-			}
-		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK, route: "unmatched"}
 		defer func() {
 			if p := recover(); p != nil {
 				log.Error("panic serving request", "method", req.Method, "path", req.URL.Path, "panic", fmt.Sprint(p))
@@ -51,8 +57,8 @@ func Instrument(reg prometheus.Registerer, r *mux.Router, log *slog.Logger) http
 				}
 			}
 			elapsed := time.Since(started)
-			requests.WithLabelValues(route, req.Method, strconv.Itoa(rec.status)).Inc()
-			latency.WithLabelValues(route, req.Method).Observe(elapsed.Seconds())
+			requests.WithLabelValues(rec.route, req.Method, strconv.Itoa(rec.status)).Inc()
+			latency.WithLabelValues(rec.route, req.Method).Observe(elapsed.Seconds())
 			level := slog.LevelDebug
 			if rec.status >= 500 {
 				level = slog.LevelWarn
@@ -67,6 +73,7 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+	route  string // the matched route's template, for the metrics
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
