@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +27,7 @@ func newBenchCmd(cfg *config) *cobra.Command {
 		only     []string
 		asJSON   bool
 		duration time.Duration
+		cpuProf  string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -98,6 +102,17 @@ a whole run takes about a dozen durations plus seeding and generating the log. I
 			opts.Duration, opts.Only = duration, selected
 			opts.Progress = cmd.ErrOrStderr()
 			opts.StartServer = startBenchServer
+			if cpuProf != "" {
+				f, err := os.Create(cpuProf)
+				if err != nil {
+					return fmt.Errorf("bench: --cpuprofile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("bench: --cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			report, err := bench.Run(cmd.Context(), opts)
 			if err != nil {
 				return err
@@ -112,6 +127,7 @@ a whole run takes about a dozen durations plus seeding and generating the log. I
 	cmd.Flags().StringSliceVar(&only, "only", nil, "measure only these figures (comma-separated): "+strings.Join(bench.Names, ", "))
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print one JSON object {"results": [{"name", "value", "unit", "baseline", "ratio"}]} instead of a table`)
 	cmd.Flags().IntVar(&opts.Clients, "clients", bench.DefaultClients, "concurrent writers for append_single and HTTP clients for the server figures")
+	cmd.Flags().StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the whole run (the in-process server included) to this file, for go tool pprof")
 	cmd.Flags().IntVar(&opts.LogEvents, "log-events", 0, "size of the log the rebuild and audit figures read (default: 5000 per second of --duration, at least 2000)")
 	return cmd
 }
