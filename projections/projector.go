@@ -178,7 +178,8 @@ type writer struct {
 // commitBatch projects envs and moves the projector's checkpoint from `from` to `to` in one
 // transaction. An event that cannot be applied comes back as *EventError.
 func (s *ReadStore) commitBatch(ctx context.Context, p projector, w writer, from, to progress, envs []envelope) error {
-	return s.inCheckpointTx(ctx, p.name(), w, from, to, func(tx *sql.Tx) error {
+	var changed []string
+	err := s.inCheckpointTx(ctx, p.name(), w, from, to, func(tx *sql.Tx) error {
 		b := p.newBatch(s.dialect)
 		if err := b.load(ctx, tx, envs); err != nil {
 			return fmt.Errorf("projector %s: load: %w", p.name(), err)
@@ -186,14 +187,22 @@ func (s *ReadStore) commitBatch(ctx context.Context, p projector, w writer, from
 		if err := applyAll(p, b, envs); err != nil {
 			return err
 		}
+		changed = changedDocuments(b)
 		return b.flush(ctx, tx)
 	})
+	// Before the caller publishes `to`; whether the commit took or not, the cached documents
+	// the batch touched may no longer be what the tables hold.
+	s.forgetDocuments(p.name(), changed)
+	return err
 }
 
 // flushBatch writes what a batch applied in memory and moves the checkpoint from `from` to
 // `to` in one transaction.
 func (s *ReadStore) flushBatch(ctx context.Context, p projector, w writer, from, to progress, b batch) error {
-	return s.inCheckpointTx(ctx, p.name(), w, from, to, func(tx *sql.Tx) error { return b.flush(ctx, tx) })
+	changed := changedDocuments(b)
+	err := s.inCheckpointTx(ctx, p.name(), w, from, to, func(tx *sql.Tx) error { return b.flush(ctx, tx) })
+	s.forgetDocuments(p.name(), changed)
+	return err
 }
 
 // inCheckpointTx runs write in a transaction that first moves the projector's checkpoint from

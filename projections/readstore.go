@@ -34,6 +34,9 @@ type ReadStore struct {
 	// beforeCommit, set by tests, runs when a batch is written and not yet committed: an error
 	// there is a crash at the worst moment.
 	beforeCommit func(projector string) error
+
+	// docs caches the documents some read routes answer, by projector (doccache.go).
+	docs map[string]*docCache
 }
 
 // sqliteBusyTimeoutMillis is how long a SQLite connection waits for the write lock another
@@ -59,6 +62,7 @@ func OpenReadStore(ctx context.Context, dsn string) (*ReadStore, error) {
 		return nil, fmt.Errorf("projections: open read store: %w", err)
 	}
 	s.dsn = dsn
+	s.docs = cachedProjectors()
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("projections: migrate read store: %w", err)

@@ -318,11 +318,15 @@ func (w *worker) run(ctx context.Context) {
 				continue
 			}
 		}
+		// Every write to the projector's tables now goes through this worker.
+		w.r.read.startCaching(w.name)
 		w.publish(cp.progress)
 		w.setState(StateRunning, "", nil)
 		log.Info("projector running", "from", cp.progress.pos.String(), "events", cp.progress.events)
 
 		err = w.follow(ctx)
+		// Before anything else is published: another process may write the tables from now on.
+		w.r.read.stopCaching(w.name)
 		var broken *EventError
 		switch {
 		case ctx.Err() != nil:

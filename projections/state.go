@@ -183,6 +183,10 @@ func (s *ReadStore) takeOver(ctx context.Context, ps []projector, owner string, 
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
+	// A Runner of this process that ran them learns of the takeover only at its next write.
+	for _, p := range ps {
+		s.stopCaching(p.name())
+	}
 	return writers, nil
 }
 

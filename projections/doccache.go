@@ -1,0 +1,223 @@
+package projections
+
+import (
+	"container/list"
+	"sync"
+)
+
+// The read store keeps the rendered documents of GET /v1/customers/{id} and
+// GET /v1/inventory/{sku} in memory, so that a read answers without a round trip to the
+// database. The cache is exactly as fresh as the read model:
+//
+//   - It is on only while a Runner of this process holds the projector's lease and runs it,
+//     so that every write to the projector's tables goes through commitBatch here, which
+//     drops the documents a batch changed once it has committed and before the Runner
+//     publishes its position: a read that waited for a position (?after=) finds either
+//     nothing or a document that includes it.
+//   - A Runner turns it off, emptying it, whenever it stops running the projector (lease
+//     lost or freed, error, shutdown), before it publishes any position it did not write
+//     itself; a rebuild in this process turns it off as it takes the projector over. A
+//     process that serves reads without projecting (serve --roles read) never turns it on.
+//   - A document read from the database is cached only if no change to it (and no emptying)
+//     happened since the read began: a read that began before a commit may have seen the
+//     rows before it, and must not bring them back after the commit dropped them.
+//
+// A rebuild run by another process writes the tables without this process knowing until
+// its Runner's next transaction is refused (at most a third of the lease later); the
+// Runner then empties the cache as it stands by.
+
+// docCacheEntries bounds the documents cached per projector; the least recently read go
+// first. A customer document, with its ten recent orders, is about 1 KiB.
+const docCacheEntries = 10000
+
+// docCacheMarks bounds the changes remembered for the reads under way; past it, those reads
+// are all refused rather than remembered one by one.
+const docCacheMarks = 4096
+
+// cachedProjectors makes the caches of the projectors whose documents are cached.
+func cachedProjectors() map[string]*docCache {
+	return map[string]*docCache{
+		customersProjector{}.name(): newDocCache(docCacheEntries),
+		inventoryProjector{}.name(): newDocCache(docCacheEntries),
+	}
+}
+
+// changedDocuments returns the keys of the cached documents a batch changes: customers whose
+// profile or orders it changes, SKUs whose stock level it changes; nil for a projector whose
+// documents are not cached.
+func changedDocuments(b batch) []string {
+	switch b := b.(type) {
+	case *customersBatch:
+		var ids keySet
+		for _, id := range b.dirtyCustomers.keys {
+			ids.add(id)
+		}
+		// A customer's document lists their recent orders: an order's change is theirs too,
+		// whether or not the batch rewrites their row.
+		for _, id := range b.dirtyOrders.keys {
+			if o := b.orders[id]; o != nil {
+				ids.add(o.CustomerID)
+			}
+		}
+		return ids.keys
+	case *inventoryBatch:
+		return append([]string(nil), b.dirtyStock.keys...)
+	}
+	return nil
+}
+
+// CachedDocument returns the document key of a projector's read model (the customer ID for
+// "customers", the SKU for "inventory"), from the cache or else from render, whose answer is
+// cached when that is sound (see above). render's errors are returned and never cached.
+// The document must not be modified: it is shared with every read of the key.
+func (s *ReadStore) CachedDocument(projector, key string, render func() ([]byte, error)) ([]byte, error) {
+	return s.docs[projector].document(key, render)
+}
+
+// startCaching empties a projector's cache and turns it on: this process now holds its lease
+// and runs it.
+func (s *ReadStore) startCaching(projector string) { s.docs[projector].reset(true) }
+
+// stopCaching empties a projector's cache and turns it off: this process no longer knows of
+// every write to its tables.
+func (s *ReadStore) stopCaching(projector string) { s.docs[projector].reset(false) }
+
+// forgetDocuments drops the documents of keys from a projector's cache, after the commit that
+// changed them and before the projector's position moves past it.
+func (s *ReadStore) forgetDocuments(projector string, keys []string) {
+	s.docs[projector].forget(keys)
+}
+
+// docCache is one projector's cache, an LRU of rendered documents by key. Its methods do
+// nothing on a nil cache: a projector without one.
+type docCache struct {
+	max int
+
+	mu      sync.Mutex
+	enabled bool
+	// seq counts changes (forget, reset); a read from the database takes it as its ticket.
+	seq uint64
+	// floor: a read whose ticket is below it is not cached (a reset, or marks given up).
+	floor uint64
+	// reads counts reads from the database under way; marks holds, while there are any, the
+	// seq at which each key last changed.
+	reads int
+	marks map[string]uint64
+	lru   *list.List // of *docEntry, most recently read first
+	byKey map[string]*list.Element
+}
+
+type docEntry struct {
+	key string
+	doc []byte
+}
+
+func newDocCache(max int) *docCache {
+	return &docCache{max: max, lru: list.New(), byKey: map[string]*list.Element{}}
+}
+
+// document answers key from the cache, or renders it and caches the result if nothing
+// changed it meanwhile.
+func (c *docCache) document(key string, render func() ([]byte, error)) (doc []byte, err error) {
+	if c == nil {
+		return render()
+	}
+	doc, hit, ticket, caching := c.lookup(key)
+	switch {
+	case hit:
+		return doc, nil
+	case !caching:
+		return render()
+	}
+	defer func() { c.fill(ticket, key, doc, err == nil) }()
+	return render()
+}
+
+// lookup returns key's document if it is cached; otherwise, when the cache is on, it counts a
+// read under way and returns its ticket.
+func (c *docCache) lookup(key string) (doc []byte, hit bool, ticket uint64, caching bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enabled {
+		return nil, false, 0, false
+	}
+	if e, ok := c.byKey[key]; ok {
+		c.lru.MoveToFront(e)
+		return e.Value.(*docEntry).doc, true, 0, true
+	}
+	c.reads++
+	return nil, false, c.seq, true
+}
+
+// fill ends a read that began at ticket, caching doc if store is set and neither a change to
+// key nor a reset happened since the read began.
+func (c *docCache) fill(ticket uint64, key string, doc []byte, store bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reads--
+	stale := !c.enabled || ticket < c.floor || c.marks[key] > ticket
+	if c.reads == 0 {
+		// No read began before the changes marked: none can be stale because of them.
+		c.marks = nil
+	}
+	if !store || stale {
+		return
+	}
+	if e, ok := c.byKey[key]; ok {
+		// Another read of the same key, from the same rows, filled it first.
+		c.lru.MoveToFront(e)
+		return
+	}
+	c.byKey[key] = c.lru.PushFront(&docEntry{key: key, doc: doc})
+	for c.lru.Len() > c.max {
+		oldest := c.lru.Back()
+		c.lru.Remove(oldest)
+		delete(c.byKey, oldest.Value.(*docEntry).key)
+	}
+}
+
+// forget drops keys and, for the reads under way, remembers that they changed.
+func (c *docCache) forget(keys []string) {
+	if c == nil || len(keys) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enabled {
+		return
+	}
+	c.seq++
+	for _, k := range keys {
+		if e, ok := c.byKey[k]; ok {
+			c.lru.Remove(e)
+			delete(c.byKey, k)
+		}
+	}
+	switch {
+	case c.reads == 0:
+		// A read that begins from now on sees the committed rows.
+	case len(c.marks)+len(keys) > docCacheMarks:
+		// Refusing every read under way is as sound as remembering each key.
+		c.floor, c.marks = c.seq, nil
+	default:
+		if c.marks == nil {
+			c.marks = make(map[string]uint64, len(keys))
+		}
+		for _, k := range keys {
+			c.marks[k] = c.seq
+		}
+	}
+}
+
+// reset empties the cache, refuses the reads under way, and turns it on or off.
+func (c *docCache) reset(enabled bool) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	c.floor, c.marks, c.enabled = c.seq, nil, enabled
+	c.lru.Init()
+	clear(c.byKey)
+}
