@@ -11,6 +11,7 @@ package readapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -94,8 +95,9 @@ func (a *API) routes() []route {
 // handler checks the query, waits for ?after=, and answers the route's document as JSON or the
 // error as problem+json.
 func (a *API) handler(rt route) http.Handler {
+	allowed := append([]string{"after"}, rt.params...)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q, err := parseQuery(r.URL.RawQuery, append([]string{"after"}, rt.params...))
+		q, err := parseQuery(r.URL.RawQuery, allowed)
 		projector := rt.projector
 		if _, asOf := q.get("as_of"); asOf {
 			// The document comes from the event store, which shows an append as soon as it
@@ -117,9 +119,31 @@ func (a *API) handler(rt route) http.Handler {
 			httpx.WriteError(w, r, err)
 			return
 		}
+		if body, ok := doc.(rendered); ok {
+			w.Header()["Content-Type"] = jsonContentType
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(body)
+			return
+		}
 		httpx.WriteJSON(w, http.StatusOK, doc)
 	})
 }
+
+// rendered is a document already encoded as httpx.WriteJSON would encode it.
+type rendered []byte
+
+// render encodes v as httpx.WriteJSON does.
+func render(v any) (rendered, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(body, '\n'), nil
+}
+
+// jsonContentType is the Content-Type of a rendered document, set without canonicalizing the
+// header name on every answer; net/http only reads it.
+var jsonContentType = []string{"application/json"}
 
 // waitAfter waits until the projector includes ?after=. A route that reads the event store
 // has nothing to wait for: an append is readable once it has answered.
@@ -158,6 +182,10 @@ type query map[string]string
 
 // parseQuery accepts only the named parameters, each at most once.
 func parseQuery(raw string, allowed []string) (query, error) {
+	if raw == "" {
+		// Most reads have no parameters: nothing to parse, and a nil query reads as empty.
+		return nil, nil
+	}
 	values, err := url.ParseQuery(raw)
 	if err != nil {
 		return nil, httpx.BadRequest("malformed query string: %v", err)

@@ -201,8 +201,14 @@ func (a *API) customer(ctx context.Context, r *http.Request, _ query) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	c, err := a.read.Customer(ctx, id)
-	return c, notFound(err, domain.ErrCustomerNotFound, id)
+	doc, err := a.read.CachedDocument("customers", id, func() ([]byte, error) {
+		c, err := a.read.Customer(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return render(c)
+	})
+	return rendered(doc), notFound(err, domain.ErrCustomerNotFound, id)
 }
 
 // GET /v1/customers?sort=lifetime_value&limit=: highest lifetime value first.
@@ -232,8 +238,14 @@ func (a *API) stockLevel(ctx context.Context, r *http.Request, q query) (any, er
 		level, err := projections.StockLevelAsOf(ctx, a.events, sku, at)
 		return level, notFoundAsOf(err, domain.ErrSKUNotFound, sku, at)
 	}
-	level, err := a.read.StockLevel(ctx, sku)
-	return level, notFound(err, domain.ErrSKUNotFound, sku)
+	doc, err := a.read.CachedDocument("inventory", sku, func() ([]byte, error) {
+		level, err := a.read.StockLevel(ctx, sku)
+		if err != nil {
+			return nil, err
+		}
+		return render(level)
+	})
+	return rendered(doc), notFound(err, domain.ErrSKUNotFound, sku)
 }
 
 // GET /v1/inventory?low_stock=: every SKU by SKU, or only those that are (true) or are not
