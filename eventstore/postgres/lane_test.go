@@ -482,3 +482,82 @@ func TestStuckGroupHoldsUpOthersBriefly(t *testing.T) {
 	unlock()
 	held.mustSucceed(t, "the append behind the released lock")
 }
+
+// TestGroupFindsRowsByIndex: orderledger_append_group is held to a generic plan, made once per
+// connection and usually while events is small; every read of events in it must still be an
+// index probe, since a sequential scan per group grows with the log (see migration 3). Solo
+// appends, a batch and two appends to one stream cover both of the function's paths. A
+// database that version 2 created gets the same function.
+func TestGroupFindsRowsByIndex(t *testing.T) {
+	t.Run("created", func(t *testing.T) { checkGroupIndexProbes(t, newStore(t)) })
+	t.Run("from version 2", func(t *testing.T) {
+		dsn := pgtest.NewDatabase(t)
+		pool, err := pgxpool.New(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Close()
+		if err := migrate(t.Context(), pool, migrations[:2]); err != nil {
+			t.Fatal(err)
+		}
+		checkGroupIndexProbes(t, openStore(t, dsn))
+	})
+}
+
+func checkGroupIndexProbes(t *testing.T, s *Store) {
+	ctx := t.Context()
+	conn := connect(t, s)
+	for round := range int64(2) {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams := []string{"order-solo1", "order-solo2", "order-batch", "order-twice", "order-twice"}
+		expected := []int64{round - 1, round - 1, 2*round - 1, 2*round - 1, 2 * round}
+		offsets := []int32{1, 2, 3, 5, 6}
+		var (
+			ids      [][16]byte
+			types    []string
+			data     [][]byte
+			metadata [][]byte
+			times    []time.Time
+		)
+		for range 6 {
+			ids = append(ids, uuid.New())
+			types = append(types, "Probe.v1")
+			data = append(data, []byte(`{}`))
+			metadata = append(metadata, eventstore.EncodeMetadata(eventstore.Metadata{}))
+			times = append(times, time.Now())
+		}
+		rows, err := tx.Query(ctx, appendGroupSQL, streams, expected, offsets, ids, types, data, metadata, times)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var (
+				outcome, version int
+				xid              *uint64
+				position         *int64
+			)
+			if err := rows.Scan(&outcome, &version, &xid, &position); err != nil {
+				t.Fatal(err)
+			}
+			if outcome != outcomeAppended {
+				t.Fatalf("round %d: outcome %d, want every append appended", round, outcome)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		var scans int64
+		if err := tx.QueryRow(ctx, "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'events'").Scan(&scans); err != nil {
+			t.Fatal(err)
+		}
+		if scans != 0 {
+			t.Errorf("round %d: the group scanned events sequentially %d times", round, scans)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
