@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/orderledger/orderledger/eventstore"
@@ -48,7 +50,8 @@ when interrupted (Ctrl-C, SIGTERM):
 A run killed with SIGKILL cannot clean up; what it created is named on stderr at the start.
 
 Each figure takes about --duration (its baseline's turns included), after a short warm-up;
-a whole run takes about a dozen durations plus seeding and generating the log. In run order:
+a run with --duration 10s takes about four minutes, a third of it generating the log. In run
+order (extras are reported beside the figure that yields them):
   append_single       events/s: 32 writers (--clients) each appending one event at a time to
                       a stream of its own with the exact expected revision. Baseline: a
                       one-row INSERT per transaction from as many clients into raw_events,
@@ -56,37 +59,45 @@ a whole run takes about a dozen durations plus seeding and generating the log. I
                       database, with no append function, revision check or hash chain.
   append_batch100     events/s: one writer appending 100 events at a time. Baseline: a
                       100-row INSERT per transaction into raw_events.
-  order_intake        orders/s: POST /v1/orders (no Idempotency-Key) from --clients
+  order_intake        orders/s: POST /v1/orders (1-3 lines, no Idempotency-Key) from --clients
                       keep-alive clients to a server this process starts on the scratch
                       stores with every role (projectors and automation too), over 500
                       seeded customers and 100 SKUs with stock enough that no order waits.
-                      Baseline: the same orders decided by the domain and appended straight
-                      to an event store opened as the server's is (same DSN), from as many
-                      clients, with no server following it (else its orders would bury the
-                      automation for minutes): the write an order ends in. Not
-                      append_single: a synthetic event is no order, and the API also reads
-                      the customer and SKUs and speaks HTTP; the ratio is the share of the
-                      store's rate for the same writes that the API delivers. The server's
-                      projectors and automation keep working through both sides' turns.
+                      Baseline: one-row INSERT transactions into raw_events (as for
+                      append_single) from as many clients, on the database of the append
+                      figures, where no server follows: the smallest write an order could
+                      be. Extras: order_intake_p50 and order_intake_p99 (ms), each POST's
+                      latency.
+  projection_lag_p99  ms, no baseline (and projection_lag_p50), measured during order_intake:
+                      one more client posts an order every 20 ms and reads it back with
+                      GET /v1/orders/{id}?after=<its position>; a sample is the time from the
+                      write's answer to the read's, how long a client waits to see its own
+                      write while the others post as fast as the server takes them.
   order_to_cash       cycles/s, no baseline: orders taken from placement through confirmation
                       and invoice (waited for), payment, shipment and delivery to completed
                       (waited for), one at a time by each of --clients clients, counted over
-                      the duration after a ramp-up. Nothing below does the same work.
-  projection_lag_p99  ms, no baseline (and projection_lag_p50): orders posted at a steady
-                      rate, that of order_to_cash (what the server, automation included,
-                      sustains; measured briefly if not selected); each sample is the time
-                      from a write's answer to the answer of GET /v1/orders/{id}?after=<its
-                      position>: how long a client waits to read its own write.
+                      the duration after a ramp-up. Extras: order_to_cash_commits (appends
+                      per second, the clients' commands and the automation's) and
+                      commits_per_cycle.
   read_customer       requests/s: GET /v1/customers/{id} from --clients clients. Baseline:
   read_inventory      GET /healthz on the same server, what the HTTP stack itself costs.
-                      Both read what the figures before them left (the seed without them).
-  serve_rss           MB (MiB), no baseline: this process's VmRSS after the server figures;
-                      the server with the bench's clients, which hold little.
-  projection_rebuild  events/s over a generated order-to-cash history (log_events: 5000 per
-  audit_verify        second of --duration, at least 2000; --log-events): every projection
-  export              rebuilt, every hash chain verified, every event exported to nowhere.
-                      Baseline: a plain SELECT of the same rows in the same order, in pages
-                      of 8192, on the same database. No baseline on KurrentDB.`,
+                      Both read what the figures before them left. Extras: read_customer_p99
+                      and read_inventory_p99 (ms).
+  projection_rebuild  events/s over a generated order-to-cash history of --log-events events
+  audit_verify        (log_events, default 1,000,000): every projection rebuilt, every hash
+  export              chain verified, every event exported to nowhere, in whole passes.
+                      Baselines: for the rebuild, which writes read models, 100-row INSERT
+                      transactions into raw_events on the same database; for verify and
+                      export, which read the log, the store's own ReadAll of every event.
+  serve_rss           MB (MiB), no baseline: the peak resident memory (VmHWM) of an
+                      orderledger serve process started over the generated log with empty
+                      read models, while its projectors build them from the whole log and
+                      then for --duration while the clients read customers and SKUs. Its
+                      automation does not run (the generated history holds its work
+                      already). Extras: serve_startup (ms from starting the process to its
+                      first 200 from /readyz) and serve_catchup (the log's events per second
+                      of building the read models).
+`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			selected, err := bench.CheckOnly(only)
@@ -102,6 +113,7 @@ a whole run takes about a dozen durations plus seeding and generating the log. I
 			opts.Duration, opts.Only = duration, selected
 			opts.Progress = cmd.ErrOrStderr()
 			opts.StartServer = startBenchServer
+			opts.ServeCommand = benchServeCommand
 			if cpuProf != "" {
 				f, err := os.Create(cpuProf)
 				if err != nil {
@@ -128,13 +140,49 @@ a whole run takes about a dozen durations plus seeding and generating the log. I
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print one JSON object {"results": [{"name", "value", "unit", "baseline", "ratio"}]} instead of a table`)
 	cmd.Flags().IntVar(&opts.Clients, "clients", bench.DefaultClients, "concurrent writers for append_single and HTTP clients for the server figures")
 	cmd.Flags().StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the whole run (the in-process server included) to this file, for go tool pprof")
-	cmd.Flags().IntVar(&opts.LogEvents, "log-events", 0, "size of the log the rebuild and audit figures read (default: 5000 per second of --duration, at least 2000)")
+	cmd.Flags().IntVar(&opts.LogEvents, "log-events", bench.DefaultLogEvents, "size of the log the rebuild, audit and serve_rss figures read")
 	return cmd
 }
 
 func isServerFigure(name string) bool {
 	return slices.Contains([]string{bench.OrderIntake, bench.OrderToCash, bench.ProjectionLagP99,
 		bench.ReadCustomer, bench.ReadInventory, bench.ServeRSS}, name)
+}
+
+// benchServeCommand runs this very binary's serve on a stage's stores, with every role but
+// automation (see bench's serve_rss), its log kept to warnings.
+func benchServeCommand(ctx context.Context, st bench.Stores, addr string) *exec.Cmd {
+	self, err := os.Executable()
+	if err != nil {
+		self = os.Args[0]
+	}
+	cmd := exec.CommandContext(ctx, self, "serve", "--addr", addr, "--events", st.EventsDSN, "--read", st.ReadDSN,
+		"--roles", strings.Join([]string{roleWrite, roleRead, roleProject}, ","), "--log-level", "warn")
+	return cmd
+}
+
+// appendsCommitted counts the appends the handler has made (orderledger_append_duration_seconds
+// with result="ok"), from the server's own metrics.
+func appendsCommitted(reg *prometheus.Registry) (uint64, error) {
+	families, err := reg.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range families {
+		if f.GetName() != "orderledger_append_duration_seconds" {
+			continue
+		}
+		var n uint64
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == "ok" {
+					n += m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+		return n, nil
+	}
+	return 0, errors.New("the server has no orderledger_append_duration_seconds metric")
 }
 
 // startBenchServer serves every role on a stage's scratch stores at a free loopback port,
@@ -156,8 +204,9 @@ func startBenchServer(ctx context.Context, st bench.Stores) (*bench.Server, erro
 	srv := &http.Server{Handler: httpx.Instrument(s.reg, s.router(), log), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(listener) }()
 	return &bench.Server{
-		URL:    "http://" + listener.Addr().String(),
-		Events: s.events,
+		URL:     "http://" + listener.Addr().String(),
+		Events:  s.events,
+		Commits: func() (uint64, error) { return appendsCommitted(s.reg) },
 		CaughtUp: func(ctx context.Context, pos eventstore.Position) (bool, error) {
 			if err := s.automation.Status().Err(); err != nil {
 				return false, err

@@ -84,23 +84,34 @@ func decodeBenchJSON(t *testing.T, stdout string) map[string]benchResult {
 	return byName
 }
 
-// TestBenchSQLite runs every figure with a tiny duration next to a SQLite file that does not
-// exist: the report has every figure API.md names, and the run leaves the directory as it
-// found it (no user file created, the scratch directory gone).
+// TestBenchSQLite runs every figure with a tiny duration and log next to a SQLite file that
+// does not exist: the report has every figure API.md names and every extra, the serve process
+// it started over the log read all of it, and the run leaves the directory as it found it (no
+// user file created, the scratch directory gone).
 func TestBenchSQLite(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	out := run(t, bin, nil, 0, "bench", "--events", "sqlite:"+filepath.Join(dir, "orderledger.db"),
-		"--duration", "100ms", "--clients", "4", "--json")
+		"--duration", "100ms", "--clients", "4", "--log-events", "2000", "--json")
 
 	results := decodeBenchJSON(t, out.stdout)
-	for _, name := range append(slices.Clone(bench.Names), bench.ProjectionLagP50, bench.LogEvents) {
+	extras := []string{bench.OrderIntakeP50, bench.OrderIntakeP99, bench.ProjectionLagP50, bench.OrderToCashCommits,
+		bench.CommitsPerCycle, bench.ReadCustomerP99, bench.ReadInventoryP99, bench.LogEvents, bench.ServeStartup, bench.ServeCatchUp}
+	for _, name := range append(slices.Clone(bench.Names), extras...) {
 		if _, ok := results[name]; !ok {
 			t.Errorf("no %s in the report", name)
 		}
 	}
-	if got := results[bench.LogEvents].Value; got != bench.MinLogEvents {
-		t.Errorf("log_events %v; a 100ms run generates the minimum, %d", got, bench.MinLogEvents)
+	if got := results[bench.LogEvents].Value; got != 2000 {
+		t.Errorf("log_events %v, want the 2000 --log-events asked for", got)
+	}
+	// A cycle is at least the order's placement, allocation, confirmation, invoice number,
+	// invoice, payment, shipment, delivery and completion: nine commits.
+	if got := results[bench.CommitsPerCycle].Value; got < 9 {
+		t.Errorf("commits_per_cycle %v; a whole cycle takes at least 9", got)
+	}
+	if !regexp.MustCompile(`(?m)^bench: serve_catchup: `).MatchString(out.stderr) {
+		t.Errorf("stderr does not report the serve process's catch-up:\n%s", out.stderr)
 	}
 	if !regexp.MustCompile(`(?m)^bench: removed the scratch directory `).MatchString(out.stderr) {
 		t.Errorf("stderr does not say the scratch directory was removed:\n%s", out.stderr)
@@ -117,7 +128,7 @@ func TestBenchPostgres(t *testing.T) {
 	user := postgresDSN(t)
 	bin := buildBinary(t)
 	out := run(t, bin, nil, 0, "bench", "--events", user, "--duration", "100ms", "--clients", "4", "--json",
-		"--only", "append_single,read_inventory,audit_verify")
+		"--log-events", "2000", "--only", "append_single,read_inventory,audit_verify,serve_rss")
 
 	results := decodeBenchJSON(t, out.stdout)
 	var names []string
@@ -125,7 +136,8 @@ func TestBenchPostgres(t *testing.T) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	if want := []string{bench.AppendSingle, bench.AuditVerify, bench.LogEvents, bench.ReadInventory}; !slices.Equal(names, want) {
+	if want := []string{bench.AppendSingle, bench.AuditVerify, bench.LogEvents, bench.ReadInventory, bench.ReadInventoryP99,
+		bench.ServeCatchUp, bench.ServeRSS, bench.ServeStartup}; !slices.Equal(names, want) {
 		t.Errorf("the report has %v, want %v", names, want)
 	}
 	assertScratchDropped(t, user, out.stderr)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os/exec"
 	"slices"
 	"strings"
 	"time"
@@ -24,41 +25,52 @@ const (
 	AppendSingle      = "append_single"
 	AppendBatch100    = "append_batch100"
 	OrderIntake       = "order_intake"
-	OrderToCash       = "order_to_cash"
 	ProjectionLagP99  = "projection_lag_p99"
+	OrderToCash       = "order_to_cash"
 	ReadCustomer      = "read_customer"
 	ReadInventory     = "read_inventory"
-	ServeRSS          = "serve_rss"
 	ProjectionRebuild = "projection_rebuild"
 	AuditVerify       = "audit_verify"
 	Export            = "export"
+	ServeRSS          = "serve_rss"
 
 	// Extras, reported beside the figure whose measurement yields them.
-	ProjectionLagP50 = "projection_lag_p50"
-	LogEvents        = "log_events"
+	OrderIntakeP50     = "order_intake_p50"
+	OrderIntakeP99     = "order_intake_p99"
+	ProjectionLagP50   = "projection_lag_p50"
+	OrderToCashCommits = "order_to_cash_commits"
+	CommitsPerCycle    = "commits_per_cycle"
+	ReadCustomerP99    = "read_customer_p99"
+	ReadInventoryP99   = "read_inventory_p99"
+	LogEvents          = "log_events"
+	ServeStartup       = "serve_startup"
+	ServeCatchUp       = "serve_catchup"
 )
 
 // Names lists the figures --only accepts, in the order a run measures them.
 var Names = []string{
 	AppendSingle, AppendBatch100,
-	OrderIntake, OrderToCash, ProjectionLagP99, ReadCustomer, ReadInventory, ServeRSS,
-	ProjectionRebuild, AuditVerify, Export,
+	OrderIntake, ProjectionLagP99, OrderToCash, ReadCustomer, ReadInventory,
+	ProjectionRebuild, AuditVerify, Export, ServeRSS,
 }
 
 // The stages of a run; each has stores of its own in the scratch space, so that the append
 // figures' synthetic events never reach a projector and the generated log holds nothing but
-// the history it is generated from. The order intake baseline appends to the append stage's
-// event store, where no server follows the log.
+// the history it is generated from. The order intake baseline inserts into the append stage's
+// database, where no server follows the log; the serve process started over the generated log
+// keeps its read models in a store of its own (stageFresh), so that it builds them from the
+// whole log as a new server would.
 const (
 	stageAppend = "append"
 	stageServe  = "serve"
 	stageLog    = "log"
+	stageFresh  = "fresh"
 )
 
 var (
 	appendFigures = []string{AppendSingle, AppendBatch100}
-	serveFigures  = []string{OrderIntake, OrderToCash, ProjectionLagP99, ReadCustomer, ReadInventory, ServeRSS}
-	logFigures    = []string{ProjectionRebuild, AuditVerify, Export}
+	serveFigures  = []string{OrderIntake, ProjectionLagP99, OrderToCash, ReadCustomer, ReadInventory}
+	logFigures    = []string{ProjectionRebuild, AuditVerify, Export, ServeRSS}
 )
 
 // Result is one figure. Baseline and Ratio (Value/Baseline) are nil where no baseline applies.
@@ -97,6 +109,9 @@ type Server struct {
 	// CaughtUp reports whether its projectors and its automation have handled the log up to
 	// pos, and fails when one of them has stopped.
 	CaughtUp func(ctx context.Context, pos eventstore.Position) (bool, error)
+	// Commits counts the appends of a command's events it has made since it started, the
+	// clients' commands and its automation's alike.
+	Commits func() (uint64, error)
 	// Stop stops it and closes its stores.
 	Stop func()
 }
@@ -114,20 +129,21 @@ type Config struct {
 	// Clients is how many writers append at once for append_single, and how many HTTP
 	// clients the server figures use (default 32).
 	Clients int
-	// LogEvents is the size of the log the rebuild and audit figures read (default
-	// LogEventsPerSecond per second of Duration, at least MinLogEvents).
+	// LogEvents is the size of the log the rebuild, audit and serve_rss figures read
+	// (default DefaultLogEvents).
 	LogEvents int
 	// StartServer starts a server on a stage's stores; needed by the server figures.
 	StartServer func(ctx context.Context, stores Stores) (*Server, error)
+	// ServeCommand returns the command that runs `orderledger serve` on stores at addr, with
+	// every role but automation; needed by serve_rss, which measures that process.
+	ServeCommand func(ctx context.Context, stores Stores, addr string) *exec.Cmd
 	// Progress receives what the run is doing, line by line; nil discards it.
 	Progress io.Writer
 }
 
-// Sizes of the generated log.
-const (
-	LogEventsPerSecond = 5000
-	MinLogEvents       = 2000
-)
+// DefaultLogEvents is the size of the generated log: a million events, the size the targets
+// for rebuild, audit and a server's memory and start-up are set for.
+const DefaultLogEvents = 1_000_000
 
 // DefaultClients is how many concurrent writers and HTTP clients a run uses by default.
 const DefaultClients = 32
@@ -137,7 +153,7 @@ func (c Config) withDefaults() Config {
 		c.Clients = DefaultClients
 	}
 	if c.LogEvents <= 0 {
-		c.LogEvents = max(MinLogEvents, int(c.Duration.Seconds()*LogEventsPerSecond))
+		c.LogEvents = DefaultLogEvents
 	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
@@ -180,6 +196,9 @@ func Run(ctx context.Context, cfg Config) (report Report, err error) {
 	if r.any(serveFigures...) && cfg.StartServer == nil {
 		return Report{}, errors.New("bench: the server figures need Config.StartServer")
 	}
+	if r.selected[ServeRSS] && cfg.ServeCommand == nil {
+		return Report{}, errors.New("bench: serve_rss needs Config.ServeCommand")
+	}
 
 	space, err := newSpace(ctx, cfg.EventsDSN, cfg.ReadDSN, r.logf)
 	if err != nil {
@@ -193,7 +212,7 @@ func Run(ctx context.Context, cfg Config) (report Report, err error) {
 			err = errors.Join(err, rmErr)
 		}
 	}()
-	if r.any(serveFigures...) || r.selected[ProjectionRebuild] {
+	if r.any(serveFigures...) || r.selected[ProjectionRebuild] || r.selected[ServeRSS] {
 		if err := space.needRead(); err != nil {
 			return Report{}, err
 		}
@@ -210,7 +229,7 @@ func Run(ctx context.Context, cfg Config) (report Report, err error) {
 		}
 	}
 	if r.any(logFigures...) {
-		if err := r.logStage(ctx, space.stores(stageLog)); err != nil {
+		if err := r.logStage(ctx, space.stores(stageLog), space.stores(stageFresh)); err != nil {
 			return Report{}, err
 		}
 	}
@@ -222,9 +241,6 @@ type run struct {
 	cfg      Config
 	selected map[string]bool
 	results  []Result
-	// cycleRate is order_to_cash's value, which sets the load projection_lag is measured
-	// under; 0 until measured.
-	cycleRate float64
 }
 
 func (r *run) any(names ...string) bool {

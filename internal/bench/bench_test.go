@@ -182,3 +182,45 @@ func TestPostgresRawTableShape(t *testing.T) {
 		t.Errorf("raw_events.position defaults to %s, want its own sequence", defaultExpr)
 	}
 }
+
+// TestAlternateWithoutWarmUp: whole passes over a large log alternate from the first turn,
+// and every turn counts.
+func TestAlternateWithoutWarmUp(t *testing.T) {
+	var order []string
+	side := func(name string) turn {
+		return func(context.Context) (int64, time.Duration, error) {
+			order = append(order, name)
+			return 10, 10 * time.Millisecond, nil
+		}
+	}
+	subject, baseline, err := alternateTurns(t.Context(), time.Nanosecond, false, side("s"), side("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(order, []string{"s", "b"}) || subject != 1000 || baseline != 1000 {
+		t.Errorf("turns %v rates %v/%v; want one counted pair, s then b, at 1000 ops/s", order, subject, baseline)
+	}
+}
+
+// TestSamplesDropWarmUp: latencies recorded during the uncounted warm-up turn are dropped,
+// those of later turns kept.
+func TestSamplesDropWarmUp(t *testing.T) {
+	s := &samples{}
+	n := 0
+	counted := s.dropWarmUp(func(context.Context) (int64, time.Duration, error) {
+		n++
+		s.add(time.Duration(n) * time.Second)
+		return 1, time.Millisecond, nil
+	})
+	for range 3 {
+		if _, _, err := counted(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.len() != 2 || s.percentile(0.01) != 2*time.Second || s.percentile(1) != 3*time.Second {
+		t.Errorf("%d samples kept (%v…%v); want the 2nd and 3rd turns' only", s.len(), s.percentile(0.01), s.percentile(1))
+	}
+	if got := s.count(func(d time.Duration) bool { return d >= 3*time.Second }); got != 1 {
+		t.Errorf("count of samples ≥ 3 s = %d, want 1", got)
+	}
+}

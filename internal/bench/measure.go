@@ -42,8 +42,16 @@ func (r rate) perSecond() float64 {
 // subject, subject, baseline… (so that a load drifting during the run falls on both alike)
 // until d has passed, ending on a whole pair. It returns each side's rate.
 func alternate(ctx context.Context, d time.Duration, subject, baseline turn) (float64, float64, error) {
+	return alternateTurns(ctx, d, true, subject, baseline)
+}
+
+// alternateTurns is alternate, with or without the warm-up turns.
+func alternateTurns(ctx context.Context, d time.Duration, warmUp bool, subject, baseline turn) (float64, float64, error) {
 	sides := [2]turn{subject, baseline}
 	for _, t := range sides {
+		if !warmUp {
+			break
+		}
 		if _, _, err := t(ctx); err != nil {
 			return 0, 0, err
 		}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderledger/orderledger/eventstore"
@@ -25,21 +24,14 @@ import (
 // the store's events table (the same columns, constraints and indexes, copied from it), so
 // that the two insert into the same kind of table on the same server.
 type raw interface {
-	// createTable creates raw_events beside the store's events table.
+	// createTable creates raw_events beside the store's events table, unless it is there.
 	createTable(ctx context.Context) error
 	// insertOne inserts one row in a transaction of its own.
 	insertOne(ctx context.Context, stream string, version int64, e eventstore.EventData) error
 	// insertBatch inserts a row per event in one transaction, at consecutive versions.
 	insertBatch(ctx context.Context, stream string, version int64, events []eventstore.EventData) error
-	// readAll selects every row of the store's events table in the store's global order, a
-	// page at a time as the store's ReadAll pages, and returns how many it read.
-	readAll(ctx context.Context) (int64, error)
 	close()
 }
-
-// readPage is as many rows as one page of the raw read takes: audit.DefaultBatchSize, which
-// is what verify and export ask the store for.
-const readPage = 8192
 
 // openRaw opens plain connections to the database of a stage's event store: as many as
 // writers use at once. KurrentDB has no SQL beneath it, so its figures have no baseline.
@@ -85,6 +77,10 @@ func withPoolSize(dsn string, n int) (string, error) {
 type postgresRaw struct{ pool *pgxpool.Pool }
 
 func (p *postgresRaw) createTable(ctx context.Context) error {
+	var exists bool
+	if err := p.pool.QueryRow(ctx, `SELECT to_regclass('raw_events') IS NOT NULL`).Scan(&exists); err != nil || exists {
+		return err
+	}
 	// LIKE copies the defaults too, so position would draw on the events table's sequence;
 	// raw_events gets one of its own.
 	_, err := p.pool.Exec(ctx, `
@@ -119,42 +115,6 @@ func (p *postgresRaw) insertBatch(ctx context.Context, stream string, version in
 		FROM unnest($2::bigint[], $3::uuid[], $4::text[], $5::bytea[], $6::bytea[], $7::timestamptz[], $8::bytea[]) AS u(v, i, t, d, m, r, h)`,
 		stream, versions, ids, types, data, metadata, times, hashes)
 	return err
-}
-
-// readAll pages through events in the order readers follow, (xid, position), the primary key,
-// with none of the store's horizon filter.
-func (p *postgresRaw) readAll(ctx context.Context) (int64, error) {
-	var (
-		total       int64
-		xid         uint64
-		position    int64
-		stream, typ string
-		version     int64
-		id          [16]byte
-		data, meta  []byte
-		recordedAt  time.Time
-		hash        []byte
-	)
-	for {
-		rows, err := p.pool.Query(ctx, `SELECT xid, position, stream, version, id, type, data, metadata, recorded_at, hash
-			FROM events WHERE (xid, position) > ($1::xid8, $2) ORDER BY xid, position LIMIT $3`,
-			strconv.FormatUint(xid, 10), position, readPage)
-		if err != nil {
-			return total, err
-		}
-		n := 0
-		_, err = pgx.ForEachRow(rows, []any{&xid, &position, &stream, &version, &id, &typ, &data, &meta, &recordedAt, &hash}, func() error {
-			n++
-			return nil
-		})
-		if err != nil {
-			return total, err
-		}
-		total += int64(n)
-		if n < readPage {
-			return total, nil
-		}
-	}
 }
 
 func (p *postgresRaw) close() { p.pool.Close() }
@@ -202,6 +162,22 @@ var eventsTableWord = regexp.MustCompile(`\bevents(_\w+)?\b`)
 // The store's triggers refuse updates and deletes and cost an insert nothing, so they stay
 // behind.
 func (s *sqliteRaw) createTable(ctx context.Context) error {
+	var exists bool
+	if err := s.write.QueryRowContext(ctx, `SELECT count(*) > 0 FROM sqlite_master WHERE name = 'raw_events'`).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		if err := s.copyEventsTable(ctx); err != nil {
+			return err
+		}
+	}
+	var err error
+	s.insert, err = s.write.PrepareContext(ctx, `INSERT INTO raw_events (stream, version, id, type, data, metadata, recorded_at, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	return err
+}
+
+func (s *sqliteRaw) copyEventsTable(ctx context.Context) error {
 	rows, err := s.write.QueryContext(ctx, `SELECT sql FROM sqlite_master
 		WHERE tbl_name = 'events' AND type IN ('table', 'index') AND sql IS NOT NULL ORDER BY type = 'index', name`)
 	if err != nil {
@@ -225,9 +201,7 @@ func (s *sqliteRaw) createTable(ctx context.Context) error {
 	if _, err := s.write.ExecContext(ctx, strings.Join(ddl, ";\n")); err != nil {
 		return fmt.Errorf("create raw_events: %w", err)
 	}
-	s.insert, err = s.write.PrepareContext(ctx, `INSERT INTO raw_events (stream, version, id, type, data, metadata, recorded_at, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	return err
+	return nil
 }
 
 func (s *sqliteRaw) insertOne(ctx context.Context, stream string, version int64, e eventstore.EventData) error {
@@ -249,38 +223,6 @@ func (s *sqliteRaw) insertBatch(ctx context.Context, stream string, version int6
 		}
 	}
 	return tx.Commit()
-}
-
-// readAll pages through events by position, the rowid, which is the store's global order.
-func (s *sqliteRaw) readAll(ctx context.Context) (int64, error) {
-	var (
-		total, after         int64
-		stream, typ          string
-		version, recordedAt  int64
-		id, data, meta, hash sql.RawBytes
-	)
-	for {
-		rows, err := s.read.QueryContext(ctx, `SELECT position, stream, version, id, type, data, metadata, recorded_at, hash
-			FROM events WHERE position > ? ORDER BY position LIMIT ?`, after, readPage)
-		if err != nil {
-			return total, err
-		}
-		n := 0
-		for rows.Next() {
-			if err := rows.Scan(&after, &stream, &version, &id, &typ, &data, &meta, &recordedAt, &hash); err != nil {
-				rows.Close()
-				return total, err
-			}
-			n++
-		}
-		if err := rows.Close(); err != nil {
-			return total, err
-		}
-		total += int64(n)
-		if n < readPage {
-			return total, nil
-		}
-	}
 }
 
 func (s *sqliteRaw) close() {

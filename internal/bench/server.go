@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,9 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,8 +36,7 @@ const settleTimeout = 5 * time.Minute
 const awaitTimeout = time.Minute
 
 // serveStage starts a server on the stage's stores, seeds it, and measures the figures that
-// go through its HTTP routes, then its resident memory. The order intake baseline appends to
-// an event store of intake's.
+// go through its HTTP routes. The order intake baseline inserts into the database of intake.
 func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
 	r.logf("starting a server with every role on the scratch stores")
 	srv, err := r.cfg.StartServer(ctx, st)
@@ -60,7 +56,7 @@ func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
 	}
 	turnLength := r.cfg.Duration / (2 * turns)
 
-	if r.selected[OrderIntake] {
+	if r.any(OrderIntake, ProjectionLagP99) {
 		if err := r.orderIntake(ctx, h, intake, turnLength); err != nil {
 			return err
 		}
@@ -71,37 +67,15 @@ func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
 
 	if r.selected[OrderToCash] {
 		r.logf("measuring %s: %d clients each taking one order at a time from placement to completion (%s)", OrderToCash, r.cfg.Clients, r.cfg.Duration)
-		if r.cycleRate, err = h.orderToCash(ctx, r.cfg.Duration); err != nil {
+		cycles, err := h.orderToCash(ctx, r.cfg.Duration, srv.Commits)
+		if err != nil {
 			return fmt.Errorf("bench: %s: %w", OrderToCash, err)
 		}
-		if err := r.add(OrderToCash, r.cycleRate, "cycles/s", 0); err != nil {
-			return err
-		}
-		if err := r.settle(ctx, srv); err != nil {
-			return err
-		}
-	}
-
-	if r.selected[ProjectionLagP99] {
-		// The load is steady only if the server keeps up with all it sets off: orders placed
-		// at the rate it completes whole cycles, which the automation sustains. Faster, the
-		// automation falls ever further behind and the lag measured is that of a queue.
-		if r.cycleRate == 0 {
-			probe := max(r.cfg.Duration/4, time.Second)
-			r.logf("measuring how many order-to-cash cycles the server completes, to set projection_lag's load (%s)", probe)
-			if r.cycleRate, err = h.orderToCash(ctx, probe); err != nil {
-				return fmt.Errorf("bench: %s: %w", ProjectionLagP99, err)
-			}
-			if err := r.settle(ctx, srv); err != nil {
-				return err
-			}
-		}
-		r.logf("measuring %s: orders posted at a steady %.1f/s (the order_to_cash rate), each read back with ?after= its position (%s)", ProjectionLagP99, r.cycleRate, r.cfg.Duration)
-		p50, p99, err := h.projectionLag(ctx, r.cycleRate, r.cfg.Duration, r.logf)
-		if err != nil {
-			return fmt.Errorf("bench: %s: %w", ProjectionLagP99, err)
-		}
-		if err := errors.Join(r.add(ProjectionLagP99, ms(p99), "ms", 0), r.add(ProjectionLagP50, ms(p50), "ms", 0)); err != nil {
+		if err := errors.Join(
+			r.add(OrderToCash, cycles.perSecond, "cycles/s", 0),
+			r.add(OrderToCashCommits, cycles.commitsPerSecond, "commits/s", 0),
+			r.add(CommitsPerCycle, cycles.commitsPerSecond/cycles.perSecond, "commits/cycle", 0),
+		); err != nil {
 			return err
 		}
 		if err := r.settle(ctx, srv); err != nil {
@@ -110,21 +84,24 @@ func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
 	}
 
 	for _, read := range []struct {
-		name, path string
-		pick       func() string
+		name, p99, path string
+		pick            func() string
 	}{
-		{ReadCustomer, "/v1/customers/", func() string { return customerID(rand.IntN(seedCustomers)) }},
-		{ReadInventory, "/v1/inventory/", func() string { return skuID(rand.IntN(seedSKUs)) }},
+		{ReadCustomer, ReadCustomerP99, "/v1/customers/", func() string { return customerID(rand.IntN(seedCustomers)) }},
+		{ReadInventory, ReadInventoryP99, "/v1/inventory/", func() string { return skuID(rand.IntN(seedSKUs)) }},
 	} {
 		if !r.selected[read.name] {
 			continue
 		}
 		r.logf("measuring %s: %d clients reading GET %s{id}, beside GET /healthz (%s)", read.name, r.cfg.Clients, read.path, r.cfg.Duration)
+		latency := &samples{}
 		value, baseline, err := alternate(ctx, r.cfg.Duration,
-			crew(r.cfg.Clients, turnLength, func(ctx context.Context, _ int, _ int64) error {
+			latency.dropWarmUp(crew(r.cfg.Clients, turnLength, func(ctx context.Context, _ int, _ int64) error {
+				start := time.Now()
 				_, err := h.do(ctx, http.MethodGet, read.path+read.pick(), nil)
+				latency.add(time.Since(start))
 				return err
-			}),
+			})),
 			crew(r.cfg.Clients, turnLength, func(ctx context.Context, _ int, _ int64) error {
 				_, err := h.do(ctx, http.MethodGet, "/healthz", nil)
 				return err
@@ -132,46 +109,91 @@ func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
 		if err != nil {
 			return fmt.Errorf("bench: %s: %w", read.name, err)
 		}
-		if err := r.add(read.name, value, "requests/s", baseline); err != nil {
-			return err
-		}
-	}
-
-	if r.selected[ServeRSS] {
-		rss, err := residentMB()
-		if err != nil {
-			return fmt.Errorf("bench: %s: %w", ServeRSS, err)
-		}
-		if err := r.add(ServeRSS, rss, "MB", 0); err != nil {
+		if err := errors.Join(r.add(read.name, value, "requests/s", baseline),
+			r.add(read.p99, ms(latency.percentile(0.99)), "ms", 0)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// orderIntake measures POST /v1/orders beside appendPlacedOrder on an event store opened as
-// the server's is, with the same DSN, in the same scratch space, but with no server following
-// it: the orders the baseline writes, several times as many as the API takes, would otherwise
-// bury the server's automation under a backlog that outlasts the figure and loads the next.
+// orderIntake measures POST /v1/orders from the clients beside one-row INSERT transactions
+// from as many clients into raw_events, in the database of intake, where no server follows:
+// the rate at which the database takes the smallest write an order could be. While the
+// clients post, one more posts an order now and then and reads it back with ?after= its
+// position, which the server answers once the projectors include it: projection_lag is the
+// time from the write's answer to the read's, under the full order intake load.
 func (r *run) orderIntake(ctx context.Context, h *httpLoad, intake Stores, turnLength time.Duration) error {
-	store, err := openEvents(ctx, intake)
-	if err != nil {
-		return fmt.Errorf("bench: open the order intake baseline's event store: %w", err)
+	latency, lag := &samples{}, &samples{}
+	api := lag.dropWarmUp(latency.dropWarmUp(h.sampleLag(lag, crew(r.cfg.Clients, turnLength, func(ctx context.Context, _ int, _ int64) error {
+		start := time.Now()
+		_, err := h.placeOrder(ctx)
+		latency.add(time.Since(start))
+		return err
+	}))))
+	var value, baseline float64
+	if r.selected[OrderIntake] {
+		base, err := openIntakeRaw(ctx, intake, r.cfg.Clients+2)
+		if err != nil {
+			return fmt.Errorf("bench: open the order intake baseline's table: %w", err)
+		}
+		if base != nil {
+			defer base.close()
+		}
+		r.logf("measuring %s and %s: %d clients posting orders, beside one-row INSERT transactions from as many clients (%s)", OrderIntake, ProjectionLagP99, r.cfg.Clients, r.cfg.Duration)
+		value, baseline, err = r.withBaseline(ctx, api, base, func(raw raw) turn {
+			return crew(r.cfg.Clients, turnLength, func(ctx context.Context, c int, n int64) error {
+				return raw.insertOne(ctx, "order-intake"+strconv.Itoa(c), n, orderEvent(c, n))
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("bench: %s: %w", OrderIntake, err)
+		}
+	} else {
+		r.logf("measuring %s: %d clients posting orders (%s)", ProjectionLagP99, r.cfg.Clients, r.cfg.Duration)
+		if _, err := only(ctx, r.cfg.Duration, api); err != nil {
+			return fmt.Errorf("bench: %s: %w", ProjectionLagP99, err)
+		}
 	}
-	defer store.Close()
-	r.logf("measuring %s: %d clients posting orders, beside the same orders appended straight to an event store (%s)", OrderIntake, r.cfg.Clients, r.cfg.Duration)
-	value, baseline, err := alternate(ctx, r.cfg.Duration,
-		crew(r.cfg.Clients, turnLength, func(ctx context.Context, _ int, _ int64) error {
-			_, err := h.placeOrder(ctx)
-			return err
-		}),
-		crew(r.cfg.Clients, turnLength, func(ctx context.Context, _ int, _ int64) error {
-			return appendPlacedOrder(ctx, store)
-		}))
-	if err != nil {
-		return fmt.Errorf("bench: %s: %w", OrderIntake, err)
+	if timedOut := lag.count(func(d time.Duration) bool { return d >= lagTimeout }); timedOut > 0 {
+		r.logf("%s: %d of %d reads with ?after= were answered 504 after %s: the projectors fell that far behind; each counts as %s", ProjectionLagP99, timedOut, lag.len(), lagTimeout, lagTimeout)
 	}
-	return r.add(OrderIntake, value, "orders/s", baseline)
+	var results []error
+	if r.selected[OrderIntake] {
+		results = append(results, r.add(OrderIntake, value, "orders/s", baseline),
+			r.add(OrderIntakeP50, ms(latency.percentile(0.5)), "ms", 0),
+			r.add(OrderIntakeP99, ms(latency.percentile(0.99)), "ms", 0))
+	}
+	if r.selected[ProjectionLagP99] {
+		if lag.len() == 0 {
+			return fmt.Errorf("bench: %s: no sample", ProjectionLagP99)
+		}
+		results = append(results, r.add(ProjectionLagP99, ms(lag.percentile(0.99)), "ms", 0),
+			r.add(ProjectionLagP50, ms(lag.percentile(0.5)), "ms", 0))
+	}
+	return errors.Join(results...)
+}
+
+// openIntakeRaw opens the order intake baseline's connections to the database of a stage's
+// event store, with its raw_events table; the store is opened first, so that its events
+// table, which raw_events copies, is there.
+func openIntakeRaw(ctx context.Context, st Stores, clients int) (raw, error) {
+	store, err := openEvents(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Close(); err != nil {
+		return nil, err
+	}
+	base, err := openRaw(ctx, st, clients)
+	if err != nil || base == nil {
+		return nil, err
+	}
+	if err := base.createTable(ctx); err != nil {
+		base.close()
+		return nil, err
+	}
+	return base, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -293,13 +315,29 @@ func (h *httpLoad) close() { h.http.CloseIdleConnections() }
 // do sends one request and returns the answer's body; an answer other than 2xx is an error
 // that names the request and quotes the problem.
 func (h *httpLoad) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	status, answer, err := h.send(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	if status < 200 || status > 299 {
+		return nil, fmt.Errorf("%s %s: %d %s", method, path, status, bytes.TrimSpace(answer[:min(len(answer), 500)]))
+	}
+	return answer, nil
+}
+
+// get sends a GET and returns the answer whatever its status.
+func (h *httpLoad) get(ctx context.Context, path string) (int, []byte, error) {
+	return h.send(ctx, http.MethodGet, path, nil)
+}
+
+func (h *httpLoad) send(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
 	var reader io.Reader
 	if body != nil {
 		reader = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, h.base+path, reader)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -307,17 +345,14 @@ func (h *httpLoad) do(ctx context.Context, method, path string, body []byte) ([]
 	req.Header.Set("X-Actor", "bench")
 	resp, err := h.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(answer[:min(len(answer), 500)]))
-	}
-	return answer, nil
+	return resp.StatusCode, answer, nil
 }
 
 func (h *httpLoad) post(ctx context.Context, path string, body any, out any) error {
@@ -456,12 +491,19 @@ func (h *httpLoad) cycle(ctx context.Context) error {
 	return err
 }
 
+// cycleRate is what order_to_cash measures: whole cycles per second, and the commits (appends
+// of one command's events, the clients' and the automation's) per second over the same time.
+type cycleRate struct {
+	perSecond, commitsPerSecond float64
+}
+
 // orderToCash runs cycles from every client for a ramp-up (not counted: the first cycles all
-// start at once) and then d (or until a cycle completes, if d is shorter), and returns the cycles completed within d per second. Cycles
+// start at once) and then d (or until a cycle completes, if d is shorter), and returns the
+// cycles completed within d per second, and the server's commits per second then. Cycles
 // still running at the end are finished but not counted, so that the figure is the steady
 // rate, not one diluted by a tail of ever fewer clients; they are not cut short either, which
 // would only have the server log requests that lost their client.
-func (h *httpLoad) orderToCash(ctx context.Context, d time.Duration) (float64, error) {
+func (h *httpLoad) orderToCash(ctx context.Context, d time.Duration, commits func() (uint64, error)) (cycleRate, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -501,105 +543,135 @@ func (h *httpLoad) orderToCash(ctx context.Context, d time.Duration) (float64, e
 	for within(time.Time{}, time.Now()) < h.clients && sleep(ctx, 10*time.Millisecond) == nil {
 	}
 	start := time.Now()
+	commitsBefore, err := commits()
+	if err != nil {
+		cancel(err)
+	}
 	_ = sleep(ctx, d)
 	// A duration shorter than a cycle is stretched to the first completion, so that the rate
 	// is a count over the time it took, never a zero.
 	for within(start, time.Now()) == 0 && sleep(ctx, 10*time.Millisecond) == nil {
 	}
 	end := time.Now()
+	commitsAfter, err := commits()
+	if err != nil {
+		cancel(err)
+	}
 	counted := within(start, end)
 	stop.Store(true)
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
-		return 0, err
+		return cycleRate{}, err
 	}
-	return float64(counted) / end.Sub(start).Seconds(), nil
+	seconds := end.Sub(start).Seconds()
+	return cycleRate{float64(counted) / seconds, float64(commitsAfter-commitsBefore) / seconds}, nil
 }
 
-// projectionLag posts orders at a steady rate (an open loop: a slow answer does not slow the
-// load down) for d, and for each reads the order back with ?after= its position, which the
-// server answers once the orders projection includes it. A sample is the time from the
-// write's answer to the read's: how long a client waits to see its own write. It returns the
-// median and the 99th percentile.
-func (h *httpLoad) projectionLag(ctx context.Context, perSecond float64, d time.Duration, logf func(string, ...any)) (p50, p99 time.Duration, err error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	interval := time.Duration(float64(time.Second) / perSecond)
-	// Writes in flight are bounded, so that a server that cannot keep up shows as skipped
-	// samples rather than as a pile of goroutines.
-	inFlight := make(chan struct{}, 4*h.clients)
-	var (
-		mu      sync.Mutex
-		samples []time.Duration
-		skipped int
-		wg      sync.WaitGroup
-	)
-	start := time.Now()
-	for i := 0; ; i++ {
-		at := start.Add(time.Duration(i) * interval)
-		if at.Sub(start) >= d {
-			break
-		}
-		if err := sleep(ctx, time.Until(at)); err != nil {
-			break
-		}
-		select {
-		case inFlight <- struct{}{}:
-		default:
-			skipped++
-			continue
-		}
+// lagTimeout is how long the server waits for ?after= before answering 504 (readapi's
+// DefaultAfterTimeout): a projection_lag sample that meets it counts as that long.
+const lagTimeout = 10 * time.Second
+
+// lagEvery is how often the projection_lag sampler posts an order and reads it back.
+const lagEvery = 20 * time.Millisecond
+
+// sampleLag makes a turn that runs t and, beside its clients, one more that posts an order
+// every lagEvery and reads it back with ?after= its position; each sample is the time from
+// the write's answer to the read's: how long a client waits to see its own write.
+func (h *httpLoad) sampleLag(lag *samples, t turn) turn {
+	return func(ctx context.Context) (int64, time.Duration, error) {
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		done := make(chan struct{})
+		var wg sync.WaitGroup
 		wg.Go(func() {
-			defer func() { <-inFlight }()
-			placed, err := h.placeOrder(ctx)
-			if err != nil {
-				cancel(err)
-				return
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				placed, err := h.placeOrder(ctx)
+				if err != nil {
+					cancel(err)
+					return
+				}
+				answered := time.Now()
+				status, answer, err := h.get(ctx, "/v1/orders/"+placed.OrderID+"?after="+placed.Position)
+				switch {
+				case err != nil:
+					cancel(err)
+					return
+				case status == http.StatusGatewayTimeout:
+					lag.add(lagTimeout)
+				case status != http.StatusOK:
+					cancel(fmt.Errorf("GET /v1/orders/%s?after=%s: %d %s", placed.OrderID, placed.Position, status, bytes.TrimSpace(answer[:min(len(answer), 500)])))
+					return
+				default:
+					lag.add(time.Since(answered))
+				}
+				if sleep(ctx, lagEvery) != nil {
+					return
+				}
 			}
-			answered := time.Now()
-			if _, err := h.do(ctx, http.MethodGet, "/v1/orders/"+placed.OrderID+"?after="+placed.Position, nil); err != nil {
-				cancel(err)
-				return
-			}
-			lag := time.Since(answered)
-			mu.Lock()
-			samples = append(samples, lag)
-			mu.Unlock()
 		})
+		ops, elapsed, err := t(ctx)
+		close(done)
+		wg.Wait()
+		if cause := context.Cause(ctx); err == nil && cause != nil {
+			err = cause
+		}
+		return ops, elapsed, err
 	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return 0, 0, err
-	}
-	if skipped > 0 {
-		logf("%s: the server fell behind the load: %d writes were not sent because %d were still waiting", ProjectionLagP99, skipped, cap(inFlight))
-	}
-	if len(samples) == 0 {
-		return 0, 0, errors.New("no sample")
-	}
-	return percentile(samples, 0.5), percentile(samples, 0.99), nil
 }
 
-// residentMB is the process's resident set size now (VmRSS of /proc/self/status), in MiB: the
-// server's memory after the load, with the bench's own clients, which hold little.
-func residentMB() (float64, error) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0, fmt.Errorf("resident memory is read from /proc (Linux): %w", err)
-	}
-	defer f.Close()
-	lines := bufio.NewScanner(f)
-	for lines.Scan() {
-		if rest, ok := strings.CutPrefix(lines.Text(), "VmRSS:"); ok {
-			kB, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
-			if err != nil {
-				return 0, fmt.Errorf("VmRSS %q: %w", rest, err)
-			}
-			return kB / 1024, nil
+// samples collects latencies from many goroutines.
+type samples struct {
+	mu   sync.Mutex
+	list []time.Duration
+}
+
+func (s *samples) add(d time.Duration) {
+	s.mu.Lock()
+	s.list = append(s.list, d)
+	s.mu.Unlock()
+}
+
+func (s *samples) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.list)
+}
+
+func (s *samples) count(match func(time.Duration) bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, d := range s.list {
+		if match(d) {
+			n++
 		}
 	}
-	if err := lines.Err(); err != nil {
-		return 0, err
+	return n
+}
+
+func (s *samples) percentile(q float64) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return percentile(s.list, q)
+}
+
+// dropWarmUp wraps the turn whose operations add to s, so that what its first turn, the
+// uncounted warm-up, added is dropped with it.
+func (s *samples) dropWarmUp(t turn) turn {
+	first := true
+	return func(ctx context.Context) (int64, time.Duration, error) {
+		ops, elapsed, err := t(ctx)
+		if first {
+			first = false
+			s.mu.Lock()
+			s.list = nil
+			s.mu.Unlock()
+		}
+		return ops, elapsed, err
 	}
-	return 0, errors.New("no VmRSS line in /proc/self/status")
 }
