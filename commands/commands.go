@@ -54,33 +54,32 @@ func (h *Handler) RestockReturn(ctx context.Context, cmd domain.RestockReturn, m
 
 // Orders.
 
-// PlaceOrder checks the command, then that its customer and every SKU exist (their streams
-// are read, so a 409 names the first unknown one), then places it.
+// PlaceOrder checks the command, then that its customer and every SKU exist, in that order,
+// so a 409 names the first unknown one (a customer stays registered and a SKU once received
+// stays known, so each is read until it has been seen so, and not after), then places it on a
+// stream it takes to be new.
 func (h *Handler) PlaceOrder(ctx context.Context, cmd domain.PlaceOrder, meta Meta) (Result, error) {
 	if _, _, _, err := domain.ValidatePlaceOrder(cmd); err != nil {
 		return Result{}, err
 	}
-	err := Read(ctx, h, domain.CustomerStream(cmd.CustomerID), domain.EvolveCustomer, func(c domain.Customer, _ bool) error {
-		if !c.Registered {
-			return fmt.Errorf("%w: customer_id %s", domain.ErrUnknownCustomer, cmd.CustomerID)
-		}
-		return nil
-	})
+	err := check(ctx, h, domain.CustomerStream(cmd.CustomerID), domain.EvolveCustomer,
+		func(c domain.Customer) bool { return c.Registered },
+		func() error { return fmt.Errorf("%w: customer_id %s", domain.ErrUnknownCustomer, cmd.CustomerID) })
 	if err != nil {
 		return Result{}, err
 	}
 	for i, l := range cmd.Lines {
-		err := Read(ctx, h, domain.StockStream(l.SKU), domain.EvolveStock, func(s domain.Stock, _ bool) error {
-			if !s.Exists {
+		err := check(ctx, h, domain.StockStream(l.SKU), domain.EvolveStock,
+			func(s domain.Stock) bool { return s.Exists },
+			func() error {
 				return fmt.Errorf("%w: lines[%d].sku %s has never been received", domain.ErrUnknownSKU, i, l.SKU)
-			}
-			return nil
-		})
+			})
 		if err != nil {
 			return Result{}, err
 		}
 	}
-	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecidePlaceOrder, cmd, meta)
+	return execute(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder,
+		func(o domain.Order) ([]domain.Event, error) { return domain.DecidePlaceOrder(o, cmd) }, meta, true)
 }
 
 func (h *Handler) RecordLineAllocation(ctx context.Context, cmd domain.RecordLineAllocation, meta Meta) (Result, error) {

@@ -30,6 +30,7 @@ type Handler struct {
 	locks [lockStripes]sync.Mutex
 	seed  maphash.Seed
 	cache *stateCache
+	known knownStreams
 }
 
 // lockStripes bounds the per-stream locks: commands on one stream run one at a time in this
@@ -56,6 +57,7 @@ func NewHandler(store eventstore.Store, opts ...Option) *Handler {
 		maxAttempts: 10,
 		seed:        maphash.MakeSeed(),
 		cache:       newStateCache(20000),
+		known:       knownStreams{limit: knownLimit},
 	}
 	for _, o := range opts {
 		o(h)
@@ -110,6 +112,14 @@ type Fold[S any] func(S, domain.Event) S
 // loaded version as the expected revision, retrying with jitter when another writer got there
 // first. A command whose first event is already in the stream is answered from there.
 func Execute[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], decide func(S) ([]domain.Event, error), meta Meta) (Result, error) {
+	return execute(ctx, h, stream, fold, decide, meta, false)
+}
+
+// execute is Execute; fresh says the command usually starts its stream (a new order), so that
+// a stream not cached is taken to be empty and appended to as such, saving the read that
+// would find nothing: if it is there after all, the append is refused with a wrong expected
+// revision and the command is decided again on the stream as read, as after any conflict.
+func execute[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], decide func(S) ([]domain.Event, error), meta Meta, fresh bool) (Result, error) {
 	if meta.CommandID == uuid.Nil {
 		return Result{}, errors.New("commands: a command needs an ID")
 	}
@@ -119,10 +129,12 @@ func Execute[S any](ctx context.Context, h *Handler, stream string, fold Fold[S]
 
 	refresh := false
 	for attempt := 1; ; attempt++ {
-		entry, read, err := load(ctx, h, stream, fold, refresh)
+		entry, read, err := load(ctx, h, stream, fold, refresh, fresh)
 		if err != nil {
 			return Result{}, err
 		}
+		// blind: entry is the empty stream assumed, not read nor cached.
+		blind := fresh && !read && entry.version < 0 && attempt == 1
 		refresh = true
 		if ref, ok := appliedBefore(entry, meta.CommandID); ok {
 			return Result{Position: ref.position, Version: ref.version, AlreadyApplied: true}, nil
@@ -151,6 +163,9 @@ func Execute[S any](ctx context.Context, h *Handler, stream string, fold Fold[S]
 		started := time.Now()
 		res, err := h.store.Append(ctx, stream, expected, data...)
 		h.metrics.observeAppend(time.Since(started), err)
+		if errors.Is(err, eventstore.ErrWrongExpectedRevision) && blind {
+			continue // no writer to make way for: read the stream now
+		}
 		if errors.Is(err, eventstore.ErrWrongExpectedRevision) {
 			if attempt >= h.maxAttempts {
 				return Result{}, fmt.Errorf("%w after %d attempts", err, attempt)
@@ -181,11 +196,59 @@ func Read[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], i
 	mu := h.lock(stream)
 	mu.Lock()
 	defer mu.Unlock()
-	entry, _, err := load(ctx, h, stream, fold, true)
+	entry, _, err := load(ctx, h, stream, fold, true, false)
 	if err != nil {
 		return err
 	}
 	return inspect(entry.state.(S), entry.version >= 0)
+}
+
+// knownLimit bounds knownStreams: past it the set starts again empty, which costs each stream
+// one more read.
+const knownLimit = 100000
+
+// knownStreams is the set of streams seen to hold a fact no event undoes (a customer
+// registered, a SKU received), so that checks of such facts read nothing once it has been
+// seen, and do not wait for the stream's lock behind commands on it.
+type knownStreams struct {
+	mu     sync.RWMutex
+	limit  int
+	stream map[string]struct{}
+}
+
+func (k *knownStreams) has(stream string) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	_, ok := k.stream[stream]
+	return ok
+}
+
+func (k *knownStreams) add(stream string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stream == nil || len(k.stream) >= k.limit {
+		k.stream = make(map[string]struct{})
+	}
+	k.stream[stream] = struct{}{}
+}
+
+// check reports whether holds is true of stream's state, and otherwise returns fails's error.
+// holds must be permanent: once true of a stream, true of it after any further event. Such a
+// fact, once seen, is not read again; until then the stream is read as by Read.
+func check[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], holds func(S) bool, fails func() error) error {
+	if h.known.has(stream) {
+		return nil
+	}
+	err := Read(ctx, h, stream, fold, func(s S, _ bool) error {
+		if !holds(s) {
+			return fails()
+		}
+		return nil
+	})
+	if err == nil {
+		h.known.add(stream)
+	}
+	return err
 }
 
 func (h *Handler) lock(stream string) *sync.Mutex {
@@ -193,8 +256,10 @@ func (h *Handler) lock(stream string) *sync.Mutex {
 }
 
 // load returns the cached fold of stream, first reading the events appended since it was
-// cached when refresh is set or nothing is cached; read says whether the store was read.
-func load[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], refresh bool) (entry *cacheEntry, read bool, err error) {
+// cached when refresh is set or nothing is cached; read says whether the store was read. With
+// assumeEmpty and neither refresh nor a cached fold, it returns the empty stream's without
+// reading or caching it.
+func load[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], refresh, assumeEmpty bool) (entry *cacheEntry, read bool, err error) {
 	entry = h.cache.get(stream)
 	if entry != nil {
 		if _, ok := entry.state.(S); !ok {
@@ -207,6 +272,9 @@ func load[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], r
 	if entry == nil {
 		var zero S
 		entry = &cacheEntry{state: zero, version: -1, seen: map[uuid.UUID]eventRef{}}
+		if assumeEmpty && !refresh {
+			return entry, false, nil
+		}
 	}
 	state := entry.state.(S)
 	const page = 1000

@@ -137,3 +137,64 @@ func TestRepeatedCommandAppendsNothing(t *testing.T) {
 		t.Fatalf("stream holds %d events receiving %d units, want 3 events and 8 units", len(events), total)
 	}
 }
+
+// PlaceOrder appends to an order stream it has not cached without reading it first; an order
+// ID another process has used is still refused, and a repeated command still appends nothing.
+func TestPlaceOrderOnAStreamTakenToBeNew(t *testing.T) {
+	ctx := t.Context()
+	store := openStore(t)
+	a, b := commands.NewHandler(store), commands.NewHandler(store)
+	if _, err := a.RegisterCustomer(ctx, domain.RegisterCustomer{CustomerID: "C1", Name: "Ada", Email: "ada@example.com", At: at}, meta()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ReceiveStock(ctx, domain.ReceiveStock{SKU: "S1", Quantity: 5, At: at}, meta()); err != nil {
+		t.Fatal(err)
+	}
+	order := func(id string) domain.PlaceOrder {
+		return domain.PlaceOrder{OrderID: id, CustomerID: "C1", Channel: "web", Currency: "EUR",
+			Lines: []domain.OrderLine{{SKU: "S1", Quantity: 1, UnitPrice: 100}}, At: at}
+	}
+	m := meta()
+	first, err := a.PlaceOrder(ctx, order("O1"), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b has cached nothing: its append of the same ID is refused by the store and decided
+	// again on the stream as read.
+	if _, err := b.PlaceOrder(ctx, order("O1"), meta()); !errors.Is(err, domain.ErrOrderExists) {
+		t.Fatalf("placing O1 again through another handler: %v, want ErrOrderExists", err)
+	}
+	again, err := commands.NewHandler(store).PlaceOrder(ctx, order("O1"), m)
+	if err != nil || !again.AlreadyApplied || again.Position != first.Position || again.Version != first.Version {
+		t.Fatalf("repeat through a new handler: %+v, %v; want already applied at %v/%d", again, err, first.Position, first.Version)
+	}
+	events, err := store.ReadStream(ctx, domain.OrderStream("O1"), 0, 10)
+	if err != nil || len(events) != 1 {
+		t.Fatalf("O1 holds %d events (%v), want 1", len(events), err)
+	}
+}
+
+// An unknown customer or SKU is read again at the next order: another process may have
+// registered or received it since.
+func TestPlaceOrderSeesCustomersAndSKUsAddedElsewhere(t *testing.T) {
+	ctx := t.Context()
+	store := openStore(t)
+	a, b := commands.NewHandler(store), commands.NewHandler(store)
+	order := domain.PlaceOrder{OrderID: "O1", CustomerID: "C1", Channel: "web", Currency: "EUR",
+		Lines: []domain.OrderLine{{SKU: "S1", Quantity: 1, UnitPrice: 100}}, At: at}
+	if _, err := a.PlaceOrder(ctx, order, meta()); !errors.Is(err, domain.ErrUnknownCustomer) {
+		t.Fatalf("order for a customer nobody registered: %v, want ErrUnknownCustomer", err)
+	}
+	if _, err := b.RegisterCustomer(ctx, domain.RegisterCustomer{CustomerID: "C1", Name: "Ada", Email: "ada@example.com", At: at}, meta()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.PlaceOrder(ctx, order, meta()); !errors.Is(err, domain.ErrUnknownSKU) {
+		t.Fatalf("order for a SKU never received: %v, want ErrUnknownSKU", err)
+	}
+	if _, err := b.ReceiveStock(ctx, domain.ReceiveStock{SKU: "S1", Quantity: 5, At: at}, meta()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.PlaceOrder(ctx, order, meta()); err != nil {
+		t.Fatalf("order once both exist: %v", err)
+	}
+}
