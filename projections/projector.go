@@ -125,6 +125,25 @@ func brokenEvent(projectorName string, ev eventstore.Event, err error) *EventErr
 	}
 }
 
+// pick is decode for a batch the feed decoded already.
+func pick(projectorName string, batch []eventstore.Event, decoded []decodedEvent, wants func(string) bool) ([]envelope, int, *EventError) {
+	envs := make([]envelope, 0, len(batch))
+	for i, ev := range batch {
+		d := decoded[i]
+		if errors.Is(d.err, errUnknownType) {
+			return envs, i, brokenEvent(projectorName, ev, d.err)
+		}
+		if !wants(ev.Type) {
+			continue
+		}
+		if d.err != nil {
+			return envs, i, brokenEvent(projectorName, ev, d.err)
+		}
+		envs = append(envs, envelope{meta: ev, data: d.data})
+	}
+	return envs, len(batch), nil
+}
+
 // decode returns the events of batch that wants selects, decoded, up to the first broken one.
 // It returns the index of that broken event (len(batch) when there is none) and its error.
 // Unknown types are broken for every projector; types it does not want are skipped
@@ -133,7 +152,7 @@ func decode(projectorName string, batch []eventstore.Event, wants func(string) b
 	envs := make([]envelope, 0, len(batch))
 	for i, ev := range batch {
 		if !domain.KnownEventType(ev.Type) {
-			return envs, i, brokenEvent(projectorName, ev, errors.New("unknown event type"))
+			return envs, i, brokenEvent(projectorName, ev, errUnknownType)
 		}
 		if !wants(ev.Type) {
 			continue
@@ -175,12 +194,12 @@ type writer struct {
 	now        func() time.Time
 }
 
-// commitBatch projects envs and moves the projector's checkpoint from `from` to `to` in one
-// transaction. An event that cannot be applied comes back as *EventError.
-func (s *ReadStore) commitBatch(ctx context.Context, p projector, w writer, from, to progress, envs []envelope) error {
+// commitBatch projects envs onto the rows b holds and moves the projector's checkpoint from
+// `from` to `to` in one transaction. An event that cannot be applied comes back as
+// *EventError. After an error, b may hold changes that were not committed.
+func (s *ReadStore) commitBatch(ctx context.Context, p projector, w writer, from, to progress, b batch, envs []envelope) error {
 	var changed []string
 	err := s.inCheckpointTx(ctx, p.name(), w, from, to, func(tx *sql.Tx) error {
-		b := p.newBatch(s.dialect)
 		if err := b.load(ctx, tx, envs); err != nil {
 			return fmt.Errorf("projector %s: load: %w", p.name(), err)
 		}
@@ -215,11 +234,6 @@ func (s *ReadStore) inCheckpointTx(ctx context.Context, name string, w writer, f
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op once committed
-	if q := s.dialect.relaxedCommit(); q != "" {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return err
-		}
-	}
 	if err := s.moveCheckpoint(ctx, tx, name, w, from, to); err != nil {
 		return err
 	}

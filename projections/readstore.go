@@ -27,7 +27,7 @@ type ReadStore struct {
 	dsn string
 	// reads serves queries. writes serves projector transactions: on SQLite one connection,
 	// so that projectors queue in Go instead of in SQLite's sleeping busy handler; on
-	// PostgreSQL the same pool as reads.
+	// PostgreSQL a pool of its own whose commits do not wait for the disk (see openPostgres).
 	reads  *sql.DB
 	writes *sql.DB
 
@@ -135,10 +135,22 @@ func openPostgres(dsn string) (*ReadStore, error) {
 	if _, set := config.RuntimeParams["random_page_cost"]; !set {
 		config.RuntimeParams["random_page_cost"] = "1.1"
 	}
-	db := stdlib.OpenDB(*config)
-	db.SetMaxOpenConns(24)
-	db.SetMaxIdleConns(12)
-	return &ReadStore{dialect: dialect{postgres: true}, reads: db, writes: db}, nil
+	reads := stdlib.OpenDB(*config)
+	reads.SetMaxOpenConns(24)
+	reads.SetMaxIdleConns(12)
+	// A projector's commit need not wait for the disk: a crash may then lose the last
+	// batches, rows and checkpoint together (the log is written in order), and the projector
+	// replays them; SQLite gets the same from synchronous=NORMAL in WAL mode. Set on the
+	// connections rather than in each transaction, which cost a round trip per batch.
+	writeConfig := config.Copy()
+	if _, set := writeConfig.RuntimeParams["synchronous_commit"]; !set {
+		writeConfig.RuntimeParams["synchronous_commit"] = "off"
+	}
+	writes := stdlib.OpenDB(*writeConfig)
+	// Each running projector, the log counter's renewals and a rebuild's writers at once.
+	writes.SetMaxOpenConns(16)
+	writes.SetMaxIdleConns(16)
+	return &ReadStore{dialect: dialect{postgres: true}, reads: reads, writes: writes}, nil
 }
 
 // Close closes the connections.
@@ -210,16 +222,6 @@ func (d dialect) clearTable(table string) string {
 		return "TRUNCATE " + table
 	}
 	return "DELETE FROM " + table
-}
-
-// relaxedCommit is run first in every projector transaction: its commit need not wait for the
-// disk. A crash may then lose the last batches, rows and checkpoint together, and the projector
-// replays them; SQLite gets the same from synchronous=NORMAL in WAL mode.
-func (d dialect) relaxedCommit() string {
-	if d.postgres {
-		return "SET LOCAL synchronous_commit = off"
-	}
-	return ""
 }
 
 // indexNamesQuery lists the indexes that exist.

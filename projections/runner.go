@@ -43,10 +43,14 @@ const (
 	standbyRetry = time.Second
 	retryMin     = 100 * time.Millisecond
 	retryMax     = 10 * time.Second
+	// liveCacheRows bounds the rows a running projector keeps from one batch to the next;
+	// past it, it forgets them all and reads back the few the next batches touch.
+	liveCacheRows = 10000
 )
 
-// Runner runs projectors in this process: each follows the log with its own subscription and
-// moves on its own, so a slow or stopped projector holds no other back.
+// Runner runs projectors in this process: each takes the log from a feed they share (one
+// subscription, see logFeed) and moves on its own, so a slow or stopped projector holds no
+// other back.
 type Runner struct {
 	store    eventstore.Store
 	read     *ReadStore
@@ -60,6 +64,7 @@ type Runner struct {
 	workers []*worker // the projectors, in report order
 	counter *worker   // counts the log's events, for lag
 	byName  map[string]*worker
+	feed    *logFeed
 }
 
 // Option configures a Runner.
@@ -123,6 +128,9 @@ func NewRunner(store eventstore.Store, read *ReadStore, opts ...Option) (*Runner
 		r.byName[p.name()] = w
 	}
 	r.counter = newWorker(r, nil, logCounter)
+	r.feed = newLogFeed(store, func(t string) bool {
+		return slices.ContainsFunc(ps, func(p projector) bool { return p.handles(t) })
+	}, feedKeep)
 	if cfg.registry != nil {
 		if err := cfg.registry.Register(runnerCollector{r}); err != nil {
 			return nil, fmt.Errorf("projections: register metrics: %w", err)
@@ -156,6 +164,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.read.ensureStateRows(ctx, names); err != nil {
 		return fmt.Errorf("projections: %w", err)
 	}
+	r.feed.open(ctx)
 	var wg sync.WaitGroup
 	for _, w := range append([]*worker{r.counter}, r.workers...) {
 		wg.Add(1)
@@ -214,6 +223,11 @@ type worker struct {
 	writeMu   sync.Mutex
 	w         writer
 	persisted progress
+	// rows holds, from one batch to the next, the rows the projector read or wrote since it
+	// took the lease, so that a batch reads back only the rows it has not seen: they cannot
+	// have changed under it, since every write to its tables moves its checkpoint, which
+	// fences this writer off. Nil after a failed batch, whose changes it may hold.
+	rows batch
 
 	mu      sync.Mutex
 	current progress
@@ -307,6 +321,8 @@ func (w *worker) run(ctx context.Context) {
 		w.writeMu.Lock()
 		w.w = writer{owner: w.r.owner, generation: cp.generation, leaseTTL: w.r.leaseTTL, now: w.r.now}
 		w.persisted = cp.progress
+		// Whoever held the lease meanwhile may have changed any row.
+		w.rows = nil
 		w.writeMu.Unlock()
 		if w.p != nil {
 			// A rebuild that died before its end leaves the indexes it dropped missing.
@@ -394,7 +410,7 @@ func (w *worker) follow(ctx context.Context) error {
 			}
 		}
 	}()
-	err := w.r.store.Subscribe(ctx, w.progress().pos, w.handle)
+	err := w.r.feed.follow(ctx, w.progress().pos, w.handle)
 	cancel(nil)
 	heartbeat.Wait()
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
@@ -403,14 +419,23 @@ func (w *worker) follow(ctx context.Context) error {
 	return err
 }
 
-// handle projects one batch from the subscription: the events up to a broken one, then stops
-// on it.
-func (w *worker) handle(ctx context.Context, batch []eventstore.Event) error {
+// handle projects one batch of the log, decoded by the feed or not (decoded nil): the events
+// up to a broken one, then stops on it.
+func (w *worker) handle(ctx context.Context, batch []eventstore.Event, decoded []decodedEvent) error {
 	if w.p == nil {
 		w.publish(w.progress().after(batch))
 		return nil
 	}
-	envs, n, broken := decode(w.name, batch, w.p.handles)
+	var (
+		envs   []envelope
+		n      int
+		broken *EventError
+	)
+	if decoded == nil {
+		envs, n, broken = decode(w.name, batch, w.p.handles)
+	} else {
+		envs, n, broken = pick(w.name, batch, decoded, w.p.handles)
+	}
 	if err := w.project(ctx, batch[:n], envs); err != nil {
 		return err
 	}
@@ -433,9 +458,18 @@ func (w *worker) project(ctx context.Context, events []eventstore.Event, envs []
 		return nil
 	}
 	w.writeMu.Lock()
-	err := w.r.read.commitBatch(ctx, w.p, w.w, w.persisted, next, envs)
+	if w.rows == nil {
+		w.rows = w.p.newBatch(w.r.read.dialect)
+	}
+	err := w.r.read.commitBatch(ctx, w.p, w.w, w.persisted, next, w.rows, envs)
 	if err == nil {
 		w.persisted = next
+		if w.rows.written() > liveCacheRows {
+			w.rows = nil
+		}
+	} else {
+		// Rolled back: the rows in memory may hold what it applied.
+		w.rows = nil
 	}
 	w.writeMu.Unlock()
 	var broken *EventError
