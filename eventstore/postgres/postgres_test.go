@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -593,5 +594,53 @@ func TestOtherDatabasesDoNotHoldBackReads(t *testing.T) {
 	}
 	if got, err := s.ReadAll(ctx, eventstore.Position{}, 10); err != nil || len(got) != 1 {
 		t.Fatalf("ReadAll: %d events, %v with a transaction open in another database; want 1", len(got), err)
+	}
+}
+
+// TestFollowingProbesByIndex: a subscriber reads after its position, and asks whether events
+// are held back after every read that came back empty, many times a second while appends go
+// on; Head is asked as often by those waiting for the log. PostgreSQL switches a statement
+// prepared once and run again to a generic plan, made without knowing that the events after a
+// subscriber's position are the last few of the table; that plan must still look them up in
+// the primary key, not scan the whole log.
+func TestFollowingProbesByIndex(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	var last eventstore.AppendResult
+	for i := range 20 {
+		last = mustAppend(t, s, "order-"+strconv.Itoa(i), eventstore.NoStream(), event("A.v1", `{}`))
+	}
+	from := last.Position
+	for _, q := range []struct {
+		name string
+		sql  string
+		args []any
+	}{
+		{"the held-back check", heldBackSQL, []any{from.Commit, clampPosition(from.Prepare)}},
+		{"ReadAll", readAllSQL, []any{s.databaseOID, from.Commit, clampPosition(from.Prepare), subscribeBatch}},
+		{"Head", headSQL, []any{s.databaseOID}},
+	} {
+		tx, err := connect(t, s).Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 10 { // past the five custom plans after which a generic one may be chosen
+			rows, err := tx.Query(ctx, q.sql, q.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				t.Fatalf("%s: %v", q.name, err)
+			}
+		}
+		var scans int64
+		if err := tx.QueryRow(ctx, "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'events'").Scan(&scans); err != nil {
+			t.Fatal(err)
+		}
+		if scans != 0 {
+			t.Errorf("%s scanned events sequentially %d times", q.name, scans)
+		}
+		_ = tx.Rollback(ctx)
 	}
 }
