@@ -299,7 +299,8 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	if from > math.MaxInt64 {
 		return nil, nil
 	}
-	return s.query(ctx, "read stream", limit, readStreamSQL, stream, int64(from), limit)
+	// Streams are short and callers ask for all of one with a large limit.
+	return s.query(ctx, "read stream", min(limit, 16), readStreamSQL, stream, int64(from), limit)
 }
 
 // horizonSQL is the read horizon of the statement's snapshot (see the package doc), given this
@@ -319,10 +320,21 @@ ORDER BY xid, position LIMIT $4`
 // ReadAll returns up to limit events after from in global order, holding back every event
 // that a transaction still running could precede.
 func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, limit int) ([]eventstore.Event, error) {
+	// A caller that pages through the log mostly gets full pages.
+	return s.readAll(ctx, from, limit, min(limit, maxPrealloc))
+}
+
+// maxPrealloc bounds the room a read makes for the events it expects.
+const maxPrealloc = 1024
+
+// readAll is ReadAll making room for expect events up front: too little, and the slice grows
+// row by row, copying the events as often again; too much, and a read that finds nothing,
+// as a subscriber's that has caught up mostly does, allocates and clears room for a page.
+func (s *Store) readAll(ctx context.Context, from eventstore.Position, limit, expect int) ([]eventstore.Event, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("%w: read limit %d, want > 0", eventstore.ErrInvalidEvent, limit)
 	}
-	return s.query(ctx, "read all", limit, readAllSQL, s.databaseOID, from.Commit, clampPosition(from.Prepare), limit)
+	return s.query(ctx, "read all", expect, readAllSQL, s.databaseOID, from.Commit, clampPosition(from.Prepare), limit)
 }
 
 // clampPosition maps a position beyond any bigserial value to the largest one, which orders the
@@ -354,13 +366,14 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 	return eventstore.Position{Commit: xid, Prepare: uint64(position)}, nil
 }
 
-func (s *Store) query(ctx context.Context, op string, limit int, sql string, args ...any) ([]eventstore.Event, error) {
+// query reads events, with room for expect of them made up front.
+func (s *Store) query(ctx context.Context, op string, expect int, sql string, args ...any) ([]eventstore.Event, error) {
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, wrapErr(op, err)
 	}
 	defer rows.Close()
-	events := make([]eventstore.Event, 0, min(limit, 1024))
+	events := make([]eventstore.Event, 0, expect)
 	for rows.Next() {
 		var (
 			e        eventstore.Event

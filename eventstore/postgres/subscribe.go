@@ -15,8 +15,12 @@ import (
 // notifyChannel is the LISTEN/NOTIFY channel every Store on a database shares.
 const notifyChannel = "orderledger_events"
 
-// subscribeBatch is how many events a subscription reads and hands over at once.
-const subscribeBatch = 512
+// subscribeBatch is how many events a subscription reads and hands over at once;
+// subscribeExpect how many it makes room for when the last read was not a full batch.
+const (
+	subscribeBatch  = 512
+	subscribeExpect = 16
+)
 
 // Backoff of a subscriber whose next events wait behind a transaction still open. That
 // transaction may not be an append and will not notify, so the subscriber polls, soon at
@@ -163,10 +167,17 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, handle 
 	timer := time.NewTimer(s.opts.safetyPoll)
 	defer timer.Stop()
 	var blockedRetry time.Duration
+	// A subscriber that has caught up reads a few events at a time, or none; one catching up
+	// reads full batches.
+	expect := subscribeExpect
 	for {
-		batch, err := s.ReadAll(ctx, from, subscribeBatch)
+		batch, err := s.readAll(ctx, from, subscribeBatch, expect)
 		if err != nil {
 			return s.subscribeErr(ctx, err)
+		}
+		expect = subscribeExpect
+		if len(batch) == subscribeBatch {
+			expect = subscribeBatch
 		}
 		if len(batch) > 0 {
 			if err := handle(ctx, batch); err != nil {
