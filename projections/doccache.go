@@ -129,8 +129,12 @@ func (c *docCache) document(key string, render func() ([]byte, error)) (doc []by
 	case !caching:
 		return render()
 	}
-	defer func() { c.fill(ticket, key, doc, err == nil) }()
-	return render()
+	// A render that panics ends the read too, and caches nothing.
+	rendered := false
+	defer func() { c.fill(ticket, key, doc, rendered) }()
+	doc, err = render()
+	rendered = err == nil
+	return doc, err
 }
 
 // lookup returns key's document if it is cached; otherwise, when the cache is on, it counts a

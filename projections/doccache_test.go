@@ -119,6 +119,22 @@ func TestDocCacheNeverCachesAnError(t *testing.T) {
 	}
 }
 
+func TestDocCacheNeverCachesAPanic(t *testing.T) {
+	c := newDocCache(10)
+	c.reset(true)
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = c.document("k", func() ([]byte, error) { panic("boom") })
+	}()
+	calls := 0
+	if doc, _ := c.document("k", fixed("v", &calls)); string(doc) != "v" || calls != 1 {
+		t.Fatalf("got %q from %d renders after a panic, want v rendered", doc, calls)
+	}
+	if c.reads != 0 {
+		t.Fatalf("%d reads still counted under way", c.reads)
+	}
+}
+
 func TestDocCacheEvictsTheLeastRecentlyRead(t *testing.T) {
 	c := newDocCache(2)
 	c.reset(true)
