@@ -314,7 +314,7 @@ func (b *customersBatch) written() int {
 	return len(b.customers) + len(b.orders)
 }
 
-func (b *customersBatch) flush(ctx context.Context, tx *sql.Tx) error {
+func (b *customersBatch) flush(ctx context.Context, tx execer) error {
 	customers := make([][]any, 0, len(b.dirtyCustomers.keys))
 	for _, id := range b.dirtyCustomers.keys {
 		customers = append(customers, b.customers[id].values())

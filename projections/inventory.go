@@ -313,7 +313,7 @@ func (b *inventoryBatch) written() int {
 	return len(b.stock) + len(b.replenishments) + len(b.purchaseOrders)
 }
 
-func (b *inventoryBatch) flush(ctx context.Context, tx *sql.Tx) error {
+func (b *inventoryBatch) flush(ctx context.Context, tx execer) error {
 	stock := make([][]any, 0, len(b.dirtyStock.keys))
 	for _, sku := range b.dirtyStock.keys {
 		stock = append(stock, b.stock[sku].values())

@@ -157,7 +157,7 @@ func (b *ledgerBatch) written() int {
 	return 0
 }
 
-func (b *ledgerBatch) flush(ctx context.Context, tx *sql.Tx) error {
+func (b *ledgerBatch) flush(ctx context.Context, tx execer) error {
 	if err := ledgerEntriesTable.insert(ctx, tx, b.d, b.entries); err != nil {
 		return err
 	}

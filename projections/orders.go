@@ -406,7 +406,7 @@ func (b *ordersBatch) written() int {
 	return len(b.rows)
 }
 
-func (b *ordersBatch) flush(ctx context.Context, tx *sql.Tx) error {
+func (b *ordersBatch) flush(ctx context.Context, tx execer) error {
 	rows := make([][]any, 0, len(b.dirty.keys))
 	for _, id := range b.dirty.keys {
 		v, err := b.rows[id].values()

@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -35,7 +34,7 @@ type batch interface {
 	// apply must not do I/O. An error means this event cannot be projected (it contradicts
 	// what the read model knows): the projector stops on it.
 	apply(e envelope) error
-	flush(ctx context.Context, tx *sql.Tx) error
+	flush(ctx context.Context, tx execer) error
 	// written is called once a flush has committed: the batch forgets what it wrote and
 	// keeps the rows it holds for the next events, and says how many it holds.
 	written() int
@@ -199,8 +198,8 @@ type writer struct {
 // *EventError. After an error, b may hold changes that were not committed.
 func (s *ReadStore) commitBatch(ctx context.Context, p projector, w writer, from, to progress, b batch, envs []envelope) error {
 	var changed []string
-	err := s.inCheckpointTx(ctx, p.name(), w, from, to, func(tx *sql.Tx) error {
-		if err := b.load(ctx, tx, envs); err != nil {
+	err := s.inCheckpointTx(ctx, p.name(), w, from, to, func(q queryer, tx execer) error {
+		if err := b.load(ctx, q, envs); err != nil {
 			return fmt.Errorf("projector %s: load: %w", p.name(), err)
 		}
 		if err := applyAll(p, b, envs); err != nil {
@@ -219,7 +218,7 @@ func (s *ReadStore) commitBatch(ctx context.Context, p projector, w writer, from
 // `to` in one transaction.
 func (s *ReadStore) flushBatch(ctx context.Context, p projector, w writer, from, to progress, b batch) error {
 	changed := changedDocuments(b)
-	err := s.inCheckpointTx(ctx, p.name(), w, from, to, func(tx *sql.Tx) error { return b.flush(ctx, tx) })
+	err := s.inCheckpointTx(ctx, p.name(), w, from, to, func(_ queryer, tx execer) error { return b.flush(ctx, tx) })
 	s.forgetDocuments(p.name(), changed)
 	return err
 }
@@ -227,8 +226,17 @@ func (s *ReadStore) flushBatch(ctx context.Context, p projector, w writer, from,
 // inCheckpointTx runs write in a transaction that first moves the projector's checkpoint from
 // `from` to `to`, on the condition that the row is still at `from` under w's lease and
 // generation. That also locks the row, so two writers of one projector can never interleave,
-// and the rows and the checkpoint commit together or not at all.
-func (s *ReadStore) inCheckpointTx(ctx context.Context, name string, w writer, from, to progress, write func(*sql.Tx) error) error {
+// and the rows and the checkpoint commit together or not at all. write reads what it needs
+// through q and writes through tx.
+//
+// On PostgreSQL the transaction is one round trip (see pipelineCheckpointTx), and q reads
+// outside it. That is sound because only the projector's writer writes its tables, and every
+// write moves its checkpoint: rows read after the checkpoint was at `from` are what they were
+// at `from`, unless the transaction finds the checkpoint moved and fails.
+func (s *ReadStore) inCheckpointTx(ctx context.Context, name string, w writer, from, to progress, write func(q queryer, tx execer) error) error {
+	if s.dialect.postgres {
+		return s.pipelineCheckpointTx(ctx, name, w, from, to, write)
+	}
 	tx, err := s.beginWrite(ctx)
 	if err != nil {
 		return err
@@ -237,12 +245,8 @@ func (s *ReadStore) inCheckpointTx(ctx context.Context, name string, w writer, f
 	if err := s.moveCheckpoint(ctx, tx, name, w, from, to); err != nil {
 		return err
 	}
-	if err := write(tx); err != nil {
-		var broken *EventError
-		if errors.As(err, &broken) {
-			return err
-		}
-		return fmt.Errorf("projector %s: write: %w", name, err)
+	if err := write(tx, tx); err != nil {
+		return writeErr(name, err)
 	}
 	if s.beforeCommit != nil {
 		if err := s.beforeCommit(name); err != nil {
@@ -250,6 +254,15 @@ func (s *ReadStore) inCheckpointTx(ctx context.Context, name string, w writer, f
 		}
 	}
 	return tx.Commit()
+}
+
+// writeErr says which projector failed to write, and leaves a broken event as it is.
+func writeErr(name string, err error) error {
+	var broken *EventError
+	if errors.As(err, &broken) {
+		return err
+	}
+	return fmt.Errorf("projector %s: write: %w", name, err)
 }
 
 // applyAll applies events to a batch in memory; the first that fails is a broken event.

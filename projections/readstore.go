@@ -27,12 +27,12 @@ type ReadStore struct {
 	dsn string
 	// reads serves queries. writes serves projector transactions: on SQLite one connection,
 	// so that projectors queue in Go instead of in SQLite's sleeping busy handler; on
-	// PostgreSQL a pool of its own whose commits do not wait for the disk (see openPostgres).
+	// PostgreSQL the same pool as reads.
 	reads  *sql.DB
 	writes *sql.DB
 
-	// beforeCommit, set by tests, runs when a batch is written and not yet committed: an error
-	// there is a crash at the worst moment.
+	// beforeCommit, set by tests, runs when a batch is written (on PostgreSQL, queued) and not
+	// yet committed: an error there is a crash at the worst moment.
 	beforeCommit func(projector string) error
 
 	// docs caches the documents some read routes answer, by projector (doccache.go).
@@ -135,22 +135,19 @@ func openPostgres(dsn string) (*ReadStore, error) {
 	if _, set := config.RuntimeParams["random_page_cost"]; !set {
 		config.RuntimeParams["random_page_cost"] = "1.1"
 	}
-	reads := stdlib.OpenDB(*config)
-	reads.SetMaxOpenConns(24)
-	reads.SetMaxIdleConns(12)
 	// A projector's commit need not wait for the disk: a crash may then lose the last
 	// batches, rows and checkpoint together (the log is written in order), and the projector
 	// replays them; SQLite gets the same from synchronous=NORMAL in WAL mode. Set on the
-	// connections rather than in each transaction, which cost a round trip per batch.
-	writeConfig := config.Copy()
-	if _, set := writeConfig.RuntimeParams["synchronous_commit"]; !set {
-		writeConfig.RuntimeParams["synchronous_commit"] = "off"
+	// connections rather than in each transaction, which cost a round trip per batch; the
+	// other writes (leases, migrations) lose no more than that in a crash, and reads commit
+	// nothing.
+	if _, set := config.RuntimeParams["synchronous_commit"]; !set {
+		config.RuntimeParams["synchronous_commit"] = "off"
 	}
-	writes := stdlib.OpenDB(*writeConfig)
-	// Each running projector, the log counter's renewals and a rebuild's writers at once.
-	writes.SetMaxOpenConns(16)
-	writes.SetMaxIdleConns(16)
-	return &ReadStore{dialect: dialect{postgres: true}, reads: reads, writes: writes}, nil
+	db := stdlib.OpenDB(*config)
+	db.SetMaxOpenConns(24)
+	db.SetMaxIdleConns(12)
+	return &ReadStore{dialect: dialect{postgres: true}, reads: db, writes: db}, nil
 }
 
 // Close closes the connections.

@@ -467,6 +467,9 @@ func (w *worker) project(ctx context.Context, events []eventstore.Event, envs []
 		if w.rows.written() > liveCacheRows {
 			w.rows = nil
 		}
+		// Under writeMu: a renewal in between would record the progress before this batch
+		// as the checkpoint, behind the rows just committed.
+		w.publish(next)
 	} else {
 		// Rolled back: the rows in memory may hold what it applied.
 		w.rows = nil
@@ -484,11 +487,7 @@ func (w *worker) project(ctx context.Context, events []eventstore.Event, envs []
 		}
 		return broken
 	}
-	if err != nil {
-		return err
-	}
-	w.publish(next)
-	return nil
+	return err
 }
 
 // renew records the progress made in memory and extends the lease.

@@ -139,7 +139,7 @@ func (b *salesBatch) written() int {
 	return len(b.channels)
 }
 
-func (b *salesBatch) flush(ctx context.Context, tx *sql.Tx) error {
+func (b *salesBatch) flush(ctx context.Context, tx execer) error {
 	if err := salesChannelsTable.insert(ctx, tx, b.d, b.placed); err != nil {
 		return err
 	}

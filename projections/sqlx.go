@@ -23,7 +23,7 @@ type table struct {
 
 // upsert writes rows (values in column order) with as few INSERT … ON CONFLICT DO UPDATE
 // statements as the parameter limit allows. Rows must have distinct keys.
-func (t table) upsert(ctx context.Context, tx *sql.Tx, d dialect, rows [][]any) error {
+func (t table) upsert(ctx context.Context, tx execer, d dialect, rows [][]any) error {
 	var conflict strings.Builder
 	conflict.WriteString(" ON CONFLICT (")
 	conflict.WriteString(strings.Join(t.columns[:t.key], ", "))
@@ -39,11 +39,11 @@ func (t table) upsert(ctx context.Context, tx *sql.Tx, d dialect, rows [][]any) 
 
 // insert writes new rows; a row whose key exists is an error, which is what a projector
 // appending facts wants to hear about.
-func (t table) insert(ctx context.Context, tx *sql.Tx, d dialect, rows [][]any) error {
+func (t table) insert(ctx context.Context, tx execer, d dialect, rows [][]any) error {
 	return t.insertRows(ctx, tx, d, rows, "")
 }
 
-func (t table) insertRows(ctx context.Context, tx *sql.Tx, d dialect, rows [][]any, suffix string) error {
+func (t table) insertRows(ctx context.Context, tx execer, d dialect, rows [][]any, suffix string) error {
 	perStatement := max(1, maxStatementParams/len(t.columns))
 	head := "INSERT INTO " + t.name + " (" + strings.Join(t.columns, ", ") + ") VALUES "
 	tuple := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(t.columns)), ", ") + ")"

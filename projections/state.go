@@ -119,14 +119,22 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-func (s *ReadStore) updateCheckpoint(ctx context.Context, ex execer, name string, w writer, from, to progress, owner string, expires time.Time) error {
+// checkpointUpdate is the statement that moves a projector's checkpoint from `from` to `to`
+// and sets its lease, on the condition that the row is still at `from` under w: it updates one
+// row, or none when the projector was taken over.
+func checkpointUpdate(name string, w writer, from, to progress, owner string, expires time.Time) (string, []any) {
 	fromCommit, fromPrepare := posArgs(from.pos)
 	toCommit, toPrepare := posArgs(to.pos)
-	res, err := ex.ExecContext(ctx, s.dialect.sql(`UPDATE rm_projector_state
+	return `UPDATE rm_projector_state
 		SET pos_commit = ?, pos_prepare = ?, events = ?, last_recorded_at = ?, lease_owner = ?, lease_expires = ?, updated_at = ?
-		WHERE name = ? AND generation = ? AND lease_owner = ? AND pos_commit = ? AND pos_prepare = ?`),
-		toCommit, toPrepare, to.events, to.lastRecordedAt, owner, expires.UnixMicro(), w.now().UnixMicro(),
-		name, w.generation, w.owner, fromCommit, fromPrepare)
+		WHERE name = ? AND generation = ? AND lease_owner = ? AND pos_commit = ? AND pos_prepare = ?`,
+		[]any{toCommit, toPrepare, to.events, to.lastRecordedAt, owner, expires.UnixMicro(), w.now().UnixMicro(),
+			name, w.generation, w.owner, fromCommit, fromPrepare}
+}
+
+func (s *ReadStore) updateCheckpoint(ctx context.Context, ex execer, name string, w writer, from, to progress, owner string, expires time.Time) error {
+	query, args := checkpointUpdate(name, w, from, to, owner, expires)
+	res, err := ex.ExecContext(ctx, s.dialect.sql(query), args...)
 	if err != nil {
 		return err
 	}
