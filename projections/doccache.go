@@ -22,9 +22,11 @@ import (
 //     happened since the read began: a read that began before a commit may have seen the
 //     rows before it, and must not bring them back after the commit dropped them.
 //
-// A rebuild run by another process writes the tables without this process knowing until
-// its Runner's next transaction is refused (at most a third of the lease later); the
-// Runner then empties the cache as it stands by.
+// Another process that takes the projector over (a rebuild, or a Runner once this one's lease
+// lapsed while it stalled) writes the tables without this process knowing until its Runner's
+// next transaction is refused, at most a third of the lease later; the Runner then empties
+// the cache as it stands by. Meanwhile reads answer the documents as this Runner left them,
+// and ?after= waits do not move past what it projected.
 
 // docCacheEntries bounds the documents cached per projector; the least recently read go
 // first. A customer document, with its ten recent orders, is about 1 KiB.
