@@ -229,7 +229,8 @@ func (s *ReadStore) flushBatch(ctx context.Context, p projector, w writer, from,
 // and the rows and the checkpoint commit together or not at all. write reads what it needs
 // through q and writes through tx.
 //
-// On PostgreSQL the transaction is one round trip (see pipelineCheckpointTx), and q reads
+// On SQLite the transaction may hold other projectors' batches too (see sqliteCommits). On
+// PostgreSQL it is one round trip (see pipelineCheckpointTx), and q reads
 // outside it. That is sound because only the projector's writer writes its tables, and every
 // write moves its checkpoint: rows read after the checkpoint was at `from` are what they were
 // at `from`, unless the transaction finds the checkpoint moved and fails.
@@ -237,23 +238,7 @@ func (s *ReadStore) inCheckpointTx(ctx context.Context, name string, w writer, f
 	if s.dialect.postgres {
 		return s.pipelineCheckpointTx(ctx, name, w, from, to, write)
 	}
-	tx, err := s.beginWrite(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op once committed
-	if err := s.moveCheckpoint(ctx, tx, name, w, from, to); err != nil {
-		return err
-	}
-	if err := write(tx, tx); err != nil {
-		return writeErr(name, err)
-	}
-	if s.beforeCommit != nil {
-		if err := s.beforeCommit(name); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+	return s.groupCheckpointTx(ctx, name, w, from, to, write)
 }
 
 // writeErr says which projector failed to write, and leaves a broken event as it is.

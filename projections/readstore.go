@@ -30,10 +30,16 @@ type ReadStore struct {
 	// PostgreSQL the same pool as reads.
 	reads  *sql.DB
 	writes *sql.DB
+	// batches, on SQLite, is the connection projector batches commit on, which does not wait
+	// for the write lock in SQLite's busy handler (see beginBatch); nil on PostgreSQL.
+	batches *sql.DB
 
 	// beforeCommit, set by tests, runs when a batch is written (on PostgreSQL, queued) and not
 	// yet committed: an error there is a crash at the worst moment.
 	beforeCommit func(projector string) error
+
+	// sqlite queues the projectors' batches for a shared transaction, on SQLite.
+	sqlite sqliteCommits
 
 	// docs caches the documents some read routes answer, by projector (doccache.go).
 	docs map[string]*docCache
@@ -105,17 +111,32 @@ func openSQLite(ctx context.Context, path string) (*ReadStore, error) {
 		writes.Close()
 		return nil, err
 	}
+	batches, err := sql.Open("sqlite", fileDSN(url.Values{
+		"_busy_timeout": {"0"},
+		"_journal_mode": {"WAL"},
+		"_synchronous":  {"NORMAL"},
+		"_txlock":       {"immediate"},
+	}))
+	if err != nil {
+		writes.Close()
+		return nil, err
+	}
+	batches.SetMaxOpenConns(1)
+	batches.SetMaxIdleConns(1)
+	batches.SetConnMaxLifetime(0)
+	batches.SetConnMaxIdleTime(0)
 	reads, err := sql.Open("sqlite", fileDSN(url.Values{
 		"_busy_timeout": {sqliteBusyTimeoutMillis},
 		"_query_only":   {"1"},
 	}))
 	if err != nil {
 		writes.Close()
+		batches.Close()
 		return nil, err
 	}
 	reads.SetMaxOpenConns(8)
 	reads.SetMaxIdleConns(8)
-	return &ReadStore{dialect: dialect{postgres: false}, reads: reads, writes: writes}, nil
+	return &ReadStore{dialect: dialect{postgres: false}, reads: reads, writes: writes, batches: batches}, nil
 }
 
 func openPostgres(dsn string) (*ReadStore, error) {
@@ -155,7 +176,7 @@ func (s *ReadStore) Close() error {
 	if s.writes == s.reads {
 		return s.reads.Close()
 	}
-	return errors.Join(s.writes.Close(), s.reads.Close())
+	return errors.Join(s.batches.Close(), s.writes.Close(), s.reads.Close())
 }
 
 // Ping checks that the database answers, for a readiness probe.
