@@ -7,6 +7,10 @@
 // the same document as it was at T, folded from the event store (projections.OrderAsOf), so
 // ?after= is checked there but not waited for. Query parameters are checked strictly: one the
 // route does not know, one given twice, or a malformed value is a 400 naming the parameter.
+//
+// GET /v1/customers/{id} and GET /v1/inventory/{sku} answer from the read store's cache of
+// rendered documents (projections.ReadStore.CachedDocument) when the projectors of this
+// process keep it; it is then exactly as fresh as the read models.
 package readapi
 
 import (
