@@ -24,6 +24,16 @@ import (
 func (s *ReadStore) pipelineCheckpointTx(ctx context.Context, name string, w writer, from, to progress, write func(q queryer, tx execer) error) error {
 	var queued pipeline
 	if err := write(s.reads, &queued); err != nil {
+		var broken *EventError
+		if errors.As(err, &broken) {
+			// The rows were read outside the transaction: a rebuild that took the projector
+			// over since emptied the tables, and a sound event seems to contradict them.
+			if held, checkErr := s.stillAt(ctx, name, w, from); checkErr != nil {
+				return checkErr
+			} else if !held {
+				return errFenced
+			}
+		}
 		return writeErr(name, err)
 	}
 	if s.beforeCommit != nil {

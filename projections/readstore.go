@@ -25,9 +25,9 @@ type ReadStore struct {
 	dialect dialect
 	// dsn is what the store was opened with, so that Verify can open scratch space beside it.
 	dsn string
-	// reads serves queries. writes serves projector transactions: on SQLite one connection,
-	// so that projectors queue in Go instead of in SQLite's sleeping busy handler; on
-	// PostgreSQL the same pool as reads.
+	// reads serves queries. writes serves the other writes (leases, checkpoints, schema): on
+	// SQLite one connection, so that they queue in Go instead of in SQLite's sleeping busy
+	// handler; on PostgreSQL the same pool as reads, which projector batches use too.
 	reads  *sql.DB
 	writes *sql.DB
 	// batches, on SQLite, is the connection projector batches commit on, which does not wait

@@ -10,10 +10,9 @@ import (
 
 // sqliteCommits lets the projectors of a SQLite read store share their transactions. SQLite
 // has one write lock per file, which the event store's writer, on the same file by default,
-// takes back to back under load; a transaction waiting for it sleeps in SQLite's busy handler
-// (up to 100 ms a try), so each lock taken costs a long wait, and five projectors taking it one
-// after the other waited five times over. Instead the projector that gets the write connection
-// commits the batches the others queued meanwhile in the same transaction, each within a
+// takes back to back under load, so each time a projector takes it costs a wait (see
+// beginBatch), and five projectors taking it one after the other waited five times over.
+// Instead the projector that gets the batch connection commits the batches the others queued meanwhile in the same transaction, each within a
 // savepoint of its own: a batch that fails (its checkpoint moved, a write failed) is rolled
 // back to its savepoint and fails alone, and every batch still commits its rows with its
 // checkpoint.
@@ -115,12 +114,11 @@ func (s *ReadStore) beginBatch(ctx context.Context) (*sql.Tx, error) {
 // sqliteBusy is SQLITE_BUSY, the primary result code of a lock held by another connection.
 const sqliteBusy = 5
 
-// savepointError: rolling a failed batch back to its savepoint failed too.
+// savepointError: a savepoint could not be set, released or rolled back to, which leaves the
+// transaction in no known state.
 type savepointError struct{ err error }
 
-func (e *savepointError) Error() string {
-	return "projections: roll back to savepoint: " + e.err.Error()
-}
+func (e *savepointError) Error() string { return "projections: savepoint: " + e.err.Error() }
 func (e *savepointError) Unwrap() error { return e.err }
 
 // writeCommit moves c's checkpoint and writes its batch in tx, within a savepoint when other

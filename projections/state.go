@@ -88,6 +88,16 @@ func (s *ReadStore) moveCheckpoint(ctx context.Context, tx *sql.Tx, name string,
 	return s.updateCheckpoint(ctx, tx, name, w, from, to, w.owner, w.now().Add(w.leaseTTL))
 }
 
+// stillAt reports whether the projector's checkpoint is at `from` under w, as a batch from
+// `from` by w expects.
+func (s *ReadStore) stillAt(ctx context.Context, name string, w writer, from progress) (bool, error) {
+	cp, err := s.readCheckpoint(ctx, s.writes, name)
+	if err != nil {
+		return false, err
+	}
+	return cp.generation == w.generation && cp.leaseOwner == w.owner && cp.progress.pos == from.pos, nil
+}
+
 // renew records the progress a projector made in memory (batches it had nothing to write for)
 // and extends its lease.
 func (s *ReadStore) renew(ctx context.Context, name string, w writer, from, to progress) error {
