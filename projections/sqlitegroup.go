@@ -47,28 +47,35 @@ func (s *ReadStore) groupCheckpointTx(ctx context.Context, name string, w writer
 		// A projector that had the connection before committed it.
 		return c.err
 	}
-	g.mu.Lock()
-	group := g.pending
-	g.pending = nil
-	g.mu.Unlock()
-	s.commitGroup(ctx, group)
+	s.commitPending(ctx)
 	return c.err
 }
 
-// commitGroup writes each batch of group within a savepoint of one transaction and commits
-// the ones that went through.
-func (s *ReadStore) commitGroup(ctx context.Context, group []*sqliteCommit) {
+// commitPending takes the write lock, then writes each batch queued by then within a
+// savepoint of one transaction, and commits the ones that went through. The batches queued
+// while it waited for the lock join: under load the projectors' batches of one stretch of the
+// log arrive within that wait.
+func (s *ReadStore) commitPending(ctx context.Context) {
 	finish := func(cs []*sqliteCommit, err error) {
 		for _, c := range cs {
 			c.done, c.err = true, err
 		}
 	}
+	g := &s.sqlite
+	take := func() []*sqliteCommit {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		group := g.pending
+		g.pending = nil
+		return group
+	}
 	tx, err := s.beginBatch(ctx)
 	if err != nil {
-		finish(group, err)
+		finish(take(), err)
 		return
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op once committed
+	group := take()
 	var written []*sqliteCommit
 	for i, c := range group {
 		err := s.writeCommit(ctx, tx, c, len(group) > 1)

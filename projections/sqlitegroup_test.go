@@ -52,7 +52,8 @@ func TestSQLiteGroupCommitsEachBatchOrNone(t *testing.T) {
 		}},
 		{name: "customers", w: fenced, to: to, write: exec("INSERT INTO rm_customer_orders (order_id, customer_id, status, total, credited, paid, refunded, invoiced, placed_at) VALUES ('o1', 'c1', 'pending', 1, 0, 0, 0, 0, 1)")},
 	}
-	s.commitGroup(ctx, group)
+	s.sqlite.pending = group
+	s.commitPending(ctx)
 	for _, c := range group {
 		if !c.done {
 			t.Fatalf("%s: not done", c.name)
