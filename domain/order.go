@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -121,6 +122,11 @@ type (
 		Reserved    int64
 		Backordered int64
 		At          time.Time
+	}
+	// RecordLineAllocations records the news of several lines at once, as the allocation
+	// process manager has it when the reservations of an order's lines come back together.
+	RecordLineAllocations struct {
+		Lines []RecordLineAllocation
 	}
 	RecordInvoice struct {
 		OrderID       string
@@ -370,6 +376,29 @@ func DecideRecordLineAllocation(o Order, cmd RecordLineAllocation) ([]Event, err
 		events = append(events, OrderBackordered{OrderID: o.ID, BackorderedAt: cmd.At})
 	}
 	return events, nil
+}
+
+// DecideRecordLineAllocations decides the allocations of cmd in turn, each on the order as
+// the ones before leave it, and returns what each records: what DecideRecordLineAllocation
+// one after another, each on the order with the events before it, would record. They come
+// apart, one list per allocation, since each is recorded under the ID of the command that
+// brought its news. An allocation refused refuses them all.
+func DecideRecordLineAllocations(o Order, cmd RecordLineAllocations) ([][]Event, error) {
+	// The allocation events change only the lines, the status and the time: a copy of the
+	// lines keeps o, which the caller's cache may hold, as it was.
+	o.Lines = slices.Clone(o.Lines)
+	recorded := make([][]Event, len(cmd.Lines))
+	for i, line := range cmd.Lines {
+		events, err := DecideRecordLineAllocation(o, line)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range events {
+			o = EvolveOrder(o, e)
+		}
+		recorded[i] = events
+	}
+	return recorded, nil
 }
 
 // DecideRecordInvoice records the invoice number the series assigned to this order. A number

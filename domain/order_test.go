@@ -203,6 +203,51 @@ func TestRecordLineAllocation(t *testing.T) {
 	})
 }
 
+// TestRecordLineAllocations checks that allocations recorded together record, each apart,
+// what they would one after another.
+func TestRecordLineAllocations(t *testing.T) {
+	record := func(sku string, reserved, backordered int64) domain.RecordLineAllocation {
+		return domain.RecordLineAllocation{OrderID: "O1", SKU: sku, Reserved: reserved, Backordered: backordered, At: now}
+	}
+	together := func(lines ...domain.RecordLineAllocation) domain.RecordLineAllocations {
+		return domain.RecordLineAllocations{Lines: lines}
+	}
+	// flat joins what each allocation records, to compare with a table's events; the split
+	// is checked apart below.
+	flat := func(o domain.Order, cmd domain.RecordLineAllocations) ([]domain.Event, error) {
+		recorded, err := domain.DecideRecordLineAllocations(o, cmd)
+		if err == nil && len(recorded) != len(cmd.Lines) {
+			t.Fatalf("%d lists for %d allocations", len(recorded), len(cmd.Lines))
+		}
+		var all []domain.Event
+		for _, r := range recorded {
+			all = append(all, r...)
+		}
+		return all, err
+	}
+	runScenarios(t, domain.EvolveOrder, flat, []scenario[domain.RecordLineAllocations]{
+		{name: "every line reserved at once confirms", given: events(placed), when: together(record("SKU1", 2, 0), record("SKU2", 1, 0)), then: events(lineAllocated("SKU1", 2, 0), lineAllocated("SKU2", 1, 0), orderConfirmed)},
+		{name: "a short line among them backorders", given: events(placed), when: together(record("SKU2", 1, 0), record("SKU1", 1, 1)), then: events(lineAllocated("SKU2", 1, 0), lineAllocated("SKU1", 1, 1), orderBackordered)},
+		{name: "one line of two waits for the other", given: events(placed), when: together(record("SKU1", 2, 0)), then: events(lineAllocated("SKU1", 2, 0))},
+		{name: "the last line with a fill confirms", given: events(placed, lineAllocated("SKU1", 1, 1)), when: together(record("SKU2", 1, 0), record("SKU1", 1, -1)), then: events(lineAllocated("SKU2", 1, 0), orderBackordered, lineAllocated("SKU1", 1, -1), orderConfirmed)},
+		{name: "a cancelled order ignores them all", given: history(backorderedO, events(cancelled(false))), when: together(record("SKU1", 1, -1))},
+		{name: "one bad allocation refuses them all", given: events(placed), when: together(record("SKU1", 2, 0), record("SKU9", 1, 0)), err: domain.ErrInvalidInput, field: "sku"},
+		{name: "too much in turn is refused", given: events(placed), when: together(record("SKU1", 2, 0), record("SKU1", 1, 0)), err: domain.ErrInvalidInput, field: "allocation"},
+	})
+
+	// Each allocation's events, apart: the confirmation goes with the allocation that
+	// completed the order.
+	var o domain.Order
+	o = domain.EvolveOrder(o, placed)
+	recorded, err := domain.DecideRecordLineAllocations(o, together(record("SKU1", 2, 0), record("SKU2", 1, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameEvents(recorded[0], events(lineAllocated("SKU1", 2, 0))) || !sameEvents(recorded[1], events(lineAllocated("SKU2", 1, 0), orderConfirmed)) {
+		t.Fatalf("recorded apart:\n%s\n%s", describe(recorded[0]), describe(recorded[1]))
+	}
+}
+
 func TestRecordInvoice(t *testing.T) {
 	record := func(number string) domain.RecordInvoice {
 		return domain.RecordInvoice{OrderID: "O1", InvoiceNumber: number, At: now}

@@ -40,6 +40,11 @@ type (
 		OrderID string
 		At      time.Time
 	}
+	// AssignInvoiceNumbers numbers several orders in one decision, so that a busy series
+	// takes one append for many numbers rather than one append each, one after another.
+	AssignInvoiceNumbers struct {
+		Orders []AssignInvoiceNumber
+	}
 	AssignCreditNoteNumber struct {
 		OrderID  string
 		Reason   string
@@ -73,6 +78,36 @@ func DecideAssignInvoiceNumber(s Series, cmd AssignInvoiceNumber) ([]Event, erro
 		return nil, nil
 	}
 	return []Event{InvoiceNumberAssigned{Number: s.Count + 1, OrderID: cmd.OrderID, AssignedAt: cmd.At}}, nil
+}
+
+// DecideAssignInvoiceNumbers takes the next numbers for several orders, in the order given:
+// the very numbers that deciding each in turn, on the series as the ones before leave it,
+// would take. An order numbered already, or earlier in the same command, takes none, so the
+// numbers stay gapless and one per order however the orders are grouped.
+func DecideAssignInvoiceNumbers(s Series, cmd AssignInvoiceNumbers) ([]Event, error) {
+	for i, o := range cmd.Orders {
+		if err := checkID(fmt.Sprintf("orders[%d].order_id", i), o.OrderID); err != nil {
+			return nil, err
+		}
+	}
+	var (
+		events []Event
+		taken  map[string]bool
+		next   = s.Count
+	)
+	for _, o := range cmd.Orders {
+		key := InvoiceKey(o.OrderID)
+		if _, done := s.byKey[key]; done || taken[key] {
+			continue
+		}
+		if taken == nil {
+			taken = make(map[string]bool, len(cmd.Orders))
+		}
+		taken[key] = true
+		next++
+		events = append(events, InvoiceNumberAssigned{Number: next, OrderID: o.OrderID, AssignedAt: o.At})
+	}
+	return events, nil
 }
 
 // DecideAssignCreditNoteNumber takes the next credit note number for a cancellation or a

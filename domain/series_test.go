@@ -3,6 +3,8 @@ package domain_test
 import (
 	"testing"
 
+	"pgregory.net/rapid"
+
 	"github.com/orderledger/orderledger/domain"
 )
 
@@ -23,6 +25,76 @@ func TestAssignInvoiceNumber(t *testing.T) {
 		{name: "the next number follows the last", given: events(invoiceNumbered(1, "O1"), invoiceNumbered(2, "O2")), when: assign("O3"), then: events(invoiceNumbered(3, "O3"))},
 		{name: "an order is numbered once", given: events(invoiceNumbered(1, "O1"), invoiceNumbered(2, "O2")), when: assign("O1")},
 		{name: "order_id shape", when: assign(""), err: domain.ErrInvalidInput, field: "order_id"},
+	})
+}
+
+func TestAssignInvoiceNumbers(t *testing.T) {
+	assign := func(orders ...string) domain.AssignInvoiceNumbers {
+		cmd := domain.AssignInvoiceNumbers{}
+		for _, o := range orders {
+			cmd.Orders = append(cmd.Orders, domain.AssignInvoiceNumber{OrderID: o, At: now})
+		}
+		return cmd
+	}
+	runScenarios(t, domain.EvolveSeries, domain.DecideAssignInvoiceNumbers, []scenario[domain.AssignInvoiceNumbers]{
+		{name: "numbers follow one another in the order given", when: assign("O1", "O2", "O3"), then: events(invoiceNumbered(1, "O1"), invoiceNumbered(2, "O2"), invoiceNumbered(3, "O3"))},
+		{name: "the first follows the last number taken", given: events(invoiceNumbered(1, "O1")), when: assign("O2", "O3"), then: events(invoiceNumbered(2, "O2"), invoiceNumbered(3, "O3"))},
+		{name: "an order numbered already takes none and leaves no gap", given: events(invoiceNumbered(1, "O1"), invoiceNumbered(2, "O2")), when: assign("O3", "O1", "O4"), then: events(invoiceNumbered(3, "O3"), invoiceNumbered(4, "O4"))},
+		{name: "an order given twice is numbered once", when: assign("O1", "O2", "O1"), then: events(invoiceNumbered(1, "O1"), invoiceNumbered(2, "O2"))},
+		{name: "every order numbered already records nothing", given: events(invoiceNumbered(1, "O1")), when: assign("O1", "O1")},
+		{name: "no order records nothing", when: assign()},
+		{name: "one bad order_id refuses them all", when: assign("O1", "O 2"), err: domain.ErrInvalidInput, field: "orders[1].order_id"},
+	})
+}
+
+// TestInvoiceNumbersGroupedAnyHowStayGapless numbers a random stream of orders, repeats
+// among them, in random groups, and checks that the series takes exactly the numbers that
+// numbering them one at a time would: 1..n, one per order, in the order first asked for.
+func TestInvoiceNumbersGroupedAnyHowStayGapless(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		asks := rapid.SliceOf(rapid.SampledFrom([]string{"A", "B", "C", "D", "E", "F", "G", "H"})).Draw(t, "asks")
+		var one, grouped domain.Series
+		for _, o := range asks {
+			got, err := domain.DecideAssignInvoiceNumber(one, domain.AssignInvoiceNumber{OrderID: o, At: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range got {
+				one = domain.EvolveSeries(one, e)
+			}
+		}
+		var numbered []domain.Event
+		for rest := asks; len(rest) > 0; {
+			n := rapid.IntRange(1, len(rest)).Draw(t, "group")
+			cmd := domain.AssignInvoiceNumbers{}
+			for _, o := range rest[:n] {
+				cmd.Orders = append(cmd.Orders, domain.AssignInvoiceNumber{OrderID: o, At: now})
+			}
+			rest = rest[n:]
+			got, err := domain.DecideAssignInvoiceNumbers(grouped, cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range got {
+				grouped = domain.EvolveSeries(grouped, e)
+				numbered = append(numbered, e)
+			}
+		}
+		for i, e := range numbered {
+			if n := e.(domain.InvoiceNumberAssigned).Number; n != int64(i+1) {
+				t.Fatalf("the %d-th number taken is %d", i+1, n)
+			}
+		}
+		if grouped.Count != one.Count {
+			t.Fatalf("grouped the series took %d numbers, one at a time %d", grouped.Count, one.Count)
+		}
+		for _, o := range asks {
+			g, _ := grouped.NumberFor(domain.InvoiceKey(o))
+			w, _ := one.NumberFor(domain.InvoiceKey(o))
+			if g != w {
+				t.Fatalf("order %s: number %d grouped, %d one at a time", o, g, w)
+			}
+		}
 	})
 }
 
