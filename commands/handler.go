@@ -368,3 +368,114 @@ func sleepJitter(ctx context.Context, attempt int) error {
 		return nil
 	}
 }
+
+// Caused is what one command of a batch decided (see ExecuteBatch): the events it causes,
+// to be appended with the IDs and metadata it would have given them executed alone.
+type Caused struct {
+	Meta   Meta
+	Events []domain.Event
+}
+
+// ExecuteBatch is Execute for several commands decided together on one stream and appended in
+// one append, as a numbering series numbers many documents: one round trip for all of them,
+// where Execute one after another would take one each while the others wait for the stream's
+// lock. decide returns what each command causes, leaving out a command that causes nothing
+// and any that applied tells it was applied before (its events are in the stream): where
+// Execute answers such a command from the stream, a batch leaves it to decide, since the
+// commands after it are decided on the state it leaves. Each event's ID is the one Execute
+// would have given it, EventID(meta.CommandID, i), so a command is recognised whether it was
+// applied alone or in a batch.
+//
+// A conflict, or a batch the store finds partly or wholly stored (appended by an attempt whose
+// answer was lost), is decided again on the stream as it is, so the Result is always that of
+// an append of what was not stored yet, or Unchanged when nothing was left to append.
+func ExecuteBatch[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], decide func(state S, applied func(Meta) bool) ([]Caused, error)) (Result, error) {
+	mu := h.lock(stream)
+	mu.Lock()
+	defer mu.Unlock()
+
+	refresh := false
+	for attempt := 1; ; attempt++ {
+		entry, read, err := load(ctx, h, stream, fold, refresh, false)
+		if err != nil {
+			return Result{}, err
+		}
+		refresh = true
+		caused, err := decide(entry.state.(S), func(m Meta) bool {
+			_, ok := appliedBefore(entry, m.CommandID)
+			return ok
+		})
+		var (
+			events []domain.Event
+			data   []eventstore.EventData
+		)
+		for _, c := range caused {
+			if c.Meta.CommandID == uuid.Nil {
+				return Result{}, errors.New("commands: a command needs an ID")
+			}
+			encoded, err := encode(c.Events, c.Meta)
+			if err != nil {
+				return Result{}, err
+			}
+			events = append(events, c.Events...)
+			data = append(data, encoded...)
+		}
+		if (err != nil || len(events) == 0) && !read {
+			continue // final only on a current fold, as in Execute
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		if len(events) == 0 {
+			return Result{Position: entry.position, Version: uint64(max(entry.version, 0)), Unchanged: true}, nil
+		}
+		expected := eventstore.NoStream()
+		if entry.version >= 0 {
+			expected = eventstore.Exact(uint64(entry.version))
+		}
+		started := time.Now()
+		res, err := h.store.Append(ctx, stream, expected, data...)
+		h.metrics.observeAppend(time.Since(started), err)
+		// Stored before: nothing was appended now, and the cached fold, still a true prefix of
+		// the stream, is caught up on the next attempt like after a conflict.
+		stored := err == nil && (res.Retried || res.Version != uint64(entry.version+int64(len(events))))
+		if errors.Is(err, eventstore.ErrWrongExpectedRevision) || errors.Is(err, eventstore.ErrDuplicateEventID) || stored {
+			if attempt >= h.maxAttempts {
+				return Result{}, fmt.Errorf("commands: a batch on %s still conflicts after %d attempts: %w", stream, attempt, eventstore.ErrWrongExpectedRevision)
+			}
+			if !stored {
+				h.metrics.conflictRetried()
+				if err := sleepJitter(ctx, attempt); err != nil {
+					return Result{}, err
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		remember(h, entry, stream, fold, events, data, res)
+		return Result{Position: res.Position, Version: res.Version, Events: events}, nil
+	}
+}
+
+// ReadAtLeast is Read for a caller that knows the stream has reached version: it folds the
+// cached state when that includes version, and reads the store only when it does not. Events
+// appended since by another process may be missing, so it suits a caller to whom a state as
+// of version is enough: a process manager reacting to the event at version.
+func ReadAtLeast[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], version uint64, inspect func(S, bool) error) error {
+	mu := h.lock(stream)
+	mu.Lock()
+	defer mu.Unlock()
+	entry := h.cache.get(stream)
+	if entry != nil {
+		if state, ok := entry.state.(S); ok && entry.version >= int64(version) {
+			return inspect(state, true)
+		}
+	}
+	entry, _, err := load(ctx, h, stream, fold, true, false)
+	if err != nil {
+		return err
+	}
+	return inspect(entry.state.(S), entry.version >= 0)
+}
