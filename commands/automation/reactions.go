@@ -12,6 +12,7 @@ type command struct {
 	// purpose names the command among those one event causes ("reserve/SKU-1"); with the
 	// event's ID it determines the command's ID, so a replay sends the very same command.
 	purpose string
+	stream  string // the stream the command goes to
 	send    sendFunc
 	// refresh re-reads the stream the command goes to into the handler's cache.
 	refresh func(ctx context.Context, h *commands.Handler) error
@@ -20,19 +21,19 @@ type command struct {
 type sendFunc func(ctx context.Context, h *commands.Handler, meta commands.Meta) (commands.Result, error)
 
 func toOrder(purpose, orderID string, send sendFunc) command {
-	return command{purpose, send, refresher(domain.OrderStream(orderID), domain.EvolveOrder)}
+	return command{purpose, domain.OrderStream(orderID), send, refresher(domain.OrderStream(orderID), domain.EvolveOrder)}
 }
 
 func toStock(purpose, sku string, send sendFunc) command {
-	return command{purpose, send, refresher(domain.StockStream(sku), domain.EvolveStock)}
+	return command{purpose, domain.StockStream(sku), send, refresher(domain.StockStream(sku), domain.EvolveStock)}
 }
 
 func toSeries(purpose, stream string, send sendFunc) command {
-	return command{purpose, send, refresher(stream, domain.EvolveSeries)}
+	return command{purpose, stream, send, refresher(stream, domain.EvolveSeries)}
 }
 
 func toPurchaseOrder(purpose, id string, send sendFunc) command {
-	return command{purpose, send, refresher(domain.PurchaseOrderStream(id), domain.EvolvePurchaseOrder)}
+	return command{purpose, domain.PurchaseOrderStream(id), send, refresher(domain.PurchaseOrderStream(id), domain.EvolvePurchaseOrder)}
 }
 
 func refresher[S any](stream string, fold commands.Fold[S]) func(context.Context, *commands.Handler) error {
@@ -77,10 +78,11 @@ func subject(e domain.Event) string {
 }
 
 // reactions returns the commands that carry the news of e to the streams it concerns, in the
-// order they are sent. Most follow from the event alone. Two read the order's current state;
-// their decisions stay right however late they are made (a replay after a crash makes them
-// later), as the comments on them explain.
-func reactions(ctx context.Context, h *commands.Handler, e domain.Event) ([]command, error) {
+// order they are sent. Most follow from the event alone. Two read the order's state, as of the
+// event at version of its stream or later; their decisions stay right however late they are
+// made (a replay after a crash makes them later), as the comments on them explain. Invoice
+// numbers are taken through numbers, which numbers many orders in one append.
+func reactions(ctx context.Context, h *commands.Handler, numbers *invoiceNumbering, version uint64, e domain.Event) ([]command, error) {
 	switch e := e.(type) {
 	case domain.OrderPlaced:
 		out := make([]command, 0, len(e.Lines))
@@ -91,21 +93,22 @@ func reactions(ctx context.Context, h *commands.Handler, e domain.Event) ([]comm
 		}
 		return out, nil
 
-	case domain.StockAllocated:
-		return []command{toOrder("record-allocation/"+e.OrderID, e.OrderID, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
-			return h.RecordLineAllocation(ctx, domain.RecordLineAllocation{OrderID: e.OrderID, SKU: e.SKU, Reserved: e.Reserved, Backordered: e.Backordered, At: h.Now()}, m)
-		})}, nil
-
-	case domain.BackorderFilled:
-		return []command{toOrder("record-allocation/"+e.OrderID, e.OrderID, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
-			return h.RecordLineAllocation(ctx, domain.RecordLineAllocation{OrderID: e.OrderID, SKU: e.SKU, Reserved: e.Quantity, Backordered: -e.Quantity, At: h.Now()}, m)
+	case domain.StockAllocated, domain.BackorderFilled:
+		record, _ := allocationNews(e)
+		return []command{toOrder(recordAllocation(record.OrderID), record.OrderID, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+			cmd := record
+			cmd.At = h.Now()
+			return h.RecordLineAllocation(ctx, cmd, m)
 		})}, nil
 
 	case domain.OrderConfirmed:
 		// An order cancelled before it was invoiced needs no invoice. Reading a later state
 		// than the event's is safe: a cancellation is final, and an order already invoiced
-		// gets its number again from the series, which assigns one per order.
-		status, invoiced, err := orderStatus(ctx, h, e.OrderID)
+		// gets its number again from the series, which assigns one per order. So is missing
+		// a cancellation after the event (appended by another process): the number is then
+		// taken and recorded, and the invoice reversed, as for an order cancelled while it is
+		// being invoiced.
+		status, invoiced, err := orderStatus(ctx, h, e.OrderID, version)
 		if err != nil {
 			return nil, err
 		}
@@ -113,7 +116,7 @@ func reactions(ctx context.Context, h *commands.Handler, e domain.Event) ([]comm
 			return nil, nil
 		}
 		return []command{toSeries("assign-invoice-number/"+e.OrderID, domain.InvoiceSeriesStream, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
-			return h.AssignInvoiceNumber(ctx, domain.AssignInvoiceNumber{OrderID: e.OrderID, At: h.Now()}, m)
+			return numbers.assign(ctx, domain.AssignInvoiceNumber{OrderID: e.OrderID, At: h.Now()}, m)
 		})}, nil
 
 	case domain.InvoiceNumberAssigned:
@@ -125,8 +128,9 @@ func reactions(ctx context.Context, h *commands.Handler, e domain.Event) ([]comm
 		// A number taken for an order that was cancelled meanwhile is still recorded (the
 		// series has no gaps); the invoice is then reversed. If the order was cancelled after
 		// this invoice, OrderCancelled asks for the same credit note, and the series, keyed by
-		// order and reason, numbers it once.
-		status, _, err := orderStatus(ctx, h, e.OrderID)
+		// order and reason, numbers it once. A state as of this event is enough: a cancellation
+		// after it carries Invoiced, and asks for the credit note itself.
+		status, _, err := orderStatus(ctx, h, e.OrderID, version)
 		if err != nil {
 			return nil, err
 		}
@@ -183,15 +187,33 @@ func reactions(ctx context.Context, h *commands.Handler, e domain.Event) ([]comm
 	return nil, nil
 }
 
+// allocationNews is the news a stock stream's event brings an order about one of its lines:
+// what was reserved and backordered, or what of a backorder was filled. Its command has no
+// time yet.
+func allocationNews(e domain.Event) (domain.RecordLineAllocation, bool) {
+	switch e := e.(type) {
+	case domain.StockAllocated:
+		return domain.RecordLineAllocation{OrderID: e.OrderID, SKU: e.SKU, Reserved: e.Reserved, Backordered: e.Backordered}, true
+	case domain.BackorderFilled:
+		return domain.RecordLineAllocation{OrderID: e.OrderID, SKU: e.SKU, Reserved: e.Quantity, Backordered: -e.Quantity}, true
+	}
+	return domain.RecordLineAllocation{}, false
+}
+
+// recordAllocation is the purpose of the command that records allocation news on an order.
+func recordAllocation(orderID string) string { return "record-allocation/" + orderID }
+
 func assignCreditNote(orderID, reason, returnID string) command {
 	return toSeries("assign-credit-note-number/"+reason, domain.CreditNoteSeriesStream, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
 		return h.AssignCreditNoteNumber(ctx, domain.AssignCreditNoteNumber{OrderID: orderID, Reason: reason, ReturnID: returnID, At: h.Now()}, m)
 	})
 }
 
-// orderStatus reads an order's status and whether it is invoiced, as they are now.
-func orderStatus(ctx context.Context, h *commands.Handler, orderID string) (status string, invoiced bool, err error) {
-	err = commands.Read(ctx, h, domain.OrderStream(orderID), domain.EvolveOrder, func(o domain.Order, _ bool) error {
+// orderStatus reads an order's status and whether it is invoiced, as of version of its stream
+// or later: from the handler's cached fold when that has reached version, which spares a read
+// of the store for each order confirmed and each invoice.
+func orderStatus(ctx context.Context, h *commands.Handler, orderID string, version uint64) (status string, invoiced bool, err error) {
+	err = commands.ReadAtLeast(ctx, h, domain.OrderStream(orderID), domain.EvolveOrder, version, func(o domain.Order, _ bool) error {
 		status, invoiced = o.Status, o.Invoiced()
 		return nil
 	})

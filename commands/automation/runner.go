@@ -11,6 +11,12 @@
 // and restarted from its checkpoint repeats nothing: the handler recognises a command it has
 // applied and appends nothing twice.
 //
+// Its pace is set by round trips, not work: the subscription reads on while events are being
+// handled, the events about different orders are handled at once (pipeline.go), what its own
+// commands append about an order is handled at once rather than when the log brings it round
+// (ahead.go), and the numbers of the invoices confirmed meanwhile are taken in one append
+// (numbering.go).
+//
 // Only one runner acts on a log at a time: it holds a lease, a row in the checkpoint table
 // renewed while it runs. A second server's runner waits in standby and takes over from the
 // saved checkpoint when the lease is released (a clean stop) or expires (a crash). Should two
@@ -25,7 +31,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	mathrand "math/rand/v2"
 	"os"
@@ -65,7 +70,6 @@ type Runner struct {
 	lanes       int
 	log         *slog.Logger
 	metrics     *Metrics
-	seed        maphash.Seed
 	minBackoff  time.Duration
 	maxBackoff  time.Duration
 
@@ -102,8 +106,10 @@ func WithLeaseTTL(d time.Duration) Option { return func(r *Runner) { r.leaseTTL 
 // WithHolder names this runner in the lease (default host:pid:random).
 func WithHolder(id string) Option { return func(r *Runner) { r.holder = id } }
 
-// WithLanes sets how many events are handled at once (default 8). Events about one order or
-// purchase order always go to the same lane, in log order; see handleChunk.
+// WithLanes sets how many subjects — orders, purchase orders — have their events handled at
+// once (default 32). The events about one subject are handled one after another, in log
+// order; see pipeline. More lanes work off a backlog faster, and take more of the store's
+// time (and more of its streams' locks) from the requests the server answers meanwhile.
 func WithLanes(n int) Option { return func(r *Runner) { r.lanes = max(n, 1) } }
 
 // New returns a runner that sends commands through h, to h's store, and keeps its checkpoint
@@ -115,9 +121,8 @@ func New(h *commands.Handler, checkpoints *Checkpoints, opts ...Option) *Runner 
 		checkpoints: checkpoints,
 		holder:      defaultHolder(),
 		leaseTTL:    15 * time.Second,
-		lanes:       8,
+		lanes:       32,
 		log:         slog.Default(),
-		seed:        maphash.MakeSeed(),
 		minBackoff:  100 * time.Millisecond,
 		maxBackoff:  10 * time.Second,
 		status:      Status{State: StateStarting},
@@ -303,7 +308,7 @@ func (r *Runner) lead(ctx context.Context) error {
 		if err == nil {
 			r.update(func(s *Status) { s.State, s.Position, s.LeaseHolder, s.LastError = StateRunning, from, "", "" })
 			r.log.Info("automation: following the log", "from", from.String())
-			err = r.store.Subscribe(work, from, r.handleBatch)
+			err = r.follow(work, from)
 		}
 		if work.Err() != nil {
 			return context.Cause(work)
@@ -356,107 +361,39 @@ func (r *Runner) keepLease(ctx context.Context, lost context.CancelCauseFunc) {
 	}
 }
 
-// checkpointEvery bounds how many events are handled between two checkpoints. It bounds the
-// work a restart repeats, and lets a runner that is restarted often still make progress.
-const checkpointEvery = 64
-
-// handleBatch handles a batch delivered by the subscription, saving the checkpoint after
-// every checkpointEvery events.
-func (r *Runner) handleBatch(ctx context.Context, batch []eventstore.Event) error {
-	for len(batch) > 0 {
-		n := min(len(batch), checkpointEvery)
-		if err := r.handleChunk(ctx, batch[:n]); err != nil {
-			return err
-		}
-		batch = batch[n:]
-	}
-	return nil
+// setPendingSince records when the oldest event delivered and not yet handled was recorded;
+// the zero time when there is none.
+func (r *Runner) setPendingSince(t time.Time) {
+	r.mu.Lock()
+	r.pendingSince = t
+	r.mu.Unlock()
 }
 
-// handleChunk handles events and then saves the checkpoint after them.
-//
-// Events go to lanes by their subject (see subject), so the events about one order or one
-// purchase order are handled in log order while the lanes run at once. Events about different
-// subjects commute: each stream that receives their commands decides under its own expected
-// revision, and the stock stream serves whichever reservation reaches it first. The
-// checkpoint moves only when every lane has finished.
-func (r *Runner) handleChunk(ctx context.Context, chunk []eventstore.Event) error {
+// checkpointed records a checkpoint saved at position, after n more events, the last of them
+// recorded at. smooth says that no command is being retried: the runner is running again.
+func (r *Runner) checkpointed(position eventstore.Position, at time.Time, n int, smooth bool) {
+	r.metrics.handled(n, at)
 	r.mu.Lock()
-	r.pendingSince = chunk[0].RecordedAt
-	r.mu.Unlock()
-
-	lanes := make([][]decoded, r.lanes)
-	for _, e := range chunk {
-		if !handledTypes[e.Type] {
-			continue
-		}
-		de, err := domain.DecodeEvent(e.Type, e.Data)
-		if err != nil {
-			return r.fail(e, err)
-		}
-		i := maphash.String(r.seed, subject(de)) % uint64(r.lanes)
-		lanes[i] = append(lanes[i], decoded{e, de})
-	}
-	if err := r.runLanes(ctx, lanes); err != nil {
-		return err
-	}
-	last := chunk[len(chunk)-1]
-	if err := r.checkpoints.save(ctx, Name, r.holder, last.Position); err != nil {
-		return err
-	}
-	r.metrics.handled(len(chunk), last.RecordedAt)
-	r.mu.Lock()
-	r.pendingSince = time.Time{}
-	r.status.Position = last.Position
-	r.status.LastEventAt = last.RecordedAt
-	r.status.EventsHandled += uint64(len(chunk))
-	if r.status.State == StateRetrying {
+	defer r.mu.Unlock()
+	r.status.Position = position
+	r.status.LastEventAt = at
+	r.status.EventsHandled += uint64(n)
+	if smooth && r.status.State == StateRetrying {
 		r.status.State, r.status.LastError = StateRunning, ""
 	}
-	r.mu.Unlock()
-	return nil
-}
-
-// decoded is a stored event with its domain value.
-type decoded struct {
-	stored eventstore.Event
-	event  domain.Event
-}
-
-// runLanes handles each lane's events in order, the lanes at once, and returns the first
-// error; the other lanes are then cancelled, since the batch will be handled again anyway.
-func (r *Runner) runLanes(ctx context.Context, lanes [][]decoded) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		once     sync.Once
-		firstErr error
-	)
-	for _, lane := range lanes {
-		if len(lane) == 0 {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, d := range lane {
-				if err := r.handleEvent(ctx, d.stored, d.event); err != nil {
-					once.Do(func() { firstErr = err; cancel() })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return firstErr
 }
 
 // handleEvent sends the commands an event calls for, retrying with backoff while the store
 // fails. A command the domain refuses is a bug: the runner stops with a *Failure.
-func (r *Runner) handleEvent(ctx context.Context, e eventstore.Event, de domain.Event) error {
+func (r *Runner) handleEvent(ctx context.Context, e eventstore.Event, de domain.Event, p *pipeline) error {
+	retrying := false
+	defer func() {
+		if retrying {
+			p.recovered()
+		}
+	}()
 	for attempt := 0; ; attempt++ {
-		err := r.react(ctx, e, de)
+		err := r.react(ctx, e, de, p)
 		if err == nil {
 			return nil
 		}
@@ -466,6 +403,10 @@ func (r *Runner) handleEvent(ctx context.Context, e eventstore.Event, de domain.
 		if _, _, refused := domain.KindOf(err); refused {
 			return r.fail(e, err)
 		}
+		if !retrying {
+			retrying = true
+			p.retry()
+		}
 		r.transient(err, "handle "+e.Type+" at "+e.Position.String()+" of "+e.Stream)
 		if err := sleep(ctx, r.backoff(attempt)); err != nil {
 			return err
@@ -473,47 +414,94 @@ func (r *Runner) handleEvent(ctx context.Context, e eventstore.Event, de domain.
 	}
 }
 
-func (r *Runner) react(ctx context.Context, e eventstore.Event, de domain.Event) error {
-	cmds, err := reactions(ctx, r.h, de)
+// react sends the commands e calls for, and handles ahead of the log what they append about
+// e's subject (see handleAhead). Each command goes to a stream of its own (a line's SKU, a
+// numbering series), so they are sent at once: the event takes as long as its slowest
+// command, not as long as all of them one after another.
+func (r *Runner) react(ctx context.Context, e eventstore.Event, de domain.Event, p *pipeline) error {
+	cmds, err := reactions(ctx, r.h, p.numbers, e.Version, de)
 	if err != nil {
 		return err
 	}
+	sent := make([]sentCommand, len(cmds))
+	if len(cmds) == 1 {
+		if sent[0], err = r.send(ctx, e, cmds[0]); err != nil {
+			return err
+		}
+	} else {
+		errs := make([]error, len(cmds))
+		var wg sync.WaitGroup
+		for i, c := range cmds {
+			wg.Go(func() { sent[i], errs[i] = r.send(ctx, e, c) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if _, _, refused := domain.KindOf(err); refused {
+				return err // whatever else failed, a refusal stops the runner
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+	}
+	r.handleAhead(ctx, p, subject(de), sent)
+	return nil
+}
+
+// sentCommand is a command sent and its result.
+type sentCommand struct {
+	meta   commands.Meta
+	stream string
+	res    commands.Result
+}
+
+// commandMeta is the Meta of the command sent for purpose in answer to e: its ID is derived
+// from both, so that answering e again sends the very same command.
+func commandMeta(e eventstore.Event, purpose string) commands.Meta {
 	correlation := e.Metadata.CorrelationID
 	if correlation == "" {
 		correlation = e.ID.String()
 	}
-	for _, c := range cmds {
-		meta := commands.Meta{
-			CommandID:     commands.DeriveID(e.ID, c.purpose),
-			CausationID:   e.ID.String(),
-			CorrelationID: correlation,
-			Actor:         Actor,
-		}
-		res, err := c.send(ctx, r.h, meta)
-		if _, _, refused := domain.KindOf(err); refused || (err == nil && res.Unchanged) {
-			// The handler decides on its cached fold of the stream and re-reads it only when an
-			// append conflicts, so a refusal or an empty decision may come from a fold that
-			// misses what another process appended — the very event that led here. Decide
-			// again on the stream as it is.
-			if err := c.refresh(ctx, r.h); err != nil {
-				return fmt.Errorf("%s: %w", c.purpose, err)
-			}
-			res, err = c.send(ctx, r.h, meta)
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", c.purpose, err)
-		}
-		r.metrics.commandSent(res)
-		r.mu.Lock()
-		if res.Position.Compare(r.newestSent) > 0 {
-			r.newestSent = res.Position
-		}
-		r.mu.Unlock()
-		if r.afterSend != nil {
-			r.afterSend(e, c.purpose)
-		}
+	return commands.Meta{
+		CommandID:     commands.DeriveID(e.ID, purpose),
+		CausationID:   e.ID.String(),
+		CorrelationID: correlation,
+		Actor:         Actor,
 	}
-	return nil
+}
+
+// send sends one command in answer to e.
+func (r *Runner) send(ctx context.Context, e eventstore.Event, c command) (sentCommand, error) {
+	meta := commandMeta(e, c.purpose)
+	res, err := c.send(ctx, r.h, meta)
+	if _, _, refused := domain.KindOf(err); refused || (err == nil && res.Unchanged) {
+		// The handler decides on its cached fold of the stream and re-reads it only when an
+		// append conflicts, so a refusal or an empty decision may come from a fold that
+		// misses what another process appended — the very event that led here. Decide
+		// again on the stream as it is.
+		if err := c.refresh(ctx, r.h); err != nil {
+			return sentCommand{}, fmt.Errorf("%s: %w", c.purpose, err)
+		}
+		res, err = c.send(ctx, r.h, meta)
+	}
+	if err != nil {
+		return sentCommand{}, fmt.Errorf("%s: %w", c.purpose, err)
+	}
+	r.sent(e, c.purpose, res)
+	return sentCommand{meta, c.stream, res}, nil
+}
+
+// sent records a command sent in answer to e.
+func (r *Runner) sent(e eventstore.Event, purpose string, res commands.Result) {
+	r.metrics.commandSent(res)
+	r.mu.Lock()
+	if res.Position.Compare(r.newestSent) > 0 {
+		r.newestSent = res.Position
+	}
+	r.mu.Unlock()
+	if r.afterSend != nil {
+		r.afterSend(e, purpose)
+	}
 }
 
 // fail records and logs an event that cannot be handled.
