@@ -50,7 +50,7 @@ when interrupted (Ctrl-C, SIGTERM):
 A run killed with SIGKILL cannot clean up; what it created is named on stderr at the start.
 
 Each figure takes about --duration (its baseline's turns included), after a short warm-up;
-a run with --duration 10s takes about four minutes, a third of it generating the log. In run
+a run with --duration 10s takes about four minutes, a fifth of it generating the log. In run
 order (extras are reported beside the figure that yields them):
   append_single       events/s: 32 writers (--clients) each appending one event at a time to
                       a stream of its own with the exact expected revision. Baseline: a
