@@ -14,10 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/orderledger/orderledger/domain"
-	"github.com/orderledger/orderledger/eventstore"
 )
 
 // The seeded business: customers and SKUs with stock enough that no order of a run waits for
@@ -250,33 +247,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// appendPlacedOrder is order_intake's baseline: an order like the ones the clients post,
-// decided by the domain and appended straight to an event store. It is the write an order
-// ends in, with none of the HTTP API's work: decoding, validation, the reads that check the
-// customer and SKUs exist, the handler's fold.
-func appendPlacedOrder(ctx context.Context, store eventstore.Store) error {
-	id := "bench-" + uuid.NewString()
-	events, err := domain.DecidePlaceOrder(domain.Order{}, domain.PlaceOrder{
-		OrderID: id, CustomerID: customerID(rand.IntN(seedCustomers)), Channel: "web", Currency: "EUR",
-		Lines: orderLines(), TaxRateBps: 2000, PaymentMethod: "card", ShippingAddress: shippingAddress,
-		At: eventstore.NormalizeTime(time.Now()),
-	})
-	if err != nil {
-		return err
-	}
-	data := make([]eventstore.EventData, len(events))
-	for i, e := range events {
-		typ, body, err := domain.EncodeEvent(e)
-		if err != nil {
-			return err
-		}
-		data[i] = eventstore.EventData{ID: uuid.New(), Type: typ, Data: body,
-			Metadata: eventstore.Metadata{CorrelationID: id, Actor: "bench"}}
-	}
-	_, err = store.Append(ctx, domain.OrderStream(id), eventstore.NoStream(), data...)
-	return err
 }
 
 const shippingAddress = "12 Rue de la Paix, 75002 Paris"
