@@ -156,13 +156,7 @@ func execute[S any](ctx context.Context, h *Handler, stream string, fold Fold[S]
 		if err != nil {
 			return Result{}, err
 		}
-		expected := eventstore.NoStream()
-		if entry.version >= 0 {
-			expected = eventstore.Exact(uint64(entry.version))
-		}
-		started := time.Now()
-		res, err := h.store.Append(ctx, stream, expected, data...)
-		h.metrics.observeAppend(time.Since(started), err)
+		res, err := appendAfter(ctx, h, stream, entry.version, data)
 		if errors.Is(err, eventstore.ErrWrongExpectedRevision) && blind {
 			continue // no writer to make way for: read the stream now
 		}
@@ -188,6 +182,19 @@ func execute[S any](ctx context.Context, h *Handler, stream string, fold Fold[S]
 		remember(h, entry, stream, fold, events, data, res)
 		return Result{Position: res.Position, Version: res.Version, Events: events}, nil
 	}
+}
+
+// appendAfter appends data to stream at the version the command was decided on (-1: the
+// stream did not exist), timing the append for the metrics.
+func appendAfter(ctx context.Context, h *Handler, stream string, version int64, data []eventstore.EventData) (eventstore.AppendResult, error) {
+	expected := eventstore.NoStream()
+	if version >= 0 {
+		expected = eventstore.Exact(uint64(version))
+	}
+	started := time.Now()
+	res, err := h.store.Append(ctx, stream, expected, data...)
+	h.metrics.observeAppend(time.Since(started), err)
+	return res, err
 }
 
 // Read folds stream under its lock and passes the state to inspect, which must not keep it.
@@ -429,13 +436,7 @@ func ExecuteBatch[S any](ctx context.Context, h *Handler, stream string, fold Fo
 		if len(events) == 0 {
 			return Result{Position: entry.position, Version: uint64(max(entry.version, 0)), Unchanged: true}, nil
 		}
-		expected := eventstore.NoStream()
-		if entry.version >= 0 {
-			expected = eventstore.Exact(uint64(entry.version))
-		}
-		started := time.Now()
-		res, err := h.store.Append(ctx, stream, expected, data...)
-		h.metrics.observeAppend(time.Since(started), err)
+		res, err := appendAfter(ctx, h, stream, entry.version, data)
 		// Stored before: nothing was appended now, and the cached fold, still a true prefix of
 		// the stream, is caught up on the next attempt like after a conflict.
 		stored := err == nil && (res.Retried || res.Version != uint64(entry.version+int64(len(events))))

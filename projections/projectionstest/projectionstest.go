@@ -75,30 +75,18 @@ func open(t testing.TB, backend string, store eventstore.Store, readDSN string) 
 // append, and returns the position of the last.
 func Append(t testing.TB, store eventstore.Store, records []historygen.Record) eventstore.Position {
 	t.Helper()
-	var last eventstore.Position
-	for len(records) > 0 {
-		n := 1
-		for n < len(records) && records[n].Stream == records[0].Stream && n < 100 {
-			n++
-		}
-		batch := make([]eventstore.EventData, n)
-		for i, r := range records[:n] {
-			batch[i] = Encode(t, r.Event)
-		}
-		res, err := store.Append(t.Context(), records[0].Stream, eventstore.Any(), batch...)
-		if err != nil {
-			t.Fatalf("append to %s: %v", records[0].Stream, err)
-		}
-		last = res.Position
-		records = records[n:]
-	}
-	return last
+	return appendRuns(t, store, records, false)
 }
 
 // AppendAsRecorded is Append with every event recorded at the time it carries (placed_at,
 // received_at…), as if the write side had decided it then, so that time travel over the
 // history can be tested at known instants.
 func AppendAsRecorded(t testing.TB, store eventstore.Store, records []historygen.Record) eventstore.Position {
+	t.Helper()
+	return appendRuns(t, store, records, true)
+}
+
+func appendRuns(t testing.TB, store eventstore.Store, records []historygen.Record, asRecorded bool) eventstore.Position {
 	t.Helper()
 	var last eventstore.Position
 	for len(records) > 0 {
@@ -109,7 +97,9 @@ func AppendAsRecorded(t testing.TB, store eventstore.Store, records []historygen
 		batch := make([]eventstore.EventData, n)
 		for i, r := range records[:n] {
 			batch[i] = Encode(t, r.Event)
-			batch[i].RecordedAt = EventTime(r.Event)
+			if asRecorded {
+				batch[i].RecordedAt = EventTime(r.Event)
+			}
 		}
 		res, err := store.Append(t.Context(), records[0].Stream, eventstore.Any(), batch...)
 		if err != nil {
