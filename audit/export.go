@@ -243,12 +243,9 @@ type exportedEvent struct {
 	Hash       eventstore.Hash     `json:"hash"`
 }
 
-// Limits of one append during an import: a run of consecutive events of one stream goes in
-// one append, cut at these bounds so that one statement stays reasonable.
-const (
-	importBatchEvents = 1000
-	importBatchBytes  = 4 << 20
-)
+// importBatchEvents bounds one append during an import: a run of consecutive events of one
+// stream goes in one append, cut at this many events or at eventstore.MaxAppendSize bytes.
+const importBatchEvents = 1000
 
 // readBackBatch is how many appended events Import lets pile up before it reads them back to
 // compare their stored hashes with the exported ones; it keeps memory flat.
@@ -332,10 +329,12 @@ func (im *importer) add(ctx context.Context, line int, x *exportedEvent) error {
 		// The store would stamp its own time and the hash could not match.
 		return fmt.Errorf("line %d: no recorded_at", line)
 	}
+	event := eventstore.EventData{ID: x.ID, Type: x.Type, Data: data, Metadata: x.Metadata, RecordedAt: x.RecordedAt}
+	size := eventstore.AppendSize(event)
 	if len(im.batch) > 0 {
 		last := im.exported[len(im.exported)-1]
 		if x.Stream != im.stream || x.Version != last.Version+1 ||
-			len(im.batch) >= importBatchEvents || im.bytes+len(data) > importBatchBytes {
+			len(im.batch) >= importBatchEvents || im.bytes+size > eventstore.MaxAppendSize {
 			if err := im.flush(ctx); err != nil {
 				return err
 			}
@@ -344,11 +343,9 @@ func (im *importer) add(ctx context.Context, line int, x *exportedEvent) error {
 	if len(im.batch) == 0 {
 		im.stream, im.firstLine = x.Stream, line
 	}
-	im.batch = append(im.batch, eventstore.EventData{
-		ID: x.ID, Type: x.Type, Data: data, Metadata: x.Metadata, RecordedAt: x.RecordedAt,
-	})
+	im.batch = append(im.batch, event)
 	im.exported = append(im.exported, x)
-	im.bytes += len(data)
+	im.bytes += size
 	return nil
 }
 

@@ -220,3 +220,39 @@ func TestImportRefusesAnAlteredExport(t *testing.T) {
 		})
 	}
 }
+
+// TestImportSplitsARunAtTheAppendLimit exports one stream of large events, written one per
+// append, whose run together exceeds eventstore.MaxAppendSize: import must cut the run into
+// appends the store accepts and keep every hash.
+func TestImportSplitsARunAtTheAppendLimit(t *testing.T) {
+	source, _ := backends[0].open(t)
+	const events = 5
+	blob := strings.Repeat("x", eventstore.MaxAppendSize/3)
+	for i := range events {
+		e := eventstore.EventData{ID: uuid.New(), Type: "Attachment.v1", Data: []byte(fmt.Sprintf(`{"i":%d,"blob":%q}`, i, blob))}
+		if _, err := source.Append(t.Context(), "attachment-1", eventstore.Any(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if _, err := audit.Export(t.Context(), source, &out, audit.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	target, _ := backends[0].open(t)
+	imported, err := audit.Import(t.Context(), target, &out, audit.ImportOptions{})
+	if err != nil {
+		t.Fatalf("import of a run of %d events of %d bytes each: %v", events, len(blob), err)
+	}
+	if imported.Events != events {
+		t.Errorf("imported %d events, want %d", imported.Events, events)
+	}
+	want, got := readLog(t, source), readLog(t, target)
+	if len(got) != len(want) {
+		t.Fatalf("target holds %d events, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Hash != want[i].Hash || got[i].Version != want[i].Version {
+			t.Errorf("event %d: %s/%d hash %s, want %s/%d hash %s", i, got[i].Stream, got[i].Version, got[i].Hash, want[i].Stream, want[i].Version, want[i].Hash)
+		}
+	}
+}

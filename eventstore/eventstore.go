@@ -9,6 +9,8 @@
 //   - Append takes an ExpectedRevision; a mismatch is ErrWrongExpectedRevision (errors.Is).
 //   - Appending a batch whose first event ID is already in the stream is a retry: it succeeds,
 //     appends nothing and reports where those events are.
+//   - One append holds at most MaxAppendSize bytes (see AppendSize); an event type may not start
+//     with "$", nor a stream name.
 //   - ReadAll and Subscribe deliver every committed event exactly once, in one global order that
 //     agrees with the order of every stream, and never skip an event whose transaction commits
 //     late.
@@ -37,11 +39,29 @@ var (
 	ErrDuplicateEventID = errors.New("eventstore: duplicate event id")
 	// ErrUnavailable: the store cannot be reached.
 	ErrUnavailable = errors.New("eventstore: store unavailable")
+	// ErrStreamDeleted: the stream was deleted in the store by other means than this port
+	// (KurrentDB's soft delete or tombstone), so nothing can be appended to it again.
+	ErrStreamDeleted = errors.New("eventstore: stream deleted")
 )
 
-// MaxEventSize bounds data plus metadata of one event; KurrentDB's default limit is near 16 MiB,
-// ours is set lower so that every adapter accepts the same events.
-const MaxEventSize = 8 << 20
+// MaxAppendSize bounds one append: the sum of AppendSize over its events. It is the default
+// MaxAppendSize of a KurrentDB server (1 MiB, "the total size of all events in the append
+// request": ClusterVNodeOptions.cs in kurrent-io/KurrentDB), which refuses a larger append
+// whole; every adapter refuses the same appends, so that a log moves between stores. Append is
+// atomic, so a caller with more to write splits it into several appends (import does).
+const MaxAppendSize = 1 << 20
+
+// EventOverhead is what AppendSize counts for each event beyond its data, metadata and type:
+// room for what an adapter stores beside them (KurrentDB: recorded_at and the hash, in the
+// event's metadata).
+const EventOverhead = 256
+
+// AppendSize is what e counts toward MaxAppendSize: its data, its canonical metadata, its type
+// twice (KurrentDB counts a type in UTF-16 code units of two bytes, and a UTF-8 string has no
+// more code units than bytes) and EventOverhead.
+func AppendSize(e EventData) int {
+	return len(e.Data) + len(EncodeMetadata(e.Metadata)) + 2*len(e.Type) + EventOverhead
+}
 
 // Metadata travels with every event: who asked for it, why, and under which idempotency key.
 type Metadata struct {

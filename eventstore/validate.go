@@ -21,6 +21,7 @@ func ValidateAppend(stream string, events []EventData) error {
 		return fmt.Errorf("%w: no events to append to %q", ErrInvalidEvent, stream)
 	}
 	seen := make(map[uuid.UUID]struct{}, len(events))
+	size := 0
 	for i, e := range events {
 		if e.ID == uuid.Nil {
 			return fmt.Errorf("%w: event %d of %q has no id", ErrInvalidEvent, i, stream)
@@ -32,12 +33,19 @@ func ValidateAppend(stream string, events []EventData) error {
 		if e.Type == "" || len(e.Type) > 256 || !utf8.ValidString(e.Type) {
 			return fmt.Errorf("%w: event %d of %q: type must be 1..256 bytes of UTF-8", ErrInvalidEvent, i, stream)
 		}
+		if e.Type[0] == '$' {
+			// KurrentDB reserves "$" types for its own events, and $all readers (ours included)
+			// skip them: such an event would be stored but never reach a projection.
+			return fmt.Errorf("%w: event %d of %q: type %q starts with $, reserved for system events", ErrInvalidEvent, i, stream, e.Type)
+		}
 		if !json.Valid(e.Data) {
 			return fmt.Errorf("%w: event %d (%s) of %q: data is not valid JSON", ErrInvalidEvent, i, e.Type, stream)
 		}
-		if size := len(e.Data) + len(EncodeMetadata(e.Metadata)); size > MaxEventSize {
-			return fmt.Errorf("%w: event %d (%s) of %q is %d bytes, over the %d byte limit", ErrInvalidEvent, i, e.Type, stream, size, MaxEventSize)
-		}
+		size += AppendSize(e)
+	}
+	if size > MaxAppendSize {
+		return fmt.Errorf("%w: the %d events for %q come to %d bytes (data, metadata and type twice, plus %d per event), over the %d byte limit of one append",
+			ErrInvalidEvent, len(events), stream, size, EventOverhead, MaxAppendSize)
 	}
 	return nil
 }

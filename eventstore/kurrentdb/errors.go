@@ -3,6 +3,7 @@ package kurrentdb
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"google.golang.org/grpc/codes"
@@ -14,6 +15,10 @@ import (
 // mapError turns a client error into the port's sentinels, naming the server. The client's
 // error stays wrapped, so callers can still inspect the *esdb.Error.
 func mapError(err error, addr string) error {
+	if isAppendTooLarge(err) {
+		return fmt.Errorf("%w: kurrentdb at %s refuses the append as too large: its MaxAppendSize is below the %d bytes orderledger assumes (the server's default): %w",
+			eventstore.ErrInvalidEvent, addr, eventstore.MaxAppendSize, err)
+	}
 	var esdbErr *esdb.Error
 	if errors.As(err, &esdbErr) {
 		switch esdbErr.Code() {
@@ -31,6 +36,16 @@ func mapError(err error, addr string) error {
 		return fmt.Errorf("%w: kurrentdb at %s: %w", eventstore.ErrUnavailable, addr, err)
 	}
 	return fmt.Errorf("kurrentdb at %s: %w", addr, err)
+}
+
+// isAppendTooLarge reports a server's refusal of an append over its MaxAppendSize (or
+// MaxAppendEventSize), which client v4.2.0 reports as an unknown error: the server answers
+// InvalidArgument, "Maximum Append Size of N Exceeded." (RpcExceptions.cs in
+// kurrent-io/KurrentDB), and the client passes the status on without reading the trailers
+// that name the exception.
+func isAppendTooLarge(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.InvalidArgument && strings.Contains(st.Message(), "Maximum Append")
 }
 
 // isClientClosed reports the client's sign that it closed itself (or was closed): every call

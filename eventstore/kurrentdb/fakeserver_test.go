@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -47,7 +49,13 @@ type fakeServer struct {
 	// beforeAppend, when set, runs before an append is applied; tests use it to put a
 	// concurrent writer's events in between.
 	beforeAppend func(stream string)
+	// maxAppendSize is the server's MaxAppendSize; newFakeServer sets a real server's default.
+	maxAppendSize int
 }
+
+// defaultMaxAppendSize is a KurrentDB server's default MaxAppendSize, 1 MiB
+// (ClusterVNodeOptions.cs in kurrent-io/KurrentDB).
+const defaultMaxAppendSize = 1 << 20
 
 type fakeRecord struct {
 	id          uuid.UUID
@@ -73,6 +81,8 @@ func newFakeServer(t *testing.T) *fakeServer {
 		next:    1000, // a fresh KurrentDB log starts with records of its own
 		wake:    make(chan struct{}),
 		drop:    make(chan struct{}),
+
+		maxAppendSize: defaultMaxAppendSize,
 	}
 	f.serve(lis)
 	t.Cleanup(f.stop)
@@ -164,7 +174,11 @@ func (f *fakeServer) Append(stream api.Streams_AppendServer) error {
 		return status.Error(codes.InvalidArgument, "fake: the first message must be the options")
 	}
 	name := string(opts.GetStreamIdentifier().GetStreamName())
+	f.mu.Lock()
+	maxSize := f.maxAppendSize
+	f.mu.Unlock()
 	var proposed []*api.AppendReq_ProposedMessage
+	size := 0
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -173,7 +187,16 @@ func (f *fakeServer) Append(stream api.Streams_AppendServer) error {
 		if err != nil {
 			return err
 		}
-		proposed = append(proposed, req.GetProposedMessage())
+		m := req.GetProposedMessage()
+		// As a server does while it receives the request (Streams.Append.cs in
+		// kurrent-io/KurrentDB): Event.SizeOnDisk counts data, user metadata and the type's
+		// UTF-16 length twice, and the whole append may not exceed MaxAppendSize.
+		size += len(m.GetData()) + len(m.GetCustomMetadata()) + 2*len(utf16.Encode([]rune(m.GetMetadata()["type"])))
+		if size > maxSize {
+			stream.SetTrailer(metadata.Pairs("exception", "maximum-append-size-exceeded", "maximum-append-size", strconv.Itoa(maxSize)))
+			return status.Errorf(codes.InvalidArgument, "Maximum Append Size of %d Exceeded.", maxSize)
+		}
+		proposed = append(proposed, m)
 	}
 
 	f.mu.Lock()

@@ -147,6 +147,8 @@ func testInvalidInput(t *testing.T, h Harness) {
 	badJSON.Data = []byte(`{"unterminated":`)
 	noData := good()
 	noData.Data = nil
+	systemType := good()
+	systemType.Type = "$Valid.v1"
 	cases := []struct {
 		name   string
 		stream string
@@ -156,6 +158,7 @@ func testInvalidInput(t *testing.T, h Harness) {
 		{"EmptyType", "invalid-1", []eventstore.EventData{good(), withType}},
 		{"BadJSON", "invalid-1", []eventstore.EventData{good(), badJSON}},
 		{"NoData", "invalid-1", []eventstore.EventData{noData}},
+		{"SystemEventType", "invalid-1", []eventstore.EventData{good(), systemType}},
 		{"SystemStream", "$invalid-1", []eventstore.EventData{good()}},
 		{"EmptyStream", "", []eventstore.EventData{good()}},
 	}

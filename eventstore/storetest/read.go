@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -231,14 +232,16 @@ func testGlobalOrder(t *testing.T, h Harness) {
 	}
 }
 
-// testLargeAndUnicode round-trips a 1 MiB event and non-ASCII stream, type, data and metadata
-// byte for byte.
+// testLargeAndUnicode round-trips an event as large as one append may be and non-ASCII stream,
+// type, data and metadata byte for byte; an event one byte larger is refused and stores nothing.
 func testLargeAndUnicode(t *testing.T, h Harness) {
 	store := h.NewStore(t)
-	const size = 1 << 20
-	prefix, suffix := `{"blob":"`, `"}`
-	big := []byte(prefix + strings.Repeat("0123456789abcdef", size/16)[:size-len(prefix)-len(suffix)] + suffix)
-	large := eventstore.EventData{ID: uuid.New(), Type: "Attachment.v1", Data: big}
+	large := eventOfSize(t, "Attachment.v1", eventstore.MaxAppendSize)
+	big := large.Data
+	tooLarge := eventOfSize(t, "Attachment.v1", eventstore.MaxAppendSize+1)
+	if _, err := store.Append(t.Context(), "attachment-1", eventstore.NoStream(), tooLarge); !errors.Is(err, eventstore.ErrInvalidEvent) {
+		t.Fatalf("an event one byte over MaxAppendSize: err %v, want ErrInvalidEvent", err)
+	}
 
 	stream := "Bestellung-Müller-🧾-注文"
 	unicode := eventstore.EventData{
@@ -306,4 +309,21 @@ func checkChain(t *testing.T, events []eventstore.Event) {
 		}
 		prev = e.Hash
 	}
+}
+
+// eventOfSize returns an event of type eventType with a fresh ID whose AppendSize is size: its
+// data is a JSON object holding one string.
+func eventOfSize(t *testing.T, eventType string, size int) eventstore.EventData {
+	t.Helper()
+	const prefix, suffix = `{"blob":"`, `"}`
+	e := eventstore.EventData{ID: uuid.New(), Type: eventType, Data: []byte(prefix + suffix)}
+	pad := size - eventstore.AppendSize(e)
+	if pad < 0 {
+		t.Fatalf("no %s event is as small as %d bytes", eventType, size)
+	}
+	e.Data = []byte(prefix + strings.Repeat("0123456789abcdef", pad/16+1)[:pad] + suffix)
+	if got := eventstore.AppendSize(e); got != size {
+		t.Fatalf("built an event of %d bytes, want %d", got, size)
+	}
+	return e
 }
