@@ -38,6 +38,7 @@ type pipeline struct {
 	ctx     context.Context
 	stop    context.CancelCauseFunc
 	numbers *invoiceNumbering
+	stock   *stockBatching
 	slots   chan struct{} // a place in the window per event in the pipeline
 	lanes   chan struct{} // a place per subject being handled
 	save    chan struct{} // wakes the saver; capacity one, so wake-ups coalesce
@@ -93,6 +94,7 @@ func (r *Runner) newPipeline(ctx context.Context, from eventstore.Position) *pip
 		ahead:    make(map[uuid.UUID]struct{}),
 	}
 	p.ctx, p.stop = context.WithCancelCause(ctx)
+	p.stock = newStockBatching(p.ctx, r.h, p.wg.Go)
 	p.wg.Go(func() { p.numbers.run(p.ctx) })
 	p.wg.Go(p.saver)
 	return p

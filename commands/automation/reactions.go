@@ -2,6 +2,7 @@ package automation
 
 import (
 	"context"
+	"time"
 
 	"github.com/orderledger/orderledger/commands"
 	"github.com/orderledger/orderledger/domain"
@@ -24,7 +25,12 @@ func toOrder(purpose, orderID string, send sendFunc) command {
 	return command{purpose, domain.OrderStream(orderID), send, refresher(domain.OrderStream(orderID), domain.EvolveOrder)}
 }
 
-func toStock(purpose, sku string, send sendFunc) command {
+// toStock is a command on sku's stream, sent through stock with the other commands waiting on
+// that SKU (see stockBatching); build makes it with the time it is sent at.
+func toStock(purpose, sku string, stock *stockBatching, build func(at time.Time) domain.StockCommand) command {
+	send := func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+		return stock.send(ctx, sku, build(h.Now()), m)
+	}
 	return command{purpose, domain.StockStream(sku), send, refresher(domain.StockStream(sku), domain.EvolveStock)}
 }
 
@@ -81,14 +87,15 @@ func subject(e domain.Event) string {
 // order they are sent. Most follow from the event alone. Two read the order's state, as of the
 // event at version of its stream or later; their decisions stay right however late they are
 // made (a replay after a crash makes them later), as the comments on them explain. Invoice
-// numbers are taken through numbers, which numbers many orders in one append.
-func reactions(ctx context.Context, h *commands.Handler, numbers *invoiceNumbering, version uint64, e domain.Event) ([]command, error) {
+// numbers are taken through numbers, which numbers many orders in one append, and commands on
+// a SKU go through stock, which decides the commands waiting on one SKU in one append.
+func reactions(ctx context.Context, h *commands.Handler, numbers *invoiceNumbering, stock *stockBatching, version uint64, e domain.Event) ([]command, error) {
 	switch e := e.(type) {
 	case domain.OrderPlaced:
 		out := make([]command, 0, len(e.Lines))
 		for _, l := range e.Lines {
-			out = append(out, toStock("reserve/"+l.SKU, l.SKU, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
-				return h.ReserveStock(ctx, domain.ReserveStock{SKU: l.SKU, OrderID: e.OrderID, Quantity: l.Quantity, At: h.Now()}, m)
+			out = append(out, toStock("reserve/"+l.SKU, l.SKU, stock, func(at time.Time) domain.StockCommand {
+				return domain.ReserveStock{SKU: l.SKU, OrderID: e.OrderID, Quantity: l.Quantity, At: at}
 			}))
 		}
 		return out, nil
@@ -142,8 +149,8 @@ func reactions(ctx context.Context, h *commands.Handler, numbers *invoiceNumberi
 	case domain.OrderCancelled:
 		out := make([]command, 0, len(e.Lines)+1)
 		for _, l := range e.Lines {
-			out = append(out, toStock("release/"+l.SKU, l.SKU, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
-				return h.ReleaseStock(ctx, domain.ReleaseStock{SKU: l.SKU, OrderID: e.OrderID, At: h.Now()}, m)
+			out = append(out, toStock("release/"+l.SKU, l.SKU, stock, func(at time.Time) domain.StockCommand {
+				return domain.ReleaseStock{SKU: l.SKU, OrderID: e.OrderID, At: at}
 			}))
 		}
 		if e.Invoiced {
@@ -159,8 +166,8 @@ func reactions(ctx context.Context, h *commands.Handler, numbers *invoiceNumberi
 	case domain.OrderShipped:
 		out := make([]command, 0, len(e.Lines))
 		for _, l := range e.Lines {
-			out = append(out, toStock("ship/"+l.SKU, l.SKU, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
-				return h.ShipStock(ctx, domain.ShipStock{SKU: l.SKU, OrderID: e.OrderID, Quantity: l.Quantity, At: h.Now()}, m)
+			out = append(out, toStock("ship/"+l.SKU, l.SKU, stock, func(at time.Time) domain.StockCommand {
+				return domain.ShipStock{SKU: l.SKU, OrderID: e.OrderID, Quantity: l.Quantity, At: at}
 			}))
 		}
 		return out, nil
@@ -168,8 +175,8 @@ func reactions(ctx context.Context, h *commands.Handler, numbers *invoiceNumberi
 	case domain.OrderReturned:
 		out := make([]command, 0, len(e.Lines)+1)
 		for _, l := range e.Lines {
-			out = append(out, toStock("restock/"+l.SKU, l.SKU, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
-				return h.RestockReturn(ctx, domain.RestockReturn{SKU: l.SKU, OrderID: e.OrderID, ReturnID: e.ReturnID, Quantity: l.Quantity, At: h.Now()}, m)
+			out = append(out, toStock("restock/"+l.SKU, l.SKU, stock, func(at time.Time) domain.StockCommand {
+				return domain.RestockReturn{SKU: l.SKU, OrderID: e.OrderID, ReturnID: e.ReturnID, Quantity: l.Quantity, At: at}
 			}))
 		}
 		return append(out, assignCreditNote(e.OrderID, domain.CreditForReturn, e.ReturnID)), nil
@@ -180,9 +187,9 @@ func reactions(ctx context.Context, h *commands.Handler, numbers *invoiceNumberi
 		})}, nil
 
 	case domain.PurchaseOrderReceived:
-		return []command{toStock("receive-stock/"+e.PurchaseOrderID, e.SKU, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+		return []command{{"receive-stock/" + e.PurchaseOrderID, domain.StockStream(e.SKU), func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
 			return h.ReceiveStock(ctx, domain.ReceiveStock{SKU: e.SKU, Quantity: e.Quantity, PurchaseOrderID: e.PurchaseOrderID, Reference: e.PurchaseOrderID, At: h.Now()}, m)
-		})}, nil
+		}, refresher(domain.StockStream(e.SKU), domain.EvolveStock)}}, nil
 	}
 	return nil, nil
 }

@@ -419,7 +419,7 @@ func (r *Runner) handleEvent(ctx context.Context, e eventstore.Event, de domain.
 // numbering series), so they are sent at once: the event takes as long as its slowest
 // command, not as long as all of them one after another.
 func (r *Runner) react(ctx context.Context, e eventstore.Event, de domain.Event, p *pipeline) error {
-	cmds, err := reactions(ctx, r.h, p.numbers, e.Version, de)
+	cmds, err := reactions(ctx, r.h, p.numbers, p.stock, e.Version, de)
 	if err != nil {
 		return err
 	}
