@@ -162,6 +162,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		names = append(names, w.name)
 	}
 	if err := r.read.ensureStateRows(ctx, names); err != nil {
+		if ctx.Err() != nil {
+			// Stopped before it started (a server shutting down at once): as documented, nil.
+			return nil
+		}
 		return fmt.Errorf("projections: %w", err)
 	}
 	r.feed.open(ctx)
