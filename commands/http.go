@@ -250,7 +250,9 @@ func isRecordable(err error) bool {
 // pathID reads and checks an identifier from the path.
 func pathID(r *http.Request, name string) (string, error) {
 	id := mux.Vars(r)[name]
-	if !domain.ValidID(id) {
+	// A path addresses something that may exist, perhaps made by an older version under the
+	// old rule; what it creates (a SKU's first receipt) the domain checks as a new identifier.
+	if !domain.ValidReference(id) {
 		return "", httpx.BadRequest("%s in the path must match ^[A-Za-z0-9._-]{1,64}$", name)
 	}
 	return id, nil
@@ -267,7 +269,7 @@ func newID(given *string, field string, meta Meta) (string, error) {
 		return DeriveID(meta.CommandID, field).String(), nil
 	}
 	if !domain.ValidID(*given) {
-		return "", httpx.BadRequest("field %s must match ^[A-Za-z0-9._-]{1,64}$", field)
+		return "", httpx.BadRequest("field %s must match %s (a letter or digit first)", field, domain.IDPattern)
 	}
 	return *given, nil
 }

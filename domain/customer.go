@@ -66,7 +66,7 @@ func EvolveCustomer(c Customer, e Event) Customer {
 
 // DecideRegisterCustomer registers a new customer.
 func DecideRegisterCustomer(c Customer, cmd RegisterCustomer) ([]Event, error) {
-	if err := checkID("customer_id", cmd.CustomerID); err != nil {
+	if err := checkNewID("customer_id", cmd.CustomerID); err != nil {
 		return nil, err
 	}
 	if err := validateCustomerFields(&cmd.Name, &cmd.Email, &cmd.Phone, &cmd.PaymentPreference, true); err != nil {

@@ -48,6 +48,7 @@ func KindOf(err error) (kind Kind, code string, ok bool) {
 var (
 	ErrInvalidInput   = newError(KindInvalid, "invalid_input", "invalid input")
 	ErrAmountOverflow = newError(KindInvalid, "amount_overflow", "amount does not fit in a 64-bit count of minor units")
+	ErrAmountTooLarge = newError(KindInvalid, "amount_too_large", "amount above its cap (10^12 minor units for a price, payment or refund, 10^13 for an order total)")
 )
 
 // Unknown resources (404).

@@ -50,18 +50,54 @@ func Tax(net int64, rateBps int64) (int64, error) {
 	return int64(q), nil
 }
 
-var currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+// Amount caps: a unit price, a payment or a refund is at most MaxAmount minor units, an
+// order's total at most MaxOrderTotal. Below them every sum the read models keep has room to
+// spare, and a figure that large is far more likely a mistake than a sale.
+const (
+	MaxAmount     = 1_000_000_000_000  // 10^12
+	MaxOrderTotal = 10_000_000_000_000 // 10^13
+)
 
-// ValidCurrency reports whether c is three capital letters (an ISO 4217 code's shape).
-func ValidCurrency(c string) bool { return currencyPattern.MatchString(c) }
+// checkAmountCap refuses an amount above limit with ErrAmountTooLarge naming the field.
+func checkAmountCap(field string, amount, limit int64) error {
+	if amount > limit {
+		return fmt.Errorf("%w: %s is %d, at most %d minor units", ErrAmountTooLarge, field, amount, limit)
+	}
+	return nil
+}
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+// IDPattern is what an identifier a client chooses for something new must match: a letter
+// or digit first, so that ".", ".." and "-x" (which paths and command lines cannot address)
+// are never created.
+const IDPattern = `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`
 
-// ValidID reports whether id is a client-supplied identifier the API accepts.
+var (
+	idPattern = regexp.MustCompile(IDPattern)
+	// referencePattern is what an identifier that addresses something existing must match:
+	// the rule before the first character was restricted, so what an older version created
+	// stays addressable.
+	referencePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+)
+
+// ValidID reports whether id is an identifier a client may give something new.
 func ValidID(id string) bool { return idPattern.MatchString(id) }
 
-func checkID(field, id string) error {
+// ValidReference reports whether id may name something that exists: every identifier
+// ValidID accepts, and those an older version accepted.
+func ValidReference(id string) bool { return referencePattern.MatchString(id) }
+
+// checkNewID checks the identifier of something a command creates.
+func checkNewID(field, id string) error {
 	if !ValidID(id) {
+		return invalid(field, "must match %s, got %q", IDPattern, truncate(id, 80))
+	}
+	return nil
+}
+
+// checkID checks an identifier that names something existing (or that the automation
+// derived from one).
+func checkID(field, id string) error {
+	if !ValidReference(id) {
 		return invalid(field, "must match ^[A-Za-z0-9._-]{1,64}$, got %q", truncate(id, 80))
 	}
 	return nil

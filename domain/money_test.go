@@ -116,16 +116,59 @@ func TestTaxMatchesExactArithmetic(t *testing.T) {
 }
 
 func TestValidCurrency(t *testing.T) {
-	for c, want := range map[string]bool{"EUR": true, "USD": true, "eur": false, "EU": false, "EURO": false, "E1R": false, "": false} {
+	for c, want := range map[string]bool{
+		"EUR": true, "USD": true, "JPY": true, "BHD": true, "GBP": true, "CHF": true,
+		"XYZ": false, "DEM": false, "FRF": false, "XAU": false, "XXX": false,
+		"eur": false, "EU": false, "EURO": false, "E1R": false, "": false,
+	} {
 		if got := domain.ValidCurrency(c); got != want {
 			t.Errorf("ValidCurrency(%q) = %v, want %v", c, got, want)
 		}
 	}
 }
 
+func TestCurrencyDigits(t *testing.T) {
+	for c, want := range map[string]int{"EUR": 2, "USD": 2, "JPY": 0, "BHD": 3, "KWD": 3, "DEM": 2, "XYZ": 0, "": 0} {
+		if got := domain.CurrencyDigits(c); got != want {
+			t.Errorf("CurrencyDigits(%q) = %d, want %d", c, got, want)
+		}
+	}
+}
+
+func TestMajorUnits(t *testing.T) {
+	cases := []struct{ minor, currency, want string }{
+		{"1250", "EUR", "12.50"},
+		{"5", "EUR", "0.05"},
+		{"50", "EUR", "0.50"},
+		{"100", "EUR", "1.00"},
+		{"0", "EUR", "0.00"},
+		{"-5", "EUR", "-0.05"},
+		{"-1250", "EUR", "-12.50"},
+		{"1500", "JPY", "1500"},
+		{"-1500", "JPY", "-1500"},
+		{"1", "BHD", "0.001"},
+		{"12345", "BHD", "12.345"},
+		{"92233720368547758070", "EUR", "922337203685477580.70"},
+		{"777", "XYZ", "777"},
+	}
+	for _, c := range cases {
+		if got := domain.MajorUnits(c.minor, c.currency); got != c.want {
+			t.Errorf("MajorUnits(%s, %s) = %s, want %s", c.minor, c.currency, got, c.want)
+		}
+	}
+	if got := domain.FormatAmount(1250, "EUR"); got != "12.50 EUR" {
+		t.Errorf("FormatAmount(1250, EUR) = %q, want 12.50 EUR", got)
+	}
+	if got := domain.FormatAmount(math.MinInt64, "JPY"); got != "-9223372036854775808 JPY" {
+		t.Errorf("FormatAmount(MinInt64, JPY) = %q", got)
+	}
+}
+
 func TestValidID(t *testing.T) {
 	cases := map[string]bool{
-		"order-42": true, "A.b_c-9": true, "": false, "a b": false, "a/b": false, "ü": false,
+		"order-42": true, "A.b_c-9": true, "9": true, "a": true, "a.": true, "a..b": true,
+		"": false, "a b": false, "a/b": false, "ü": false,
+		".": false, "..": false, "-x": false, "_x": false, ".x": false,
 		"x123456789012345678901234567890123456789012345678901234567890123":  true,
 		"x1234567890123456789012345678901234567890123456789012345678901234": false,
 	}
@@ -136,10 +179,25 @@ func TestValidID(t *testing.T) {
 	}
 }
 
+func TestValidReference(t *testing.T) {
+	cases := map[string]bool{
+		"order-42": true, "-x": true, "_x": true, ".x": true, "..": true,
+		"": false, "a b": false, "a/b": false,
+		"_123456789012345678901234567890123456789012345678901234567890123":  true,
+		"_1234567890123456789012345678901234567890123456789012345678901234": false,
+	}
+	for id, want := range cases {
+		if got := domain.ValidReference(id); got != want {
+			t.Errorf("ValidReference(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
 func TestErrorKinds(t *testing.T) {
 	cases := map[*domain.Error]domain.Kind{
 		domain.ErrInvalidInput:      domain.KindInvalid,
 		domain.ErrAmountOverflow:    domain.KindInvalid,
+		domain.ErrAmountTooLarge:    domain.KindInvalid,
 		domain.ErrOrderNotFound:     domain.KindNotFound,
 		domain.ErrOverpayment:       domain.KindConflict,
 		domain.ErrAlreadyReceived:   domain.KindConflict,

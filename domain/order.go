@@ -79,6 +79,37 @@ type CreditNote struct {
 	IssuedAt time.Time
 }
 
+// Payment statuses.
+const (
+	PaymentUnpaid            = "unpaid"
+	PaymentPartiallyPaid     = "partially_paid"
+	PaymentPaid              = "paid"
+	PaymentPartiallyRefunded = "partially_refunded"
+	PaymentRefunded          = "refunded"
+)
+
+// PaymentStatus is the rule behind an order's payment_status, as order systems (Shopify,
+// Medusa, Saleor) mean it; the first that matches wins:
+//
+//	refunded            refunded > 0 and refunded ≥ paid
+//	partially_refunded  refunded > 0
+//	paid                paid ≥ total − credited (so a zero-total order is paid)
+//	partially_paid      paid > 0
+//	unpaid              otherwise
+func PaymentStatus(total, credited, paid, refunded int64) string {
+	switch {
+	case refunded > 0 && refunded >= paid:
+		return PaymentRefunded
+	case refunded > 0:
+		return PaymentPartiallyRefunded
+	case paid >= total-credited:
+		return PaymentPaid
+	case paid > 0:
+		return PaymentPartiallyPaid
+	}
+	return PaymentUnpaid
+}
+
 // Exists reports whether the order was placed.
 func (o Order) Exists() bool { return o.Status != "" }
 
@@ -262,7 +293,7 @@ func (o Order) lineIndex(sku string) int {
 // ValidatePlaceOrder checks a PlaceOrder command on its own, before any state is read, and
 // returns the lines' subtotal, tax and total.
 func ValidatePlaceOrder(cmd PlaceOrder) (subtotal, tax, total int64, err error) {
-	if err := checkID("order_id", cmd.OrderID); err != nil {
+	if err := checkNewID("order_id", cmd.OrderID); err != nil {
 		return 0, 0, 0, err
 	}
 	if err := checkID("customer_id", cmd.CustomerID); err != nil {
@@ -272,7 +303,7 @@ func ValidatePlaceOrder(cmd PlaceOrder) (subtotal, tax, total int64, err error) 
 		return 0, 0, 0, invalid("channel", "must be one of web, store, phone, got %q", truncate(cmd.Channel, 40))
 	}
 	if !ValidCurrency(cmd.Currency) {
-		return 0, 0, 0, invalid("currency", "must be an ISO 4217 code of three capital letters, got %q", truncate(cmd.Currency, 40))
+		return 0, 0, 0, invalid("currency", "must be an active ISO 4217 code such as EUR, USD or JPY, got %q", truncate(cmd.Currency, 40))
 	}
 	if cmd.TaxRateBps < 0 || cmd.TaxRateBps > MaxTaxRateBps {
 		return 0, 0, 0, invalid("tax_rate_bps", "must be 0..10000, got %d", cmd.TaxRateBps)
@@ -302,23 +333,29 @@ func ValidatePlaceOrder(cmd PlaceOrder) (subtotal, tax, total int64, err error) 
 		if l.UnitPrice < 0 {
 			return 0, 0, 0, invalid(field+".unit_price", "must be ≥ 0, got %d", l.UnitPrice)
 		}
+		if err := checkAmountCap(field+".unit_price", l.UnitPrice, MaxAmount); err != nil {
+			return 0, 0, 0, err
+		}
 		amount, err := MulAmount(l.Quantity, l.UnitPrice)
-		if err != nil {
-			return 0, 0, 0, fmt.Errorf("%w: %s quantity × unit_price (%d × %d) does not fit in int64", ErrAmountOverflow, field, l.Quantity, l.UnitPrice)
+		if err != nil || amount > MaxOrderTotal {
+			return 0, 0, 0, fmt.Errorf("%w: %s quantity × unit_price (%d × %d) is above the order total's cap of %d minor units", ErrAmountTooLarge, field, l.Quantity, l.UnitPrice, int64(MaxOrderTotal))
 		}
 		// After the product, so that a product beyond int64 is reported as API.md says.
 		if l.Quantity > MaxQuantity {
 			return 0, 0, 0, invalid(field+".quantity", "must be at most %d, got %d", MaxQuantity, l.Quantity)
 		}
-		if subtotal, err = AddAmounts(subtotal, amount); err != nil {
-			return 0, 0, 0, fmt.Errorf("%w: the subtotal of lines[0..%d] does not fit in int64", ErrAmountOverflow, i)
+		// Both terms are at most the cap, so the sum cannot overflow.
+		if subtotal += amount; subtotal > MaxOrderTotal {
+			return 0, 0, 0, fmt.Errorf("%w: the subtotal of lines[0..%d] is above the order total's cap of %d minor units", ErrAmountTooLarge, i, int64(MaxOrderTotal))
 		}
 	}
 	if tax, err = Tax(subtotal, cmd.TaxRateBps); err != nil {
 		return 0, 0, 0, err
 	}
-	if total, err = AddAmounts(subtotal, tax); err != nil {
-		return 0, 0, 0, fmt.Errorf("%w: subtotal %d + tax %d", ErrAmountOverflow, subtotal, tax)
+	// The tax is at most the subtotal: the sum is at most twice the cap.
+	total = subtotal + tax
+	if err := checkAmountCap("total", total, MaxOrderTotal); err != nil {
+		return 0, 0, 0, err
 	}
 	return subtotal, tax, total, nil
 }
@@ -429,11 +466,14 @@ func DecideRecordInvoice(o Order, cmd RecordInvoice) ([]Event, error) {
 // DecideRecordPayment takes a payment of at most the outstanding amount.
 func DecideRecordPayment(o Order, cmd RecordPayment) ([]Event, error) {
 	// The ID is what tells a repeat from a new payment, so it must be one.
-	if err := checkID("payment_id", cmd.PaymentID); err != nil {
+	if err := checkNewID("payment_id", cmd.PaymentID); err != nil {
 		return nil, err
 	}
 	if cmd.Amount <= 0 {
 		return nil, invalid("amount", "must be > 0, got %d", cmd.Amount)
+	}
+	if err := checkAmountCap("amount", cmd.Amount, MaxAmount); err != nil {
+		return nil, err
 	}
 	if strings.TrimSpace(cmd.Method) == "" || len(cmd.Method) > 40 {
 		return nil, invalid("method", "must be 1..40 characters")
@@ -462,11 +502,14 @@ func DecideRecordPayment(o Order, cmd RecordPayment) ([]Event, error) {
 // DecideIssueRefund refunds at most what was paid less what was refunded, completing a
 // delivered, invoiced order it leaves with nothing outstanding.
 func DecideIssueRefund(o Order, cmd IssueRefund) ([]Event, error) {
-	if err := checkID("refund_id", cmd.RefundID); err != nil {
+	if err := checkNewID("refund_id", cmd.RefundID); err != nil {
 		return nil, err
 	}
 	if cmd.Amount <= 0 {
 		return nil, invalid("amount", "must be > 0, got %d", cmd.Amount)
+	}
+	if err := checkAmountCap("amount", cmd.Amount, MaxAmount); err != nil {
+		return nil, err
 	}
 	if len(cmd.Reference) > 200 {
 		return nil, invalid("reference", "must be at most 200 characters")
@@ -548,9 +591,12 @@ func DecideCancelOrder(o Order, cmd CancelOrder) ([]Event, error) {
 }
 
 // DecideReturnItems takes back at most what was shipped less what came back, and prices the
-// credit: net = Σ quantity × unit price, tax = round half up of net × rate.
+// credit by cumulative rounding, so that the returns of an order never credit more than its
+// invoice and returning every unit credits exactly the invoice, net and tax, in any order:
+// net = Σ quantity × unit price, and tax = round_half_up(net of every return so far × rate)
+// − the tax of the returns before it.
 func DecideReturnItems(o Order, cmd ReturnItems) ([]Event, error) {
-	if err := checkID("return_id", cmd.ReturnID); err != nil {
+	if err := checkNewID("return_id", cmd.ReturnID); err != nil {
 		return nil, err
 	}
 	if strings.TrimSpace(cmd.Reason) == "" || len(cmd.Reason) > 500 {
@@ -601,10 +647,20 @@ func DecideReturnItems(o Order, cmd ReturnItems) ([]Event, error) {
 		}
 		returned.Lines = append(returned.Lines, ReturnedLine{SKU: l.SKU, Quantity: l.Quantity, UnitPrice: line.UnitPrice})
 	}
-	var err error
-	if returned.Tax, err = Tax(returned.Net, o.TaxRateBps); err != nil {
+	// What was returned is at most what was shipped, whose net is the subtotal: these sums
+	// fit in int64.
+	var netBefore, taxBefore int64
+	for _, r := range o.returns {
+		netBefore += r.Net
+		taxBefore += r.Tax
+	}
+	cumulativeTax, err := Tax(netBefore+returned.Net, o.TaxRateBps)
+	if err != nil {
 		return nil, err
 	}
+	// Returns recorded before this rule rounded each on its own and may have taken more tax
+	// than the cumulative figure allows: this one then takes none, never a negative amount.
+	returned.Tax = max(cumulativeTax-taxBefore, 0)
 	if returned.Total, err = AddAmounts(returned.Net, returned.Tax); err != nil {
 		return nil, err
 	}

@@ -130,18 +130,32 @@ func TestPlaceOrder(t *testing.T) {
 		{name: "a SKU on two lines", when: with(func(c *domain.PlaceOrder) { c.Lines[1].SKU = "SKU1" }), err: domain.ErrInvalidInput, field: "lines[1].sku"},
 		{name: "line quantity zero", when: with(func(c *domain.PlaceOrder) { c.Lines[0].Quantity = 0 }), err: domain.ErrInvalidInput, field: "lines[0].quantity"},
 		{name: "line price negative", when: with(func(c *domain.PlaceOrder) { c.Lines[1].UnitPrice = -1 }), err: domain.ErrInvalidInput, field: "lines[1].unit_price"},
-		{name: "quantity × price beyond int64", when: with(oneLine(math.MaxInt64/1000+1, 1000, 0)), err: domain.ErrAmountOverflow, field: "lines[0]"},
+		{name: "quantity × price beyond int64", when: with(oneLine(math.MaxInt64/1000+1, 1000, 0)), err: domain.ErrAmountTooLarge, field: "lines[0]"},
+		{name: "the largest unit price", when: with(oneLine(1, domain.MaxAmount, 0)), then: events(placedWith(1, domain.MaxAmount, 0, domain.MaxAmount, 0))},
+		{name: "a unit price above the cap", when: with(oneLine(1, domain.MaxAmount+1, 0)), err: domain.ErrAmountTooLarge, field: "lines[0].unit_price"},
+		{name: "a unit price far above the cap", when: with(oneLine(1, math.MaxInt64, 0)), err: domain.ErrAmountTooLarge, field: "lines[0].unit_price"},
+		{name: "a line at the total's cap", when: with(oneLine(10, domain.MaxAmount, 0)), then: events(placedWith(10, domain.MaxAmount, 0, domain.MaxOrderTotal, 0))},
+		{name: "a line above the total's cap", when: with(oneLine(11, domain.MaxAmount, 0)), err: domain.ErrAmountTooLarge, field: "lines[0]"},
+		{name: "a line's product beyond int64", when: with(oneLine(domain.MaxQuantity, domain.MaxAmount, 0)), err: domain.ErrAmountTooLarge, field: "lines[0]"},
 		{
-			name: "subtotal beyond int64",
+			name: "a subtotal above the total's cap",
 			when: with(func(c *domain.PlaceOrder) {
-				c.Lines = []domain.OrderLine{{SKU: "A", Quantity: 1, UnitPrice: math.MaxInt64 / 2}, {SKU: "B", Quantity: 1, UnitPrice: math.MaxInt64/2 + 2}}
+				c.Lines = []domain.OrderLine{{SKU: "A", Quantity: 5, UnitPrice: domain.MaxAmount}, {SKU: "B", Quantity: 5, UnitPrice: domain.MaxAmount}, {SKU: "C", Quantity: 1, UnitPrice: 1}}
 			}),
-			err: domain.ErrAmountOverflow, field: "subtotal",
+			err: domain.ErrAmountTooLarge, field: "subtotal",
 		},
-		{name: "subtotal plus tax beyond int64", when: with(oneLine(1, math.MaxInt64, 1)), err: domain.ErrAmountOverflow},
+		{name: "a total at the cap with tax", when: with(oneLine(5, domain.MaxAmount, 10000)), then: events(placedWith(5, domain.MaxAmount, 10000, 5*domain.MaxAmount, 5*domain.MaxAmount))},
+		{name: "a total above the cap by its tax", when: with(oneLine(1, 5*domain.MaxAmount+1, 0)), err: domain.ErrAmountTooLarge, field: "lines[0].unit_price"},
+		{name: "tax takes the total over the cap", when: with(oneLine(9, domain.MaxAmount, 1112)), err: domain.ErrAmountTooLarge, field: "total"},
+		{name: "tax takes the total just to the cap", when: with(oneLine(9, domain.MaxAmount, 1111)), then: events(placedWith(9, domain.MaxAmount, 1111, 9*domain.MaxAmount, 999_900_000_000))},
 		{name: "the largest quantity", when: with(oneLine(domain.MaxQuantity, 7, 0)), then: events(placedWith(domain.MaxQuantity, 7, 0, 7*domain.MaxQuantity, 0))},
 		{name: "a free line beyond the largest quantity", when: with(oneLine(domain.MaxQuantity+1, 0, 0)), err: domain.ErrInvalidInput, field: "lines[0].quantity"},
-		{name: "the largest subtotal without tax", when: with(oneLine(1, math.MaxInt64, 0)), then: events(placedWith(1, math.MaxInt64, 0, math.MaxInt64, 0))},
+		{name: "an unknown currency", when: with(func(c *domain.PlaceOrder) { c.Currency = "XYZ" }), err: domain.ErrInvalidInput, field: "currency"},
+		{name: "a historic currency", when: with(func(c *domain.PlaceOrder) { c.Currency = "DEM" }), err: domain.ErrInvalidInput, field: "currency"},
+		{name: "a currency of no digits", when: with(func(c *domain.PlaceOrder) { c.Currency = "JPY" }), then: events(func() domain.OrderPlaced { p := placed; p.Currency = "JPY"; return p }())},
+		{name: "order_id starting with a dot", when: with(func(c *domain.PlaceOrder) { c.OrderID = ".." }), err: domain.ErrInvalidInput, field: "order_id"},
+		{name: "order_id starting with a dash", when: with(func(c *domain.PlaceOrder) { c.OrderID = "-x" }), err: domain.ErrInvalidInput, field: "order_id"},
+		{name: "a customer an older version named", when: with(func(c *domain.PlaceOrder) { c.CustomerID = "_c" }), then: events(func() domain.OrderPlaced { p := placed; p.CustomerID = "_c"; return p }())},
 	})
 }
 
@@ -283,6 +297,13 @@ func TestRecordInvoice(t *testing.T) {
 	})
 }
 
+// bigPlaced is an order at the total's cap: ten units at the largest unit price.
+var bigPlaced = domain.OrderPlaced{
+	OrderID: "O1", CustomerID: "C1", Channel: "web", Currency: "EUR",
+	Lines:    []domain.OrderLine{{SKU: "SKU1", Quantity: 10, UnitPrice: domain.MaxAmount}},
+	Subtotal: domain.MaxOrderTotal, Total: domain.MaxOrderTotal, PlacedAt: now,
+}
+
 func TestRecordPayment(t *testing.T) {
 	pay := func(id string, amount int64) domain.RecordPayment {
 		return domain.RecordPayment{OrderID: "O1", PaymentID: id, Amount: amount, Method: "card", At: now}
@@ -317,6 +338,9 @@ func TestRecordPayment(t *testing.T) {
 		{name: "unknown order", when: pay("P1", 1), err: domain.ErrOrderNotFound},
 		{name: "amount zero", given: events(placed), when: pay("P1", 0), err: domain.ErrInvalidInput, field: "amount"},
 		{name: "amount negative", given: events(placed), when: pay("P1", -5), err: domain.ErrInvalidInput, field: "amount"},
+		{name: "amount at the cap", given: events(bigPlaced), when: pay("P1", domain.MaxAmount), then: events(paid("P1", domain.MaxAmount))},
+		{name: "amount above the cap", given: events(bigPlaced), when: pay("P1", domain.MaxAmount+1), err: domain.ErrAmountTooLarge, field: "amount"},
+		{name: "payment_id starting with a dot", given: events(placed), when: pay(".", 1), err: domain.ErrInvalidInput, field: "payment_id"},
 		{name: "method blank", given: events(placed), when: domain.RecordPayment{OrderID: "O1", PaymentID: "P1", Amount: 1}, err: domain.ErrInvalidInput, field: "method"},
 		// Without an ID, every later payment without one would pass for a repeat of it.
 		{name: "payment_id missing", given: events(placed, paid("", 10)), when: pay("", 20), err: domain.ErrInvalidInput, field: "payment_id"},
@@ -356,6 +380,9 @@ func TestIssueRefund(t *testing.T) {
 		},
 		{name: "unknown order", when: refund("F1", 1), err: domain.ErrOrderNotFound},
 		{name: "amount zero", given: events(placed, paid("P1", 10)), when: refund("F1", 0), err: domain.ErrInvalidInput, field: "amount"},
+		{name: "amount at the cap", given: events(bigPlaced, paid("P1", domain.MaxAmount), paid("P2", domain.MaxAmount)), when: refund("F1", domain.MaxAmount), then: events(refunded("F1", domain.MaxAmount))},
+		{name: "amount above the cap", given: events(bigPlaced, paid("P1", domain.MaxAmount), paid("P2", domain.MaxAmount)), when: refund("F1", domain.MaxAmount+1), err: domain.ErrAmountTooLarge, field: "amount"},
+		{name: "refund_id starting with a dash", given: events(placed, paid("P1", 10)), when: refund("-F", 1), err: domain.ErrInvalidInput, field: "refund_id"},
 		{name: "refund_id missing", given: events(placed, paid("P1", 100), refunded("", 10)), when: refund("", 20), err: domain.ErrInvalidInput, field: "refund_id"},
 		{
 			name:  "reference too long",
@@ -414,6 +441,25 @@ func TestCancelOrder(t *testing.T) {
 	})
 }
 
+// fiftyDelivered is a delivered order of 3 units of S at 1 with 50 % tax: 3 + 2 tax.
+var fiftyDelivered = fiftyOrder(3)
+
+// fiftyDelivered4 is the same with 4 units: 4 + 2 tax.
+var fiftyDelivered4 = fiftyOrder(4)
+
+func fiftyOrder(units int64) []domain.Event {
+	tax := (units*5000 + 5000) / 10000
+	return events(
+		domain.OrderPlaced{OrderID: "O1", CustomerID: "C1", Channel: "web", Currency: "EUR", Lines: []domain.OrderLine{{SKU: "S", Quantity: units, UnitPrice: 1}}, TaxRateBps: 5000, Subtotal: units, Tax: tax, Total: units + tax, PlacedAt: now},
+		domain.OrderLineAllocated{OrderID: "O1", SKU: "S", Reserved: units, AllocatedAt: now}, orderConfirmed,
+		domain.OrderInvoiced{OrderID: "O1", CustomerID: "C1", InvoiceNumber: "INV-1", Subtotal: units, Tax: tax, Total: units + tax, InvoicedAt: now},
+		domain.OrderShipped{OrderID: "O1", Carrier: "DHL", TrackingNumber: "T1", Lines: []domain.ShippedLine{{SKU: "S", Quantity: units}}, ShippedAt: now}, orderDelivered)
+}
+
+func fiftyReturn(id string, units, tax int64) domain.OrderReturned {
+	return domain.OrderReturned{OrderID: "O1", ReturnID: id, Lines: []domain.ReturnedLine{{SKU: "S", Quantity: units, UnitPrice: 1}}, Reason: "broken", Net: units, Tax: tax, Total: units + tax, ReturnedAt: now}
+}
+
 func TestReturnItems(t *testing.T) {
 	ret := func(id string, lines ...domain.ShippedLine) domain.ReturnItems {
 		return domain.ReturnItems{OrderID: "O1", ReturnID: id, Lines: lines, Reason: "broken", At: now}
@@ -449,6 +495,17 @@ func TestReturnItems(t *testing.T) {
 		{name: "unknown order", when: ret("R1", line("SKU2", 1)), err: domain.ErrOrderNotFound},
 		{name: "no lines", given: deliveredO, when: ret("R1"), err: domain.ErrInvalidInput, field: "lines"},
 		{name: "return_id shape", given: deliveredO, when: ret("R 1", line("SKU2", 1)), err: domain.ErrInvalidInput, field: "return_id"},
+		{name: "return_id starting with a dot", given: deliveredO, when: ret(".R", line("SKU2", 1)), err: domain.ErrInvalidInput, field: "return_id"},
+		// 3 units of 1 at 50 %: invoiced 3 + 2 tax. Rounded one by one, each return took 1 of
+		// tax, 3 in all; cumulatively they take round(0.5) = 1, round(1.0) − 1 = 0 and
+		// round(1.5) − 1 = 1: 2 in all, the invoice's tax.
+		{name: "the first of three units at 50 % takes the rounded-up tax", given: fiftyDelivered, when: ret("R1", line("S", 1)), then: events(fiftyReturn("R1", 1, 1))},
+		{name: "the second takes what the cumulative rounding leaves", given: history(fiftyDelivered, events(fiftyReturn("R1", 1, 1))), when: ret("R2", line("S", 1)), then: events(fiftyReturn("R2", 1, 0))},
+		{name: "the last takes the rest: the three credit exactly the invoice", given: history(fiftyDelivered, events(fiftyReturn("R1", 1, 1), fiftyReturn("R2", 1, 0))), when: ret("R3", line("S", 1)), then: events(fiftyReturn("R3", 1, 1))},
+		{name: "two at once then one", given: history(fiftyDelivered, events(fiftyReturn("R1", 2, 1))), when: ret("R2", line("S", 1)), then: events(fiftyReturn("R2", 1, 1))},
+		// Returns an older version rounded one by one took 3 of tax on an invoice of 2: a
+		// later one takes none rather than a negative amount.
+		{name: "after returns that over-credited, no negative tax", given: history(fiftyDelivered4, events(fiftyReturn("R1", 1, 1), fiftyReturn("R2", 1, 1), fiftyReturn("R3", 1, 1))), when: ret("R4", line("S", 1)), then: events(fiftyReturn("R4", 1, 0))},
 		{name: "a SKU twice", given: deliveredO, when: ret("R1", line("SKU1", 1), line("SKU1", 1)), err: domain.ErrInvalidInput, field: "lines[1].sku"},
 		{name: "quantity zero", given: deliveredO, when: ret("R1", line("SKU1", 0)), err: domain.ErrInvalidInput, field: "lines[0].quantity"},
 		{name: "sku shape", given: deliveredO, when: ret("R1", line("", 1)), err: domain.ErrInvalidInput, field: "lines[0].sku"},
@@ -511,5 +568,31 @@ func TestOrderFold(t *testing.T) {
 	}
 	if len(o.CreditNotes) != 1 || o.CreditNotes[0].Number != "CN-1" || o.Carrier != "DHL" || !o.Exists() || !o.Invoiced() {
 		t.Errorf("credit notes %+v carrier %q", o.CreditNotes, o.Carrier)
+	}
+}
+
+func TestPaymentStatus(t *testing.T) {
+	cases := []struct {
+		name                            string
+		total, credited, paid, refunded int64
+		want                            string
+	}{
+		{"nothing paid", 3000, 0, 0, 0, domain.PaymentUnpaid},
+		{"a zero-total order is paid", 0, 0, 0, 0, domain.PaymentPaid},
+		{"fully credited, nothing paid: nothing is owed", 3000, 3000, 0, 0, domain.PaymentPaid},
+		{"one unit paid", 3000, 0, 1, 0, domain.PaymentPartiallyPaid},
+		{"one unit short", 3000, 0, 2999, 0, domain.PaymentPartiallyPaid},
+		{"paid in full", 3000, 0, 3000, 0, domain.PaymentPaid},
+		{"paid what the credit note left", 3000, 600, 2400, 0, domain.PaymentPaid},
+		{"paid, partly returned and refunded", 3000, 600, 3000, 600, domain.PaymentPartiallyRefunded},
+		{"a unit refunded", 3000, 0, 3000, 1, domain.PaymentPartiallyRefunded},
+		{"all but a unit refunded", 3000, 0, 3000, 2999, domain.PaymentPartiallyRefunded},
+		{"everything paid refunded", 3000, 3000, 3000, 3000, domain.PaymentRefunded},
+		{"refunded exactly what was paid of a part payment", 3000, 0, 1000, 1000, domain.PaymentRefunded},
+	}
+	for _, c := range cases {
+		if got := domain.PaymentStatus(c.total, c.credited, c.paid, c.refunded); got != c.want {
+			t.Errorf("%s: PaymentStatus(total %d, credited %d, paid %d, refunded %d) = %s, want %s", c.name, c.total, c.credited, c.paid, c.refunded, got, c.want)
+		}
 	}
 }

@@ -207,7 +207,11 @@ func takeFromQueue(queue []Backorder, orderID string, quantity int64) []Backorde
 
 // DecideReceiveStock puts units on hand; the first receipt creates the SKU.
 func DecideReceiveStock(s Stock, cmd ReceiveStock) ([]Event, error) {
-	if err := checkID("sku", cmd.SKU); err != nil {
+	check := checkID
+	if !s.Exists {
+		check = checkNewID // the first receipt creates the SKU
+	}
+	if err := check("sku", cmd.SKU); err != nil {
 		return nil, err
 	}
 	if cmd.Quantity <= 0 {

@@ -56,35 +56,18 @@ type CreditNote struct {
 	IssuedAt         time.Time `json:"issued_at"`
 }
 
-// Payment statuses.
+// Payment statuses, as domain.PaymentStatus decides them.
 const (
-	PaymentUnpaid            = "unpaid"
-	PaymentPartiallyPaid     = "partially_paid"
-	PaymentPaid              = "paid"
-	PaymentPartiallyRefunded = "partially_refunded"
-	PaymentRefunded          = "refunded"
+	PaymentUnpaid            = domain.PaymentUnpaid
+	PaymentPartiallyPaid     = domain.PaymentPartiallyPaid
+	PaymentPaid              = domain.PaymentPaid
+	PaymentPartiallyRefunded = domain.PaymentPartiallyRefunded
+	PaymentRefunded          = domain.PaymentRefunded
 )
 
-// PaymentStatus is the rule behind an order's payment_status, first match wins:
-//
-//	unpaid              nothing was paid
-//	refunded            everything paid was refunded (refunded = paid > 0)
-//	paid                what is kept covers what is owed: paid − refunded ≥ total − credited
-//	                    (also after a refund that matched a credit note)
-//	partially_refunded  some was refunded and something is owed again
-//	partially_paid      some was paid, nothing refunded, something still owed
+// PaymentStatus is domain.PaymentStatus: the rule behind an order's payment_status.
 func PaymentStatus(total, credited, paid, refunded int64) string {
-	switch {
-	case paid == 0:
-		return PaymentUnpaid
-	case refunded >= paid:
-		return PaymentRefunded
-	case paid-refunded >= total-credited:
-		return PaymentPaid
-	case refunded > 0:
-		return PaymentPartiallyRefunded
-	}
-	return PaymentPartiallyPaid
+	return domain.PaymentStatus(total, credited, paid, refunded)
 }
 
 // Fulfillment statuses.

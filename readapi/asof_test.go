@@ -57,7 +57,7 @@ func TestAsOf(t *testing.T) {
 				{day(4, 15, 0), `{"fulfillment_status":"partially_returned","updated_at":"2025-03-04T15:00:00Z"}`},
 				{day(4, 15, 1), `{"credit_notes":[{"credit_note_number":"CN-2","reason":"return","return_id":"ret-1","net":1000,"tax":100,"total":1100,"issued_at":"2025-03-04T15:01:00Z"}],
 					"outstanding":-1100,"updated_at":"2025-03-04T15:01:00Z"}`},
-				{day(4, 15, 2), `{"refunded":1100,"outstanding":0,"updated_at":"2025-03-04T15:02:00Z"}`},
+				{day(4, 15, 2), `{"refunded":1100,"payment_status":"partially_refunded","outstanding":0,"updated_at":"2025-03-04T15:02:00Z"}`},
 			}, order1},
 			{"/v1/orders/order-2", "order_not_found", []asOfStep{
 				{day(2, 11, 0), `{"order_id":"order-2","customer_id":"bob","channel":"phone","currency":"USD","status":"backordered",
@@ -78,7 +78,7 @@ func TestAsOf(t *testing.T) {
 				{day(3, 14, 1), `{"invoice_number":"INV-2","updated_at":"2025-03-03T14:01:00Z"}`},
 				{day(3, 16, 0), `{"status":"cancelled","lines":[{"sku":"SKU-B","quantity":1,"unit_price":700,"reserved":0,"backordered":0}],"updated_at":"2025-03-03T16:00:00Z"}`},
 				{day(3, 16, 1), `{"credit_notes":[{"credit_note_number":"CN-1","reason":"cancellation","return_id":null,"net":700,"tax":140,"total":840,"issued_at":"2025-03-03T16:01:00Z"}],
-					"outstanding":0,"updated_at":"2025-03-03T16:01:00Z"}`},
+					"payment_status":"paid","outstanding":0,"updated_at":"2025-03-03T16:01:00Z"}`},
 			}, order3},
 			{"/v1/inventory/SKU-A", "sku_not_found", []asOfStep{
 				{day(1, 9, 10), `{"sku":"SKU-A","on_hand":10,"reserved":0,"available":10,"backordered":0,"incoming":0,

@@ -79,7 +79,7 @@ func (s *server) expect(t *testing.T, target, want string) {
 
 const (
 	order1 = `{"order_id":"order-1","customer_id":"alice","channel":"web","currency":"USD","status":"completed",
-		"payment_status":"paid","fulfillment_status":"partially_returned",
+		"payment_status":"partially_refunded","fulfillment_status":"partially_returned",
 		"lines":[{"sku":"SKU-A","quantity":3,"unit_price":1000,"reserved":3,"backordered":0},{"sku":"SKU-B","quantity":1,"unit_price":500,"reserved":1,"backordered":0}],
 		"subtotal":3500,"tax":350,"total":3850,"paid":3850,"refunded":1100,"outstanding":0,"invoice_number":"INV-1",
 		"credit_notes":[{"credit_note_number":"CN-2","reason":"return","return_id":"ret-1","net":1000,"tax":100,"total":1100,"issued_at":"2025-03-04T15:01:00Z"}],
@@ -90,7 +90,7 @@ const (
 		"subtotal":2000,"tax":0,"total":2000,"paid":500,"refunded":0,"outstanding":1500,"invoice_number":"INV-3",
 		"credit_notes":[],"carrier":null,"tracking_number":null,"placed_at":"2025-03-02T11:00:00Z","updated_at":"2025-03-05T12:00:00Z"}`
 	order3 = `{"order_id":"order-3","customer_id":"alice","channel":"store","currency":"EUR","status":"cancelled",
-		"payment_status":"unpaid","fulfillment_status":"unfulfilled",
+		"payment_status":"paid","fulfillment_status":"unfulfilled",
 		"lines":[{"sku":"SKU-B","quantity":1,"unit_price":700,"reserved":0,"backordered":0}],
 		"subtotal":700,"tax":140,"total":840,"paid":0,"refunded":0,"outstanding":0,"invoice_number":"INV-2",
 		"credit_notes":[{"credit_note_number":"CN-1","reason":"cancellation","return_id":null,"net":700,"tax":140,"total":840,"issued_at":"2025-03-03T16:01:00Z"}],

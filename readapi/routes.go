@@ -44,7 +44,7 @@ func notFound(err error, sentinel error, id string) error {
 // nothing that can exist (404).
 func pathID(r *http.Request, name string, sentinel error) (string, error) {
 	id := mux.Vars(r)[name]
-	if !domain.ValidID(id) {
+	if !domain.ValidReference(id) {
 		return "", fmt.Errorf("%w: %q is not an identifier", sentinel, id)
 	}
 	return id, nil
@@ -53,7 +53,7 @@ func pathID(r *http.Request, name string, sentinel error) (string, error) {
 // idParam reads an optional identifier parameter.
 func (q query) idParam(name string) (string, error) {
 	raw, ok := q.get(name)
-	if ok && !domain.ValidID(raw) {
+	if ok && !domain.ValidReference(raw) {
 		return "", httpx.BadRequest("parameter %s must match ^[A-Za-z0-9._-]{1,64}$, got %q", name, raw)
 	}
 	return raw, nil
@@ -145,7 +145,7 @@ func decodeCursor(kind, raw string) (time.Time, string, error) {
 		return time.Time{}, "", bad
 	}
 	parts := strings.SplitN(string(b), ":", 3)
-	if len(parts) != 3 || parts[0] != kind || !domain.ValidID(parts[2]) {
+	if len(parts) != 3 || parts[0] != kind || !domain.ValidReference(parts[2]) {
 		return time.Time{}, "", bad
 	}
 	us, err := strconv.ParseInt(parts[1], 10, 64)

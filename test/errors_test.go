@@ -148,18 +148,29 @@ func refusals() []refusal {
 		{"order repeated sku", "POST", "/v1/orders", validOrder(func(o map[string]any) { o["lines"] = append(lines(1), lines(1)...) }), nil, 400, "invalid_input", "repeats"},
 		{"order zero quantity", "POST", "/v1/orders", withLine(func(l map[string]any) { l["quantity"] = 0 }), nil, 400, "invalid_input", "quantity"},
 		{"order negative price", "POST", "/v1/orders", withLine(func(l map[string]any) { l["unit_price"] = -1 }), nil, 400, "invalid_input", "unit_price"},
-		{"order quantity × price overflow", "POST", "/v1/orders", withLine(func(l map[string]any) { l["quantity"] = int64(1) << 62; l["unit_price"] = 2 }), nil, 400, "amount_overflow", "lines[0]"},
-		{"order subtotal overflow", "POST", "/v1/orders", validOrder(func(o map[string]any) {
-			ls := lines(2)
+		{"order quantity × price overflow", "POST", "/v1/orders", withLine(func(l map[string]any) { l["quantity"] = int64(1) << 62; l["unit_price"] = 2 }), nil, 400, "amount_too_large", "lines[0]"},
+		{"order unit price above the cap", "POST", "/v1/orders", withLine(func(l map[string]any) { l["unit_price"] = int64(1_000_000_000_001) }), nil, 400, "amount_too_large", "lines[0].unit_price"},
+		{"order unit price of the overflow report", "POST", "/v1/orders", withLine(func(l map[string]any) { l["unit_price"] = int64(5_000_000_000_000_000_000) }), nil, 400, "amount_too_large", "lines[0].unit_price"},
+		{"order subtotal above the cap", "POST", "/v1/orders", validOrder(func(o map[string]any) {
+			ls := lines(11)
 			for _, l := range ls {
-				l.(map[string]any)["unit_price"] = int64(1) << 62
+				l.(map[string]any)["unit_price"] = int64(1_000_000_000_000)
 			}
 			o["lines"] = ls
-		}), nil, 400, "amount_overflow", "subtotal"},
-		{"order total overflow", "POST", "/v1/orders", validOrder(func(o map[string]any) {
+		}), nil, 400, "amount_too_large", "subtotal"},
+		{"order total above the cap", "POST", "/v1/orders", validOrder(func(o map[string]any) {
 			o["tax_rate_bps"] = 10000
-			o["lines"] = []any{map[string]any{"sku": "E-S1", "quantity": 1, "unit_price": int64(1) << 62}}
-		}), nil, 400, "amount_overflow", "tax"},
+			o["lines"] = []any{map[string]any{"sku": "E-S1", "quantity": 6, "unit_price": int64(1_000_000_000_000)}}
+		}), nil, 400, "amount_too_large", "total"},
+		{"order unknown currency", "POST", "/v1/orders", validOrder(func(o map[string]any) { o["currency"] = "XYZ" }), nil, 400, "invalid_input", "currency"},
+		{"order historic currency", "POST", "/v1/orders", validOrder(func(o map[string]any) { o["currency"] = "DEM" }), nil, 400, "invalid_input", "currency"},
+		{"order id dot", "POST", "/v1/orders", validOrder(func(o map[string]any) { o["order_id"] = "." }), nil, 400, "invalid_input", "order_id"},
+		{"order id dot dot", "POST", "/v1/orders", validOrder(func(o map[string]any) { o["order_id"] = ".." }), nil, 400, "invalid_input", "order_id"},
+		{"order id dash first", "POST", "/v1/orders", validOrder(func(o map[string]any) { o["order_id"] = "-x" }), nil, 400, "invalid_input", "order_id"},
+		{"customer id dot dot", "POST", "/v1/customers", map[string]any{"customer_id": "..", "name": "N", "email": "n@example.com"}, nil, 400, "invalid_input", "customer_id"},
+		{"first receipt of a sku starting with a dot", "POST", "/v1/inventory/.hidden/receipts", map[string]any{"quantity": 1}, nil, 400, "invalid_input", "sku"},
+		{"payment above the cap", "POST", "/v1/orders/E-O1/payments", map[string]any{"amount": int64(1_000_000_000_001), "method": "card"}, nil, 400, "amount_too_large", "amount"},
+		{"refund above the cap", "POST", "/v1/orders/E-O1/refunds", map[string]any{"amount": int64(1_000_000_000_001)}, nil, 400, "amount_too_large", "amount"},
 		{"order long payment method", "POST", "/v1/orders", validOrder(func(o map[string]any) { o["payment_method"] = strings.Repeat("m", 41) }), nil, 400, "invalid_input", "payment_method"},
 		{"order long address", "POST", "/v1/orders", validOrder(func(o map[string]any) { o["shipping_address"] = strings.Repeat("a", 1001) }), nil, 400, "invalid_input", "shipping_address"},
 		{"order unknown customer", "POST", "/v1/orders", validOrder(func(o map[string]any) { o["customer_id"] = "NOPE" }), nil, 409, "unknown_customer", "NOPE"},

@@ -311,7 +311,15 @@ func (m *model) returnItems(o *mOrder, returnID string, quantities map[string]in
 		s.onHand += q
 		m.followUps(s)
 	}
-	cn.tax = roundHalfUp(cn.net, o.taxRateBps)
+	// Cumulative rounding: the tax of every return so far, less what returns took before.
+	var netBefore, taxBefore int64
+	for _, c := range o.creditNotes {
+		if c.reason == "return" {
+			netBefore += c.net
+			taxBefore += c.tax
+		}
+	}
+	cn.tax = roundHalfUp(netBefore+cn.net, o.taxRateBps) - taxBefore
 	cn.total = cn.net + cn.tax
 	m.creditNote(o, cn)
 }
@@ -324,23 +332,22 @@ func (m *model) creditNote(o *mOrder, cn mCreditNote) {
 	m.complete(o)
 }
 
-// paymentStatus: nothing paid is unpaid; everything paid refunded is refunded; what is kept
-// covering what is owed (total − credited) is paid; otherwise partially refunded once
-// something was refunded, else partially paid. API.md names the values but not the rule;
-// this is the rule the project documents for the read model.
+// paymentStatus, first match wins: refunded (refunded > 0 and refunded ≥ paid);
+// partially_refunded (refunded > 0); paid (paid ≥ total − credited, so a zero-total order is
+// paid); partially_paid (paid > 0); unpaid.
 func (o *mOrder) paymentStatus() string {
 	paid, refunded := o.paid(), o.refunded()
 	switch {
-	case paid == 0:
-		return "unpaid"
-	case refunded >= paid:
+	case refunded > 0 && refunded >= paid:
 		return "refunded"
-	case paid-refunded >= o.total-o.credited():
-		return "paid"
 	case refunded > 0:
 		return "partially_refunded"
+	case paid >= o.total-o.credited():
+		return "paid"
+	case paid > 0:
+		return "partially_paid"
 	}
-	return "partially_paid"
+	return "unpaid"
 }
 
 // fulfillmentStatus: unfulfilled until shipped; returned when every unit shipped came back,
