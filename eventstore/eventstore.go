@@ -11,6 +11,10 @@
 //     appends nothing and reports where those events are.
 //   - One append holds at most MaxAppendSize bytes (see AppendSize); an event type may not start
 //     with "$", nor a stream name.
+//   - A stream deleted in the store by other means than this port (KurrentDB's soft delete or
+//     tombstone; the SQL stores have no such thing) reads as empty, and every append to it
+//     fails with ErrStreamDeleted: its versions could no longer start at 0 nor its hash chain
+//     go on.
 //   - ReadAll and Subscribe deliver every committed event exactly once, in one global order that
 //     agrees with the order of every stream, and never skip an event whose transaction commits
 //     late.

@@ -114,7 +114,7 @@ func TestSealChainsToTheHead(t *testing.T) {
 		{ID: uuid.New(), Type: "B.v1", Data: []byte(`{"n":2}`), RecordedAt: given},
 	}
 	for _, head := range []*eventstore.Event{nil, {Version: 6, Hash: eventstore.Hash{1, 2, 3}}} {
-		proposed, last := seal("order-1", head, events, now)
+		proposed, last, lastHash := seal("order-1", head, events, now)
 		prev, version := eventstore.Hash{}, uint64(0)
 		if head != nil {
 			prev, version = head.Hash, head.Version+1
@@ -141,6 +141,9 @@ func TestSealChainsToTheHead(t *testing.T) {
 				t.Errorf("head %+v, event %d: hash %v, want %v chained to %v", head, i, env.Hash, want, prev)
 			}
 			prev = env.Hash
+		}
+		if lastHash != prev {
+			t.Errorf("head %+v: seal returned the last hash %v, sealed %v", head, lastHash, prev)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
 
 	"github.com/orderledger/orderledger/eventstore"
@@ -60,4 +61,41 @@ func (fakeHarness) NewStore(t *testing.T) eventstore.Store {
 // the adapter's logic and its use of the client end to end, on the fake's model of KurrentDB.
 func TestContractOnFake(t *testing.T) {
 	storetest.Run(t, fakeHarness{})
+}
+
+// SoftDelete and Tombstone delete a stream through the client, as an operator would; both
+// harnesses so implement storetest.Deleting.
+func (liveHarness) SoftDelete(t *testing.T, store eventstore.Store, stream string) {
+	deleteStream(t, store, stream, false)
+}
+
+func (liveHarness) Tombstone(t *testing.T, store eventstore.Store, stream string) {
+	deleteStream(t, store, stream, true)
+}
+
+func (fakeHarness) SoftDelete(t *testing.T, store eventstore.Store, stream string) {
+	deleteStream(t, store, stream, false)
+}
+
+func (fakeHarness) Tombstone(t *testing.T, store eventstore.Store, stream string) {
+	deleteStream(t, store, stream, true)
+}
+
+func deleteStream(t *testing.T, store eventstore.Store, stream string, hard bool) {
+	t.Helper()
+	s := store.(*Store)
+	ctx := t.Context()
+	err := s.call(ctx, func(c *esdb.Client, connected func()) error {
+		var err error
+		if hard {
+			_, err = c.TombstoneStream(ctx, s.prefix+stream, esdb.TombstoneStreamOptions{ExpectedRevision: esdb.Any{}})
+		} else {
+			_, err = c.DeleteStream(ctx, s.prefix+stream, esdb.DeleteStreamOptions{ExpectedRevision: esdb.Any{}})
+		}
+		connected()
+		return err
+	})
+	if err != nil {
+		t.Fatalf("deleting %q (hard %v): %v", stream, hard, err)
+	}
 }

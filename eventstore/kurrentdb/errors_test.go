@@ -64,6 +64,7 @@ func TestMapError(t *testing.T) {
 		{"UnknownCode", func() error { e, _ := esdb.FromError(errors.New("boom")); return e }(), false, false},
 		{"BareUnavailable", status.Error(codes.Unavailable, "connection refused"), false, true},
 		{"BareDeadline", status.Error(codes.DeadlineExceeded, "too slow"), false, true},
+		{"CommitTimeout", status.Error(codes.Aborted, "Operation timed out: Commit phase timeout."), false, true},
 		{"BareUnauthenticated", status.Error(codes.Unauthenticated, "who are you"), false, false},
 		{"Plain", errors.New("disk on fire"), false, false},
 	}

@@ -1,9 +1,12 @@
 package kurrentdb
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"regexp"
 	"strconv"
@@ -29,6 +32,12 @@ import (
 // this package reads KurrentDB's documentation and source: it proves the adapter's wiring to
 // the client, not how a real server behaves.
 //
+// Where a real server behaves in a way the adapter must handle, the fake does the same, and
+// says where the server's source or documentation does it: the append size limit
+// (MaxAppendSize), idempotent success for a batch already stored right after the expected
+// revision and CorruptedIdempotency for one stored in part, soft delete and tombstone, the
+// $all read right, and lagging followers for reads that do not require the leader.
+//
 // Deliberate choices: every record's position is (p, p), as for KurrentDB's non-transactional
 // writes; an append is answered with the position of the batch's first record, not its last,
 // so that a test notices if the adapter took the answer for the last event's position (a
@@ -51,6 +60,16 @@ type fakeServer struct {
 	beforeAppend func(stream string)
 	// maxAppendSize is the server's MaxAppendSize; newFakeServer sets a real server's default.
 	maxAppendSize int
+	// followerSees, when not negative, is how many records of the log a lagging follower has:
+	// reads that do not require the leader see only those (see visible).
+	followerSees int
+	// denyAll refuses $all reads and subscriptions, as a server does to a user without read
+	// access to $all.
+	denyAll bool
+	// timeOutCommits makes appends commit and then answer that the commit timed out.
+	timeOutCommits bool
+	// sent counts the records stream and $all reads have sent, for tests of what reads cost.
+	sent int
 }
 
 // defaultMaxAppendSize is a KurrentDB server's default MaxAppendSize, 1 MiB
@@ -66,7 +85,13 @@ type fakeRecord struct {
 	data, meta  []byte
 	created     time.Time
 	pos         uint64
+	seq         int // index in fakeServer.records
 }
+
+// deletedStream is the event number of a tombstone, and the $tb a soft delete sets:
+// EventNumber.DeletedStream, long.MaxValue (docs/server/features/streams.md in
+// kurrent-io/KurrentDB, "Deleting streams and events").
+const deletedStream = math.MaxInt64
 
 // newFakeServer starts a fake on a free port of 127.0.0.1; t.Cleanup stops it.
 func newFakeServer(t *testing.T) *fakeServer {
@@ -83,6 +108,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 		drop:    make(chan struct{}),
 
 		maxAppendSize: defaultMaxAppendSize,
+		followerSees:  -1,
 	}
 	f.serve(lis)
 	t.Cleanup(f.stop)
@@ -152,9 +178,13 @@ func (f *fakeServer) put(stream, eventType string, data, meta []byte) *fakeRecor
 }
 
 func (f *fakeServer) putLocked(stream string, id uuid.UUID, eventType, contentType string, data, meta []byte) *fakeRecord {
+	return f.putAtLocked(stream, uint64(len(f.streams[stream])), id, eventType, contentType, data, meta)
+}
+
+func (f *fakeServer) putAtLocked(stream string, revision uint64, id uuid.UUID, eventType, contentType string, data, meta []byte) *fakeRecord {
 	r := &fakeRecord{
-		id: id, stream: stream, revision: uint64(len(f.streams[stream])), eventType: eventType,
-		contentType: contentType, data: data, meta: meta, created: time.Now(), pos: f.next,
+		id: id, stream: stream, revision: revision, eventType: eventType,
+		contentType: contentType, data: data, meta: meta, created: time.Now(), pos: f.next, seq: len(f.records),
 	}
 	f.next += uint64(100 + len(data) + len(meta))
 	f.records = append(f.records, r)
@@ -206,21 +236,23 @@ func (f *fakeServer) Append(stream api.Streams_AppendServer) error {
 		hook(name)
 	}
 
+	ids := make([]uuid.UUID, len(proposed))
+	for i, m := range proposed {
+		s := m.GetId().GetStructured()
+		id, err := esdb.ParseUUIDFromInt64(s.GetMostSignificantBits(), s.GetLeastSignificantBits())
+		if err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		ids[i] = id
+	}
+
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	current := int64(len(f.streams[name])) - 1
-	var ok bool
-	switch e := opts.GetExpectedStreamRevision().(type) {
-	case *api.AppendReq_Options_Any:
-		ok = true
-	case *api.AppendReq_Options_NoStream:
-		ok = current == -1
-	case *api.AppendReq_Options_StreamExists:
-		ok = current >= 0
-	case *api.AppendReq_Options_Revision:
-		ok = current == int64(e.Revision)
-	}
-	if !ok {
+	decision, current, already := f.checkCommitLocked(name, opts, ids)
+	switch decision {
+	case commitDeleted:
+		return streamDeletedError(stream, name)
+	case commitWrongExpectedVersion:
 		wrong := &api.AppendResp_WrongExpectedVersion{CurrentRevisionOption: &api.AppendResp_WrongExpectedVersion_CurrentNoStream{CurrentNoStream: &shared.Empty{}}}
 		if current >= 0 {
 			wrong.CurrentRevisionOption = &api.AppendResp_WrongExpectedVersion_CurrentRevision{CurrentRevision: uint64(current)}
@@ -231,18 +263,33 @@ func (f *fakeServer) Append(stream api.Streams_AppendServer) error {
 			wrong.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedNoStream{ExpectedNoStream: &shared.Empty{}}
 		}
 		return stream.SendAndClose(&api.AppendResp{Result: &api.AppendResp_WrongExpectedVersion_{WrongExpectedVersion: wrong}})
+	case commitIdempotent:
+		// The batch is already there: success, with the revision and position of its last
+		// event (IndexWriter.CheckCommit, CommitDecision.Idempotent, answered as
+		// AlreadyCommitted by the request manager).
+		return stream.SendAndClose(&api.AppendResp{Result: &api.AppendResp_Success_{Success: &api.AppendResp_Success{
+			CurrentRevisionOption: &api.AppendResp_Success_CurrentRevision{CurrentRevision: already.revision},
+			PositionOption:        &api.AppendResp_Success_Position{Position: &api.AppendResp_Position{CommitPosition: already.pos, PreparePosition: already.pos}},
+		}}})
 	}
+	softDeleted := f.truncateBeforeLocked(name) == deletedStream
 	var first, last *fakeRecord
-	for _, m := range proposed {
-		s := m.GetId().GetStructured()
-		id, err := esdb.ParseUUIDFromInt64(s.GetMostSignificantBits(), s.GetLeastSignificantBits())
-		if err != nil {
-			return status.Error(codes.InvalidArgument, err.Error())
-		}
-		last = f.putLocked(name, id, m.GetMetadata()["type"], m.GetMetadata()["content-type"], m.GetData(), m.GetCustomMetadata())
+	for i, m := range proposed {
+		last = f.putLocked(name, ids[i], m.GetMetadata()["type"], m.GetMetadata()["content-type"], m.GetData(), m.GetCustomMetadata())
 		if first == nil {
 			first = last
 		}
+	}
+	if softDeleted {
+		// Appending to a soft-deleted stream undeletes it: its events go on from the last
+		// revision before the delete, and only they are visible (docs/server/features/streams.md
+		// in kurrent-io/KurrentDB, "Soft delete and TruncateBefore").
+		f.setTruncateBeforeLocked(name, first.revision)
+	}
+	if f.timeOutCommits {
+		// The write is in the log, but the answer is the one a commit timeout gives:
+		// RpcExceptions.Timeout, StatusCode.Aborted.
+		return status.Error(codes.Aborted, "Operation timed out: Commit phase timeout.")
 	}
 	return stream.SendAndClose(&api.AppendResp{Result: &api.AppendResp_Success_{Success: &api.AppendResp_Success{
 		CurrentRevisionOption: &api.AppendResp_Success_CurrentRevision{CurrentRevision: last.revision},
@@ -250,17 +297,161 @@ func (f *fakeServer) Append(stream api.Streams_AppendServer) error {
 	}}})
 }
 
+type commitDecision int
+
+const (
+	commitOK commitDecision = iota
+	commitWrongExpectedVersion
+	commitDeleted
+	commitIdempotent
+)
+
+// checkCommitLocked decides an append as KurrentDB's IndexWriter.CheckCommit does
+// (src/KurrentDB.Core/Services/Storage/ReaderIndex/IndexWriter.cs): a tombstoned stream refuses
+// it; an expected revision behind the stream's is checked event by event from the revision
+// after it, and a batch found there whole is idempotent (success, nothing written), one found
+// only in part is CorruptedIdempotency, which the server answers as a wrong expected version;
+// NoStream on a soft-deleted stream appends. For Any and StreamExists the server looks the
+// event IDs up in a cache of recently committed events, bounded in memory; the fake looks in
+// the whole stream. current is the stream's last revision, -1 when it has none.
+func (f *fakeServer) checkCommitLocked(name string, opts *api.AppendReq_Options, ids []uuid.UUID) (decision commitDecision, current int64, already *fakeRecord) {
+	records := f.streams[name]
+	current = int64(len(records)) - 1
+	if current >= 0 && records[current].revision == deletedStream {
+		return commitDeleted, current, nil
+	}
+	softDeleted := f.truncateBeforeLocked(name) == deletedStream
+	var expected int64
+	switch e := opts.GetExpectedStreamRevision().(type) {
+	case *api.AppendReq_Options_StreamExists, *api.AppendReq_Options_Any:
+		if _, exists := e.(*api.AppendReq_Options_StreamExists); exists && softDeleted {
+			return commitDeleted, current, nil
+		} else if exists && current < 0 {
+			return commitWrongExpectedVersion, current, nil
+		}
+		for i, id := range ids {
+			r := findRecord(records, id)
+			if r == nil && i == 0 {
+				return commitOK, current, nil
+			}
+			if r == nil {
+				return commitWrongExpectedVersion, current, nil // CorruptedIdempotency
+			}
+			already = r
+		}
+		return commitIdempotent, current, already
+	case *api.AppendReq_Options_NoStream:
+		expected = -1
+	case *api.AppendReq_Options_Revision:
+		expected = int64(e.Revision)
+	}
+	switch {
+	case expected < current:
+		for i, id := range ids {
+			n := expected + 1 + int64(i)
+			if n <= current && records[n].id == id {
+				already = records[n]
+				continue
+			}
+			if i > 0 {
+				return commitWrongExpectedVersion, current, nil // CorruptedIdempotency
+			}
+			if expected == -1 && softDeleted {
+				return commitOK, current, nil
+			}
+			return commitWrongExpectedVersion, current, nil
+		}
+		return commitIdempotent, current, already
+	case expected > current:
+		return commitWrongExpectedVersion, current, nil
+	}
+	return commitOK, current, nil
+}
+
+func findRecord(records []*fakeRecord, id uuid.UUID) *fakeRecord {
+	for _, r := range records {
+		if r.id == id {
+			return r
+		}
+	}
+	return nil
+}
+
+// truncateBeforeLocked is the stream's $tb, from the last event of its metadata stream $$name;
+// 0 when it has none.
+func (f *fakeServer) truncateBeforeLocked(name string) int64 {
+	meta := f.streams["$$"+name]
+	if len(meta) == 0 {
+		return 0
+	}
+	var m struct {
+		TruncateBefore int64 `json:"$tb"`
+	}
+	if err := json.Unmarshal(meta[len(meta)-1].data, &m); err != nil {
+		return 0
+	}
+	return m.TruncateBefore
+}
+
+func (f *fakeServer) setTruncateBeforeLocked(name string, tb uint64) *fakeRecord {
+	return f.putLocked("$$"+name, uuid.New(), "$metadata", "application/json", []byte(`{"$tb":`+strconv.FormatUint(tb, 10)+`}`), nil)
+}
+
+// streamDeletedError is the server's answer to a read of or an append to a tombstoned stream
+// (RpcExceptions.StreamDeleted): FailedPrecondition, with the trailers client v4.2.0 reads.
+func streamDeletedError(srv grpc.ServerStream, name string) error {
+	srv.SetTrailer(metadata.Pairs("exception", "stream-deleted", "stream-name", name))
+	return status.Errorf(codes.FailedPrecondition, "Event stream '%s' is deleted.", name)
+}
+
+// Delete soft-deletes a stream: a server writes $tb = long.MaxValue to its metadata, after which
+// reads of it find no stream (docs/server/features/streams.md in kurrent-io/KurrentDB). Only
+// the expected revision Any is honoured.
+func (f *fakeServer) Delete(ctx context.Context, req *api.DeleteReq) (*api.DeleteResp, error) {
+	name := string(req.GetOptions().GetStreamIdentifier().GetStreamName())
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	records := f.streams[name]
+	if len(records) > 0 && records[len(records)-1].revision == deletedStream {
+		grpc.SetTrailer(ctx, metadata.Pairs("exception", "stream-deleted", "stream-name", name))
+		return nil, status.Errorf(codes.FailedPrecondition, "Event stream '%s' is deleted.", name)
+	}
+	r := f.setTruncateBeforeLocked(name, deletedStream)
+	return &api.DeleteResp{PositionOption: &api.DeleteResp_Position_{Position: &api.DeleteResp_Position{CommitPosition: r.pos, PreparePosition: r.pos}}}, nil
+}
+
+// Tombstone hard-deletes a stream: a server appends a $streamDeleted event numbered
+// long.MaxValue, after which reads of and appends to the stream fail with StreamDeleted; the
+// tombstone is in $all (docs/server/features/streams.md in kurrent-io/KurrentDB, "Hard delete").
+func (f *fakeServer) Tombstone(ctx context.Context, req *api.TombstoneReq) (*api.TombstoneResp, error) {
+	name := string(req.GetOptions().GetStreamIdentifier().GetStreamName())
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.putAtLocked(name, deletedStream, uuid.New(), "$streamDeleted", "application/octet-stream", nil, nil)
+	return &api.TombstoneResp{PositionOption: &api.TombstoneResp_Position_{Position: &api.TombstoneResp_Position{CommitPosition: r.pos, PreparePosition: r.pos}}}, nil
+}
+
 func (f *fakeServer) Read(req *api.ReadReq, srv api.Streams_ReadServer) error {
 	o := req.GetOptions()
 	forwards := o.GetReadDirection() == api.ReadReq_Options_Forwards
 	if all := o.GetAll(); all != nil {
+		f.mu.Lock()
+		deny := f.denyAll
+		f.mu.Unlock()
+		if deny {
+			// $all is a system stream, readable by $admins only unless its ACL ($$$all) says
+			// otherwise (docs/server/security/user-authorization.md in kurrent-io/KurrentDB);
+			// the server answers RpcExceptions.AccessDenied.
+			srv.SetTrailer(metadata.Pairs("exception", "access-denied"))
+			return status.Error(codes.PermissionDenied, "Access Denied")
+		}
 		if o.GetSubscription() != nil {
 			return f.subscribe(o, srv)
 		}
 		f.mu.Lock()
-		records := f.records
+		records := f.visibleLocked(srv.Context(), f.records)
 		f.mu.Unlock()
-		return sendRecords(srv, pick(records, forwards, o.GetCount(), func(r *fakeRecord) bool {
+		return f.sendRecords(srv, pick(records, forwards, o.GetCount(), func(r *fakeRecord) bool {
 			switch {
 			case all.GetStart() != nil:
 				return forwards
@@ -279,14 +470,25 @@ func (f *fakeServer) Read(req *api.ReadReq, srv api.Streams_ReadServer) error {
 	}
 	name := so.GetStreamIdentifier().GetStreamName()
 	f.mu.Lock()
-	records := f.streams[string(name)]
+	records := f.visibleLocked(srv.Context(), f.streams[string(name)])
+	tb := f.truncateBeforeLocked(string(name))
 	f.mu.Unlock()
-	if len(records) == 0 {
+	// As IndexReader.ReadStreamEvents* (src/KurrentDB.Core/Services/Storage/ReaderIndex/
+	// IndexReader.cs in kurrent-io/KurrentDB): a tombstoned stream is StreamDeleted, a stream
+	// without events or soft-deleted ($tb = long.MaxValue) is NoStream, and events before $tb
+	// are not returned.
+	if len(records) > 0 && records[len(records)-1].revision == deletedStream {
+		return streamDeletedError(srv, string(name))
+	}
+	if len(records) == 0 || tb == deletedStream {
 		return srv.Send(&api.ReadResp{Content: &api.ReadResp_StreamNotFound_{StreamNotFound: &api.ReadResp_StreamNotFound{
 			StreamIdentifier: &shared.StreamIdentifier{StreamName: name},
 		}}})
 	}
-	return sendRecords(srv, pick(records, forwards, o.GetCount(), func(r *fakeRecord) bool {
+	return f.sendRecords(srv, pick(records, forwards, o.GetCount(), func(r *fakeRecord) bool {
+		if int64(r.revision) < tb {
+			return false
+		}
 		switch {
 		case so.GetStart() != nil:
 			return forwards
@@ -297,6 +499,33 @@ func (f *fakeServer) Read(req *api.ReadReq, srv api.Streams_ReadServer) error {
 		}
 		return r.revision <= so.GetRevision()
 	}))
+}
+
+// visibleLocked is what a read on ctx sees of records: all of them, or, while the fake plays a
+// lagging follower (followerSees), only the records it has, unless the read requires the
+// leader. A server reads the requires-leader header of every read (Streams.Read.cs in
+// kurrent-io/KurrentDB) and a follower answers such a read with NotLeader and the leader's
+// address, to which the client reconnects; the fake, being one node, plays that leader.
+func (f *fakeServer) visibleLocked(ctx context.Context, records []*fakeRecord) []*fakeRecord {
+	if f.followerSees < 0 {
+		return records
+	}
+	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get("requires-leader")) > 0 && md.Get("requires-leader")[0] == "true" {
+		return records
+	}
+	n := 0
+	for n < len(records) && records[n].seq < f.followerSees {
+		n++
+	}
+	return records[:n]
+}
+
+// lagFollower makes the fake a follower that has the log as it is now and no more, for reads
+// that do not require the leader.
+func (f *fakeServer) lagFollower() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.followerSees = len(f.records)
 }
 
 // pick returns up to count of records (in log order) that from accepts, in read order.
@@ -317,7 +546,10 @@ func pick(records []*fakeRecord, forwards bool, count uint64, from func(*fakeRec
 	return out
 }
 
-func sendRecords(srv api.Streams_ReadServer, records []*fakeRecord) error {
+func (f *fakeServer) sendRecords(srv api.Streams_ReadServer, records []*fakeRecord) error {
+	f.mu.Lock()
+	f.sent += len(records)
+	f.mu.Unlock()
 	for _, r := range records {
 		if err := srv.Send(r.response()); err != nil {
 			return err
@@ -432,4 +664,19 @@ func (r *fakeRecord) response() *api.ReadResp {
 		},
 		Position: &api.ReadResp_ReadEvent_CommitPosition{CommitPosition: r.pos},
 	}}}
+}
+
+// sentSince returns how many records reads have sent since the last call.
+func (f *fakeServer) sentSince() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.sent
+	f.sent = 0
+	return n
+}
+
+func (f *fakeServer) set(change func(f *fakeServer)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(f)
 }

@@ -22,13 +22,24 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	if limit <= 0 {
 		return nil, fmt.Errorf("%w: read limit %d, want > 0", eventstore.ErrInvalidEvent, limit)
 	}
-	return s.readStream(ctx, s.prefix+stream, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(from)}, uint64(limit))
+	events, _, err := s.readStream(ctx, s.prefix+stream, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(from)}, uint64(limit))
+	return events, err
 }
 
-// readStream reads the stream named name (prefix included) as the options say; a stream that
-// does not exist reads as empty.
-func (s *Store) readStream(ctx context.Context, name string, opts esdb.ReadStreamOptions, count uint64) ([]eventstore.Event, error) {
+// streamState is what a read learnt of a stream besides its events.
+type streamState int
+
+const (
+	streamFound      streamState = iota
+	streamNotFound               // no events, or soft-deleted: the server answers StreamNotFound
+	streamTombstoned             // hard-deleted: the server answers StreamDeleted
+)
+
+// readStream reads the stream named name (prefix included) as the options say. A stream that
+// does not exist, was soft-deleted or was tombstoned reads as empty; state says which.
+func (s *Store) readStream(ctx context.Context, name string, opts esdb.ReadStreamOptions, count uint64) ([]eventstore.Event, streamState, error) {
 	var events []eventstore.Event
+	state := streamFound
 	err := s.call(ctx, func(c *esdb.Client, connected func()) error {
 		rs, err := c.ReadStream(ctx, name, opts, count)
 		if err != nil {
@@ -39,7 +50,13 @@ func (s *Store) readStream(ctx context.Context, name string, opts esdb.ReadStrea
 		for {
 			r, err := rs.Recv()
 			switch {
-			case errors.Is(err, io.EOF) || isStreamNotFound(err):
+			case errors.Is(err, io.EOF):
+				return nil
+			case isStreamNotFound(err):
+				state = streamNotFound
+				return nil
+			case hasCode(err, esdb.ErrorCodeStreamDeleted):
+				state = streamTombstoned
 				return nil
 			case err != nil:
 				return err
@@ -48,9 +65,9 @@ func (s *Store) readStream(ctx context.Context, name string, opts esdb.ReadStrea
 		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, streamFound, err
 	}
-	return events, nil
+	return events, state, nil
 }
 
 // readAll reads up to count records of $all from from in direction dir, system events and
@@ -118,12 +135,19 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, limit int
 }
 
 // Head is the position of the store's newest event in $all, found by reading $all backwards
-// past system events (and, with a stream prefix, past other stores' events).
+// past system events (and, with a stream prefix, past other stores' events). The first read
+// asks for one record, which is usually the store's own; each further read asks for eight
+// times more, up to allPage.
 func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 	var from esdb.AllPosition = esdb.End{}
 	var before *eventstore.Position // the oldest record seen so far
+	want := uint64(1)               // records wanted beyond those already seen
 	for {
-		page, err := s.readAll(ctx, esdb.Backwards, from, allPage)
+		count := want
+		if before != nil {
+			count++ // a backward read from a position may start with the record at it
+		}
+		page, err := s.readAll(ctx, esdb.Backwards, from, count)
 		if err != nil {
 			return eventstore.Position{}, err
 		}
@@ -131,16 +155,17 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 		for _, r := range page {
 			p := fromClientPosition(r.Position)
 			if before != nil && p.Compare(*before) >= 0 {
-				continue // a backward read from a position may start with the record at it
+				continue
 			}
 			before, moved = &p, true
 			if inStore(r, s.prefix) {
 				return p, nil
 			}
 		}
-		if len(page) < allPage || !moved {
+		if uint64(len(page)) < count || !moved {
 			return eventstore.Position{}, nil
 		}
 		from = esdb.Position{Commit: before.Commit, Prepare: before.Prepare}
+		want = min(want*8, allPage)
 	}
 }

@@ -10,8 +10,12 @@
 //     again, a bounded number of times; NoStream and Exact report the conflict.
 //   - KurrentDB stamps events with its own clock, so recorded_at, the hash and our Metadata
 //     travel in each event's user metadata (see envelope).
-//   - Idempotent retries are recognised on the client, among the stream's last
-//     idempotencyWindow events.
+//   - Idempotent retries are recognised on the client: right after the expected revision for
+//     NoStream and an exact revision, among the stream's last idempotencyWindow events for Any
+//     and StreamExists; and after the append, when the server took the batch as one it
+//     already had.
+//   - A stream deleted on the server (soft delete or tombstone) reads as empty and refuses
+//     appends with eventstore.ErrStreamDeleted.
 //   - Positions are KurrentDB's $all (commit, prepare) pairs. ReadAll, Head and Subscribe skip
 //     system events: those whose type or stream starts with "$".
 //
@@ -75,7 +79,8 @@ func WithStreamPrefix(prefix string) Option { return func(s *Store) { s.prefix =
 func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 
 // Open connects to the server connString names and checks within a few seconds that it
-// answers, so that a wrong address fails here and not at the first append.
+// answers and lets the user read $all, so that a wrong address or a missing right fails here
+// and not at the first append or read.
 func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
 	cfg, err := parseConnString(connString)
 	if err != nil {
@@ -101,6 +106,12 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		s.Close()
 		if pingCtx.Err() != nil { // Open's bound, or the caller's deadline or cancellation
 			return nil, fmt.Errorf("%w: kurrentdb at %s did not answer (Open waits at most %v): %w", eventstore.ErrUnavailable, s.addr, openTimeout, pingCtx.Err())
+		}
+		if isAccessDenied(err) {
+			// $all is a system stream: only $admins may read it unless its ACL says otherwise
+			// (docs/server/security/user-authorization.md in kurrent-io/KurrentDB).
+			return nil, fmt.Errorf(`kurrentdb at %s: the user may not read $all, which orderledger reads to follow the log: `+
+				`connect as a member of $admins, or give the user read access to $all by writing {"$acl":{"$r":["$admins","<user>"]}} as the metadata of $all (stream $$$all): %w`, s.addr, err)
 		}
 		return nil, err
 	}

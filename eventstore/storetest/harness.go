@@ -24,3 +24,13 @@ type Transactional interface {
 	// commit or rollback is called (exactly one of them, once).
 	BeginAppend(ctx context.Context, t *testing.T, store eventstore.Store, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (commit, rollback func() error, err error)
 }
+
+// Deleting is implemented by harnesses whose store can have a stream deleted by other means
+// than the port, as KurrentDB's soft delete and tombstone do. The suite uses it for the
+// deleted-stream case; a harness without it skips that case and says why.
+type Deleting interface {
+	// SoftDelete deletes stream so that it may be written again (KurrentDB's DeleteStream).
+	SoftDelete(t *testing.T, store eventstore.Store, stream string)
+	// Tombstone deletes stream for good (KurrentDB's TombstoneStream).
+	Tombstone(t *testing.T, store eventstore.Store, stream string)
+}

@@ -34,6 +34,7 @@ func Run(t *testing.T, h Harness) {
 		{"ContextCancellation", testContextCancellation},
 		{"LargeAndUnicode", testLargeAndUnicode},
 		{"HashChain", testHashChain},
+		{"DeletedStreams", testDeletedStreams},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, h) })
