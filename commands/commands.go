@@ -57,7 +57,7 @@ func (h *Handler) RestockReturn(ctx context.Context, cmd domain.RestockReturn, m
 // PlaceOrder checks the command, then that its customer and every SKU exist, in that order,
 // so a 409 names the first unknown one (a customer stays registered and a SKU once received
 // stays known, so each is read until it has been seen so, and not after), then places it on a
-// stream it takes to be new.
+// stream it takes to be new, and hands the placement to the listeners of OnOrderPlaced.
 func (h *Handler) PlaceOrder(ctx context.Context, cmd domain.PlaceOrder, meta Meta) (Result, error) {
 	if _, _, _, err := domain.ValidatePlaceOrder(cmd); err != nil {
 		return Result{}, err
@@ -78,8 +78,12 @@ func (h *Handler) PlaceOrder(ctx context.Context, cmd domain.PlaceOrder, meta Me
 			return Result{}, err
 		}
 	}
-	return execute(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder,
+	res, err := execute(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder,
 		func(o domain.Order) ([]domain.Event, error) { return domain.DecidePlaceOrder(o, cmd) }, meta, true)
+	if err == nil {
+		h.placed(res, meta)
+	}
+	return res, err
 }
 
 func (h *Handler) RecordLineAllocation(ctx context.Context, cmd domain.RecordLineAllocation, meta Meta) (Result, error) {

@@ -31,6 +31,8 @@ type Handler struct {
 	seed  maphash.Seed
 	cache *stateCache
 	known knownStreams
+
+	handoff handoff
 }
 
 // lockStripes bounds the per-stream locks: commands on one stream run one at a time in this
@@ -342,6 +344,19 @@ func appliedBefore(entry *cacheEntry, commandID uuid.UUID) (eventRef, bool) {
 // encode turns decided events into events to append, with IDs derived from the command.
 func encode(events []domain.Event, meta Meta) ([]eventstore.EventData, error) {
 	out := make([]eventstore.EventData, len(events))
+	md := storedMetadata(meta)
+	for i, e := range events {
+		typ, data, err := domain.EncodeEvent(e)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = eventstore.EventData{ID: EventID(meta.CommandID, i), Type: typ, Data: data, Metadata: md}
+	}
+	return out, nil
+}
+
+// storedMetadata is the metadata a command's events are stored with.
+func storedMetadata(meta Meta) eventstore.Metadata {
 	md := eventstore.Metadata{
 		CorrelationID: meta.CorrelationID, CausationID: meta.CausationID,
 		IdempotencyKey: meta.IdempotencyKey, Actor: meta.Actor,
@@ -352,14 +367,7 @@ func encode(events []domain.Event, meta Meta) ([]eventstore.EventData, error) {
 	if md.CausationID == "" {
 		md.CausationID = meta.CommandID.String()
 	}
-	for i, e := range events {
-		typ, data, err := domain.EncodeEvent(e)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = eventstore.EventData{ID: EventID(meta.CommandID, i), Type: typ, Data: data, Metadata: md}
-	}
-	return out, nil
+	return md
 }
 
 // sleepJitter waits a random time that grows with the attempt, so writers that collided do

@@ -18,8 +18,10 @@ const checkpointEvery = 64
 
 // window bounds how many events are in the pipeline at once: delivered and not yet below the
 // checkpoint's reach, because they, or an event before them, are still being handled. With
-// checkpointEvery it bounds what a restart repeats.
-const window = 8 * checkpointEvery
+// checkpointEvery it bounds what a restart repeats. An order takes about ten events of the log
+// on its way to its invoice, so the window holds a few hundred orders: as many as the lanes
+// handle at once, and more.
+const window = 64 * checkpointEvery
 
 // pipeline is one stretch of following the log, from a checkpoint until the subscription
 // ends. The subscription hands events over (dispatch) and goes on reading at once. The events
@@ -58,6 +60,10 @@ type pipeline struct {
 	// ahead holds the IDs of events handled ahead of the log (see Runner.handleAhead) and not
 	// delivered yet.
 	ahead map[uuid.UUID]struct{}
+	// delivered is the position of the last event the subscription delivered; an order placed
+	// at or before it needs no hand-off (see offer).
+	delivered eventstore.Position
+	closed    bool // no more goroutines may start: close is waiting for them
 }
 
 // tracked is an event in the pipeline.
@@ -67,31 +73,42 @@ type tracked struct {
 	done       bool
 }
 
-// work is an event to handle.
+// work is an event to handle: one the subscription delivered, or one handed over by the
+// write path (offered), which has no place in the window and is handled ahead of the log.
 type work struct {
-	seq    uint64
-	stored eventstore.Event
-	event  domain.Event
+	seq     uint64
+	stored  eventstore.Event
+	event   domain.Event
+	offered bool
 }
 
 // follow handles the log after from until ctx is done, the subscription fails, an event
 // cannot be handled (its *Failure) or the lease is lost (ErrLeaseLost).
 func (r *Runner) follow(ctx context.Context, from eventstore.Position) error {
 	p := r.newPipeline(ctx, from)
+	r.mu.Lock()
+	r.current = p
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.current = nil
+		r.mu.Unlock()
+	}()
 	err := r.store.Subscribe(p.ctx, from, p.dispatch)
 	return p.close(ctx, err)
 }
 
 func (r *Runner) newPipeline(ctx context.Context, from eventstore.Position) *pipeline {
 	p := &pipeline{
-		r:        r,
-		numbers:  newInvoiceNumbering(r.h),
-		slots:    make(chan struct{}, window),
-		lanes:    make(chan struct{}, r.lanes),
-		save:     make(chan struct{}, 1),
-		subjects: make(map[string][]*work),
-		reached:  from,
-		ahead:    make(map[uuid.UUID]struct{}),
+		r:         r,
+		numbers:   newInvoiceNumbering(r.h),
+		slots:     make(chan struct{}, window),
+		lanes:     make(chan struct{}, r.lanes),
+		save:      make(chan struct{}, 1),
+		subjects:  make(map[string][]*work),
+		reached:   from,
+		delivered: from,
+		ahead:     make(map[uuid.UUID]struct{}),
 	}
 	p.ctx, p.stop = context.WithCancelCause(ctx)
 	p.stock = newStockBatching(p.ctx, r.h, p.wg.Go)
@@ -110,7 +127,8 @@ func (p *pipeline) dispatch(ctx context.Context, batch []eventstore.Event) error
 			return ctx.Err()
 		}
 		seq := p.track(e)
-		if !handledTypes[e.Type] {
+		if !handledTypes[e.Type] || p.aheadOfLog(e.ID) {
+			// Nothing to do, or done already ahead of the log: nothing to wait for a lane for.
 			p.finished(seq)
 			continue
 		}
@@ -123,7 +141,7 @@ func (p *pipeline) dispatch(ctx context.Context, batch []eventstore.Event) error
 		about := subject(de)
 		p.mu.Lock()
 		waiting, busy := p.subjects[about]
-		p.subjects[about] = append(waiting, &work{seq, e, de})
+		p.subjects[about] = append(waiting, &work{seq: seq, stored: e, event: de})
 		p.mu.Unlock()
 		if !busy {
 			p.wg.Go(func() { p.handleSubject(about) })
@@ -153,6 +171,13 @@ func (p *pipeline) handleSubject(about string) {
 		waiting[0] = nil
 		p.subjects[about] = waiting[1:]
 		p.mu.Unlock()
+		if w.offered {
+			// Left to the log if it fails, as what is handled ahead is.
+			if p.r.react(p.ctx, w.stored, w.event, p) == nil {
+				p.handledAhead(w.stored.ID)
+			}
+			continue
+		}
 		if p.aheadOfLog(w.stored.ID) {
 			p.finished(w.seq)
 			continue
@@ -174,6 +199,7 @@ func (p *pipeline) track(e eventstore.Event) uint64 {
 	defer p.mu.Unlock()
 	seq := p.next
 	p.ring[seq%window] = tracked{position: e.Position, recordedAt: e.RecordedAt}
+	p.delivered = e.Position
 	if p.next == p.oldest {
 		p.r.setPendingSince(e.RecordedAt)
 	}
@@ -266,6 +292,27 @@ func (p *pipeline) saveCheckpoint(ctx context.Context) error {
 	return nil
 }
 
+// offer hands over an event the subscription has not delivered yet — an order just placed
+// through the write path — to be handled at once, ahead of the log, by its subject's
+// goroutine like the events handled ahead of the log after their cause (see
+// Runner.handleAhead): the subscription wakes up after a delay that open transactions anywhere
+// on the database stretch, and the order need not wait for it. When the subscription delivers
+// the event, it is skipped. An event the subscription has delivered already is not taken, nor
+// is one offered while the pipeline is closing.
+func (p *pipeline) offer(e eventstore.Event, de domain.Event) {
+	about := subject(de)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.ctx.Err() != nil || e.Position.Compare(p.delivered) <= 0 {
+		return
+	}
+	waiting, busy := p.subjects[about]
+	p.subjects[about] = append(waiting, &work{stored: e, event: de, offered: true})
+	if !busy {
+		p.wg.Go(func() { p.handleSubject(about) })
+	}
+}
+
 // handledAhead records that the event id has been handled before the subscription delivered
 // it, and aheadOfLog, when it comes, that it need not be handled again.
 func (p *pipeline) handledAhead(id uuid.UUID) {
@@ -300,6 +347,9 @@ func (p *pipeline) recovered() {
 // the subscription's error.
 func (p *pipeline) close(ctx context.Context, err error) error {
 	p.stop(err)
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
 	p.wg.Wait()
 	cause := context.Cause(p.ctx)
 	var failure *Failure

@@ -193,3 +193,54 @@ func TestAnOrderIsInvoicedWithoutWaitingForTheLog(t *testing.T) {
 		}
 	})
 }
+
+// An order placed through the runner's handler is invoiced while the log delivers nothing
+// after the events before it: the write path hands the placement over, and the runner does not
+// wait for the subscription to bring it. When the log delivers it later, nothing is sent again.
+func TestAPlacedOrderIsHandedOverWithoutWaitingForTheLog(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		e.receive("LAMP", 10)
+		e.receive("BULB", 10)
+		e.customer("ivy")
+		seeded := readAll(t, e.store)
+		last := seeded[len(seeded)-1]
+		gated := &gatedStore{Store: e.store, open: make(chan struct{})}
+		gated.after = func(ev eventstore.Event) bool { return ev.ID == last.ID }
+		reg, withReg := withMetrics()
+		h := commands.NewHandler(gated)
+		r := New(h, e.checkpoints, withReg, WithLogger(testLogger(t)), WithHolder("test-runner"))
+		ctx, cancel := context.WithCancel(t.Context())
+		done := runAlone(ctx, r)
+		defer func() { cancel(); <-done }()
+		e.waitFor(waitLong, "the runner to handle the seed", func() (bool, string) {
+			st := r.Status()
+			return st.Position.Compare(last.Position) >= 0, fmt.Sprintf("%+v", st)
+		})
+
+		if _, err := h.PlaceOrder(t.Context(), domain.PlaceOrder{OrderID: "o1", CustomerID: "ivy", Channel: "web", Currency: "EUR",
+			Lines: []domain.OrderLine{line("LAMP", 2, 1500), line("BULB", 3, 200)}, TaxRateBps: 2000, At: h.Now()}, e.meta()); err != nil {
+			t.Fatal(err)
+		}
+		o := e.waitOrder("o1", waitLong, "invoiced while the log holds back its placement", func(o domain.Order) bool { return o.Invoiced() })
+		if o.Status != domain.StatusConfirmed || o.InvoiceNumber != "INV-1" {
+			t.Fatalf("order: status %s, invoice %q; want confirmed, INV-1", o.Status, o.InvoiceNumber)
+		}
+		if st := r.Status(); st.Position != last.Position {
+			t.Fatalf("the checkpoint moved to %s while the log was held back at %s", st.Position, last.Position)
+		}
+
+		close(gated.open)
+		e.waitFor(waitLong, "the runner to checkpoint everything", func() (bool, string) {
+			st := r.Status()
+			all := readAll(t, e.store)
+			return st.Position.Compare(all[len(all)-1].Position) >= 0, fmt.Sprintf("%+v", st)
+		})
+		// ReserveStock twice, RecordLineAllocation twice, AssignInvoiceNumber, RecordInvoice;
+		// nothing sent again when the log delivered the placement and what followed it.
+		for outcome, want := range map[string]float64{"appended": 6, "already_applied": 0, "unchanged": 0} {
+			if got := metricValue(t, reg, "orderledger_automation_commands_total", "outcome", outcome); got != want {
+				t.Errorf("commands %s: %v, want %v", outcome, got, want)
+			}
+		}
+	})
+}
