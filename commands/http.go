@@ -18,7 +18,8 @@ import (
 
 // API serves the write routes of API.md.
 type API struct {
-	h *Handler
+	h         *Handler
+	admission *admission // nil: every order is taken
 }
 
 // NewAPI returns the write API on h.

@@ -133,6 +133,9 @@ type placeOrderRequest struct {
 }
 
 func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
+	if !a.admission.admits(w, r) {
+		return
+	}
 	var req placeOrderRequest
 	a.write(w, r, &req, func(ctx context.Context, meta Meta) (answer, error) {
 		switch {

@@ -40,9 +40,10 @@ const (
 var allRoles = []string{roleWrite, roleRead, roleProject, roleAutomate}
 
 type serveOptions struct {
-	addr            string
-	roles           []string
-	shutdownTimeout time.Duration
+	addr             string
+	roles            []string
+	shutdownTimeout  time.Duration
+	maxAutomationLag time.Duration
 }
 
 func newServeCmd(cfg *config) *cobra.Command {
@@ -62,6 +63,8 @@ balancer and one "project,automate" process.`,
 	cmd.Flags().StringSliceVar(&opts.roles, "roles", splitList(envOr("ORDERLEDGER_ROLES", strings.Join(allRoles, ","))),
 		"roles this process takes: write, read, project, automate (env ORDERLEDGER_ROLES)")
 	cmd.Flags().DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
+	cmd.Flags().DurationVar(&opts.maxAutomationLag, "max-automation-lag", 0,
+		"refuse new orders (503 with Retry-After) while the automation is further behind than this; 0: never (needs the write and automate roles)")
 	return cmd
 }
 
@@ -76,6 +79,8 @@ type service struct {
 	checkpoints *automation.Checkpoints
 	reg         *prometheus.Registry
 	log         *slog.Logger
+	// maxAutomationLag, when set, is the automation lag beyond which new orders are refused.
+	maxAutomationLag time.Duration
 }
 
 // openService opens the stores and builds the parts the roles need. close releases them.
@@ -187,6 +192,10 @@ func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 		return err
 	}
 	defer s.close()
+	if opts.maxAutomationLag < 0 || (opts.maxAutomationLag > 0 && (!s.roles[roleWrite] || !s.roles[roleAutomate])) {
+		return fmt.Errorf("--max-automation-lag: want a positive duration, in a process with the write and automate roles")
+	}
+	s.maxAutomationLag = opts.maxAutomationLag
 
 	listener, err := net.Listen("tcp", opts.addr)
 	if err != nil {
@@ -237,7 +246,11 @@ func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 func (s *service) router() *mux.Router {
 	router := mux.NewRouter()
 	if s.roles[roleWrite] {
-		commands.NewAPI(s.handler).Register(router)
+		api := commands.NewAPI(s.handler)
+		if s.maxAutomationLag > 0 {
+			api.LimitOrdersByLag(s.maxAutomationLag, s.automation.Lag)
+		}
+		api.Register(router)
 	}
 	if s.roles[roleRead] {
 		readapi.New(s.read, s.events, s.projectors).Register(router)
@@ -280,6 +293,13 @@ func (s *service) ready(w http.ResponseWriter, r *http.Request) {
 		status := s.automation.Status()
 		report["automation"] = status
 		ok = ok && status.Err() == nil
+		if s.maxAutomationLag > 0 {
+			// Still ready: reads and the other writes are served; only new orders wait.
+			report["orders"] = "accepted"
+			if status.LagSeconds > s.maxAutomationLag.Seconds() {
+				report["orders"] = "refused: the automation is behind by more than " + s.maxAutomationLag.String()
+			}
+		}
 	}
 	code := http.StatusOK
 	report["status"] = "ready"
