@@ -96,7 +96,7 @@ func TestBenchSQLite(t *testing.T) {
 
 	results := decodeBenchJSON(t, out.stdout)
 	extras := []string{bench.OrderIntakeP50, bench.OrderIntakeP99, bench.ProjectionLagP50, bench.OrderToCashCommits,
-		bench.CommitsPerCycle, bench.ReadCustomerP99, bench.ReadInventoryP99, bench.LogEvents, bench.ServeStartup, bench.ServeCatchUp}
+		bench.CommitsPerCycle, bench.PlacedToInvoicedP50, bench.PlacedToInvoicedP99, bench.ReadCustomerP99, bench.ReadInventoryP99, bench.LogEvents, bench.ServeStartup, bench.ServeCatchUp}
 	for _, name := range append(slices.Clone(bench.Names), extras...) {
 		if _, ok := results[name]; !ok {
 			t.Errorf("no %s in the report", name)

@@ -27,6 +27,7 @@ const (
 	OrderIntake       = "order_intake"
 	ProjectionLagP99  = "projection_lag_p99"
 	OrderToCash       = "order_to_cash"
+	SustainedOrders   = "sustained_orders"
 	ReadCustomer      = "read_customer"
 	ReadInventory     = "read_inventory"
 	ProjectionRebuild = "projection_rebuild"
@@ -35,22 +36,24 @@ const (
 	ServeRSS          = "serve_rss"
 
 	// Extras, reported beside the figure whose measurement yields them.
-	OrderIntakeP50     = "order_intake_p50"
-	OrderIntakeP99     = "order_intake_p99"
-	ProjectionLagP50   = "projection_lag_p50"
-	OrderToCashCommits = "order_to_cash_commits"
-	CommitsPerCycle    = "commits_per_cycle"
-	ReadCustomerP99    = "read_customer_p99"
-	ReadInventoryP99   = "read_inventory_p99"
-	LogEvents          = "log_events"
-	ServeStartup       = "serve_startup"
-	ServeCatchUp       = "serve_catchup"
+	OrderIntakeP50      = "order_intake_p50"
+	OrderIntakeP99      = "order_intake_p99"
+	ProjectionLagP50    = "projection_lag_p50"
+	OrderToCashCommits  = "order_to_cash_commits"
+	CommitsPerCycle     = "commits_per_cycle"
+	PlacedToInvoicedP50 = "placed_to_invoiced_p50"
+	PlacedToInvoicedP99 = "placed_to_invoiced_p99"
+	ReadCustomerP99     = "read_customer_p99"
+	ReadInventoryP99    = "read_inventory_p99"
+	LogEvents           = "log_events"
+	ServeStartup        = "serve_startup"
+	ServeCatchUp        = "serve_catchup"
 )
 
 // Names lists the figures --only accepts, in the order a run measures them.
 var Names = []string{
 	AppendSingle, AppendBatch100,
-	OrderIntake, ProjectionLagP99, OrderToCash, ReadCustomer, ReadInventory,
+	OrderIntake, ProjectionLagP99, OrderToCash, SustainedOrders, ReadCustomer, ReadInventory,
 	ProjectionRebuild, AuditVerify, Export, ServeRSS,
 }
 
@@ -69,7 +72,7 @@ const (
 
 var (
 	appendFigures = []string{AppendSingle, AppendBatch100}
-	serveFigures  = []string{OrderIntake, ProjectionLagP99, OrderToCash, ReadCustomer, ReadInventory}
+	serveFigures  = []string{OrderIntake, ProjectionLagP99, OrderToCash, SustainedOrders, ReadCustomer, ReadInventory}
 	logFigures    = []string{ProjectionRebuild, AuditVerify, Export, ServeRSS}
 )
 

@@ -32,6 +32,9 @@ const settleTimeout = 5 * time.Minute
 // awaitTimeout bounds how long order_to_cash waits for the server to take one step on its own.
 const awaitTimeout = time.Minute
 
+// orderToCashClients is how many order_to_cash clients there are per --clients.
+const orderToCashClients = 4
+
 // serveStage starts a server on the stage's stores, seeds it, and measures the figures that
 // go through its HTTP routes. The order intake baseline inserts into the database of intake.
 func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
@@ -63,8 +66,12 @@ func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
 	}
 
 	if r.selected[OrderToCash] {
-		r.logf("measuring %s: %d clients each taking one order at a time from placement to completion (%s)", OrderToCash, r.cfg.Clients, r.cfg.Duration)
-		cycles, err := h.orderToCash(ctx, r.cfg.Duration, srv.Commits)
+		// Each client waits for the server at two steps of its cycle, so one client's cycles
+		// say how long a cycle takes; enough of them at once say how many the server completes.
+		cycling := newHTTPLoad(srv.URL, orderToCashClients*r.cfg.Clients)
+		defer cycling.close()
+		r.logf("measuring %s: %d clients each taking one order at a time from placement to completion (%s)", OrderToCash, cycling.clients, r.cfg.Duration)
+		cycles, err := cycling.orderToCash(ctx, r.cfg.Duration, srv.Commits)
 		if err != nil {
 			return fmt.Errorf("bench: %s: %w", OrderToCash, err)
 		}
@@ -72,6 +79,34 @@ func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
 			r.add(OrderToCash, cycles.perSecond, "cycles/s", 0),
 			r.add(OrderToCashCommits, cycles.commitsPerSecond, "commits/s", 0),
 			r.add(CommitsPerCycle, cycles.commitsPerSecond/cycles.perSecond, "commits/cycle", 0),
+		); err != nil {
+			return err
+		}
+		if err := r.settle(ctx, srv); err != nil {
+			return err
+		}
+	}
+
+	if r.selected[SustainedOrders] {
+		guess := 200.0
+		for _, res := range r.results {
+			if res.Name == OrderIntake {
+				guess = 0.8 * res.Value
+			}
+		}
+		r.logf("measuring %s: the highest fixed arrival rate of %d-line orders over %d Zipf-skewed SKUs held with placed→invoiced p99 ≤ %s", SustainedOrders, sustainedLines, zipfSKUs, sustainedP99)
+		t, err := r.sustainedOrders(ctx, srv, guess)
+		if err != nil {
+			return fmt.Errorf("bench: %s: %w", SustainedOrders, err)
+		}
+		held := t.rate
+		if t.failure != "" {
+			held = 0
+		}
+		if err := errors.Join(
+			r.add(SustainedOrders, held, "orders/s", 0),
+			r.add(PlacedToInvoicedP50, ms(t.p50), "ms", 0),
+			r.add(PlacedToInvoicedP99, ms(t.p99), "ms", 0),
 		); err != nil {
 			return err
 		}
