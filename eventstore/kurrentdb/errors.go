@@ -24,7 +24,7 @@ func mapError(err error, addr string) error {
 			eventstore.ErrUnavailable, addr, err)
 	}
 	if isAccessDenied(err) {
-		return fmt.Errorf("kurrentdb at %s denies the user a right it needs: reading $all needs read access to $all, an append write access to its stream and read access to the stream's metadata (see the README): %w", addr, err)
+		return fmt.Errorf("kurrentdb at %s denies the user a right (reading $all needs read access to $all; an append, write access to its stream and read access to the stream's metadata): %w", addr, err)
 	}
 	var esdbErr *esdb.Error
 	if errors.As(err, &esdbErr) {

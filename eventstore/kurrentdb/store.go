@@ -110,6 +110,10 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		if isAccessDenied(err) {
 			// $all is a system stream: only $admins may read it unless its ACL says otherwise
 			// (docs/server/security/user-authorization.md in kurrent-io/KurrentDB).
+			var clientErr *esdb.Error
+			if errors.As(err, &clientErr) {
+				err = clientErr // the server's answer, without mapError's general hint
+			}
 			return nil, fmt.Errorf(`kurrentdb at %s: the user may not read $all, which orderledger reads to follow the log: `+
 				`connect as a member of $admins, or give the user read access to $all by writing {"$acl":{"$r":["$admins","<user>"]}} as the metadata of $all (stream $$$all): %w`, s.addr, err)
 		}
