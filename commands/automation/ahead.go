@@ -40,7 +40,7 @@ func (r *Runner) handleAhead(ctx context.Context, p *pipeline, about string, sen
 			}, de})
 		}
 	}
-	if len(ahead) > 1 && allAllocationNews(ahead) {
+	if len(ahead) > 0 && allAllocationNews(ahead) {
 		// The reservations of an order's lines, back together: recorded on the order in one
 		// append rather than one after another.
 		if r.recordAllocations(ctx, p, about, ahead) == nil {
@@ -86,6 +86,7 @@ func (r *Runner) recordAllocations(ctx context.Context, p *pipeline, about strin
 		metas[i] = commandMeta(d.stored, recordAllocation(records[i].OrderID))
 	}
 	orderID := records[0].OrderID
+	number := r.numberEarly(ctx, p, news[len(news)-1].stored, orderID, records)
 	// Filled by the last decision, the one appended.
 	var applied []bool
 	var recorded [][]domain.Event
@@ -115,7 +116,14 @@ func (r *Runner) recordAllocations(ctx context.Context, p *pipeline, about strin
 		return caused, nil
 	})
 	if err != nil {
-		return err
+		return err // a number taken early is recorded when the log brings it round
+	}
+	if number != nil {
+		// The order is confirmed (or was cancelled meanwhile, whose invoice is then
+		// reversed): its number is recorded on it now.
+		if taken := <-number; taken.err == nil {
+			r.handleAhead(ctx, p, about, []sentCommand{taken.sent})
+		}
 	}
 	// Each command's result, as Execute would have answered it alone.
 	sent := make([]sentCommand, len(news))
@@ -136,4 +144,57 @@ func (r *Runner) recordAllocations(ctx context.Context, p *pipeline, about strin
 	}
 	r.handleAhead(ctx, p, about, sent)
 	return nil
+}
+
+// earlyNumber is an invoice number taken while the allocations that confirm its order are
+// being recorded.
+type earlyNumber struct {
+	sent sentCommand
+	err  error
+}
+
+// numberEarly takes the invoice number of an order that recording records will confirm, at
+// the same time as they are recorded rather than after: one round trip less between an
+// order's reservations and its invoice. What confirms is decided on the order as the handler
+// has it cached, the state the recording decides on unless another process appended
+// meanwhile; the only thing another process can append to an order being confirmed is its
+// cancellation, and a number taken for a cancelled order is recorded all the same and the
+// invoice reversed (see reactions, OrderInvoiced). It returns nil when the order is not to be
+// confirmed now, or not cached.
+//
+// The number's command has an ID derived from the last allocation news, so a replay takes
+// the same one; the series numbers an order once, so the confirmation's own request for a
+// number, when its event is handled, finds it taken.
+func (r *Runner) numberEarly(ctx context.Context, p *pipeline, last eventstore.Event, orderID string, records []domain.RecordLineAllocation) <-chan earlyNumber {
+	confirms := false
+	err := commands.ReadAtLeast(ctx, r.h, domain.OrderStream(orderID), domain.EvolveOrder, 0, func(o domain.Order, exists bool) error {
+		if !exists || o.Status != domain.StatusPending && o.Status != domain.StatusBackordered {
+			return nil
+		}
+		decided, err := domain.DecideRecordLineAllocations(o, domain.RecordLineAllocations{Lines: records})
+		if err != nil {
+			return nil
+		}
+		for _, events := range decided {
+			for _, e := range events {
+				if _, ok := e.(domain.OrderConfirmed); ok {
+					confirms = true
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil || !confirms {
+		return nil
+	}
+	meta := commandMeta(last, "assign-invoice-number/"+orderID)
+	out := make(chan earlyNumber, 1)
+	p.wg.Go(func() {
+		res, err := p.numbers.assign(ctx, domain.AssignInvoiceNumber{OrderID: orderID, At: r.h.Now()}, meta)
+		if err == nil {
+			r.sent(last, "assign-invoice-number/"+orderID, res)
+		}
+		out <- earlyNumber{sentCommand{meta, domain.InvoiceSeriesStream, res}, err}
+	})
+	return out
 }
