@@ -38,7 +38,11 @@ func TestSQLHashEqualsGoHash(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()
 
-	big := make([]byte, 1<<20) // 1 MiB of JSON: a string of 'x' between quotes
+	// The largest event one append takes beside the small second event each case appends with
+	// it: a JSON string of 'x' between quotes.
+	bigMeta := eventstore.Metadata{CorrelationID: "c", CausationID: "d", IdempotencyKey: "k", Actor: "a"}
+	big := make([]byte, eventstore.MaxAppendSize-eventstore.AppendSize(eventstore.EventData{Type: "Big.v1", Metadata: bigMeta})-
+		eventstore.AppendSize(event("Next.v1", `{"n":2}`)))
 	for i := range big {
 		big[i] = 'x'
 	}
@@ -53,8 +57,7 @@ func TestSQLHashEqualsGoHash(t *testing.T) {
 			Data:     []byte(`{"name":"Zoë 東京 🦀","note":"\u00e9"}`),
 			Metadata: eventstore.Metadata{CorrelationID: "korrelation-ä", Actor: "José"}}},
 		{"empty metadata", "order-empty", eventstore.EventData{ID: uuid.New(), Type: "T.v1", Data: []byte(`{}`)}},
-		{"1 MiB data", "order-big", eventstore.EventData{ID: uuid.New(), Type: "Big.v1", Data: big,
-			Metadata: eventstore.Metadata{CorrelationID: "c", CausationID: "d", IdempotencyKey: "k", Actor: "a"}}},
+		{"largest data", "order-big", eventstore.EventData{ID: uuid.New(), Type: "Big.v1", Data: big, Metadata: bigMeta}},
 		{"recorded before 1970", "order-old", eventstore.EventData{ID: uuid.New(), Type: "Old.v1", Data: []byte(`[1,2]`),
 			RecordedAt: time.Date(1969, 7, 20, 20, 17, 40, 123456789, time.FixedZone("x", -5*3600))}},
 		{"recorded with nanoseconds", "order-ns", eventstore.EventData{ID: uuid.New(), Type: "Ns.v1", Data: []byte(`null`),
