@@ -85,16 +85,17 @@ order (extras are reported beside the figure that yields them):
   sustained_orders    orders/s, no baseline: the highest fixed arrival rate that the server,
                       every role running, holds with placed→invoiced p99 ≤ 1 s. Orders of 5
                       lines over a catalogue of 1,000 SKUs chosen Zipf-skewed (s = 1.1: the
-                      top SKU is in about a sixth of the lines) are posted open loop, each at
+                      top SKU is in about 64% of the orders) are posted open loop, each at
                       its time whether or not the ones before it were answered. An order's
                       placed→invoiced is read from the log: the recorded times of its
-                      OrderPlaced and its OrderInvoiced. The rate is searched with 4 trials of
-                      2 × --duration, from 0.8 × order_intake (200/s when that is not
-                      measured), up by half while they hold, then bisecting; the best is then
+                      OrderPlaced and its OrderInvoiced. The rate is searched with trials of
+                      2 × --duration from 0.8 × order_intake (200/s when that is not
+                      measured): up by half while they hold, down by half while none has
+                      (up to 8 trials), then bisecting (4 trials in all); the best is then
                       held for 6 × --duration (60 s by default), and a fifth lower if that
                       fails (0 when neither holds). A rate is not held when its p99 is over
-                      1 s, when fewer than 95% of its orders could be posted on time, or when 1,024
-                      are waiting for an answer. Extras, at that rate: placed_to_invoiced_p50
+                      1 s, when fewer than 95% of its orders could be posted on time, or
+                      when 1,024 are waiting for an answer. Extras, at that rate: placed_to_invoiced_p50
                       and placed_to_invoiced_p99 (ms).
   read_customer       requests/s: GET /v1/customers/{id} from --clients clients. Baseline:
   read_inventory      GET /healthz on the same server, what the HTTP stack itself costs.
