@@ -140,7 +140,7 @@ func (r *run) sustainedTrial(ctx context.Context, h *httpLoad, srv *Server, rate
 		if elapsed >= d {
 			break
 		}
-		due := int64(elapsed.Seconds() * rate)
+		due := int64(elapsed.Seconds()*rate) + 1 // the first at once, the i-th at i/rate
 		for ; sent < due; sent++ {
 			if inFlight.Load() >= sustainedInFlight {
 				t.failure = fmt.Sprintf("%d orders posted and not yet answered", sustainedInFlight)
