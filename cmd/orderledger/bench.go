@@ -50,8 +50,10 @@ when interrupted (Ctrl-C, SIGTERM):
 A run killed with SIGKILL cannot clean up; what it created is named on stderr at the start.
 
 Each figure takes about --duration (its baseline's turns included), after a short warm-up;
-a run with --duration 10s takes about four minutes, a fifth of it generating the log. In run
-order (extras are reported beside the figure that yields them):
+a run with --duration 10s took about four minutes before sustained_orders, a fifth of it
+generating the log; sustained_orders adds 3 to 7 minutes (4 to 8 trials of 20 s and 1 to 3
+holds of 60 s, the automation catching up between them). In run order (extras are reported
+beside the figure that yields them):
   append_single       events/s: 32 writers (--clients) each appending one event at a time to
                       a stream of its own with the exact expected revision. Baseline: a
                       one-row INSERT per transaction from as many clients into raw_events,
@@ -92,11 +94,11 @@ order (extras are reported beside the figure that yields them):
                       2 × --duration from 0.8 × order_intake (200/s when that is not
                       measured): up by half while they hold, down by half while none has
                       (up to 8 trials), then bisecting (4 trials in all); the best is then
-                      held for 6 × --duration (60 s by default), and a fifth lower if that
-                      fails (0 when neither holds). A rate is not held when its p99 is over
-                      1 s, when fewer than 95% of its orders could be posted on time, or
-                      when 1,024 are waiting for an answer. Extras, at that rate: placed_to_invoiced_p50
-                      and placed_to_invoiced_p99 (ms).
+                      held for 6 × --duration (60 s by default), a fifth lower each time
+                      that fails, up to 3 holds (0 when none holds). A rate is not held when
+                      its p99 is over 1 s, when fewer than 95% of its orders could be posted
+                      on time, or when 1,024 are waiting for an answer. Extras, at that
+                      rate: placed_to_invoiced_p50 and placed_to_invoiced_p99 (ms).
   read_customer       requests/s: GET /v1/customers/{id} from --clients clients. Baseline:
   read_inventory      GET /healthz on the same server, what the HTTP stack itself costs.
                       Both read what the figures before them left. Extras: read_customer_p99

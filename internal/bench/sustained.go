@@ -26,6 +26,8 @@ const (
 	// sustainedInFlight bounds the orders posted and not yet answered: past it the server is
 	// not taking the orders at the rate they arrive, and the rate is not sustained.
 	sustainedInFlight = 1024
+	// sustainedHolds is how many holds are tried, each a fifth below the one before.
+	sustainedHolds = 3
 	// sustainedSearchSteps is how many shorter trials look for the rate before the holds; up
 	// to twice as many while none has held yet.
 	sustainedSearchSteps = 4
@@ -58,8 +60,8 @@ func (t trial) String() string {
 // trials (2 × --duration) from a first guess (0.8 × order_intake when measured this run),
 // growing by half while they hold, halving while none has, then halving the interval between
 // the best held and the lowest not held, and then holds of 6 ×
-// --duration (60 s at the default) at the best rate found, stepping down by a fifth if the
-// first does not hold. It returns the hold that held, or the last one tried.
+// --duration (60 s at the default) at the best rate found, stepping down by a fifth while
+// they do not hold (sustainedHolds in all). It returns the hold that held, or the last one tried.
 func (r *run) sustainedOrders(ctx context.Context, srv *Server, guess float64) (trial, error) {
 	h := newHTTPLoad(srv.URL, sustainedInFlight/2)
 	defer h.close()
@@ -99,7 +101,7 @@ func (r *run) sustainedOrders(ctx context.Context, srv *Server, guess float64) (
 	}
 	rate = max(held, 1)
 	var last trial
-	for range 2 {
+	for range sustainedHolds {
 		t, err := r.sustainedTrial(ctx, h, srv, rate, 6*r.cfg.Duration)
 		if err != nil {
 			return trial{}, err
