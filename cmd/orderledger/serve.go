@@ -265,6 +265,9 @@ func (s *service) router() *mux.Router {
 	return router
 }
 
+// storeUnreachable is what /readyz says of a store it cannot reach.
+const storeUnreachable = "unreachable; the server log has the details"
+
 // ready answers /readyz: the stores are reachable, and no projector or process manager has
 // stopped on a broken event.
 func (s *service) ready(w http.ResponseWriter, r *http.Request) {
@@ -272,25 +275,34 @@ func (s *service) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	report := map[string]any{}
 	ok := true
+	// /readyz needs no credentials, so it names no host, process or address: a store's error
+	// (which may name its host) goes to the log, the answer says only that it is unreachable,
+	// and the lease holders (host:pid) are left out.
 	if _, err := s.events.Head(ctx); err != nil {
 		ok = false
-		report["events"] = err.Error()
+		s.log.Warn("readyz: event store unreachable", "err", err)
+		report["events"] = storeUnreachable
 	} else {
 		report["events"] = "ok"
 	}
 	if err := s.read.Ping(ctx); err != nil {
 		ok = false
-		report["read"] = err.Error()
+		s.log.Warn("readyz: read store unreachable", "err", err)
+		report["read"] = storeUnreachable
 	} else {
 		report["read"] = "ok"
 	}
 	if s.roles[roleProject] {
 		status := s.projectors.Status()
+		for i := range status.Projectors {
+			status.Projectors[i].LeaseHolder = ""
+		}
 		report["projections"] = status
 		ok = ok && status.Healthy()
 	}
 	if s.automation != nil {
 		status := s.automation.Status()
+		status.Holder, status.LeaseHolder = "", ""
 		report["automation"] = status
 		ok = ok && status.Err() == nil
 		if s.maxAutomationLag > 0 {

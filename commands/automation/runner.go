@@ -164,7 +164,7 @@ func defaultHolder() string {
 type Status struct {
 	State string `json:"state"`
 	// Holder is this runner's name in the lease; LeaseHolder, while in standby, the other's.
-	Holder      string `json:"holder"`
+	Holder      string `json:"holder,omitempty"`
 	LeaseHolder string `json:"lease_holder,omitempty"`
 	// Position is the checkpoint: every event up to it has been handled.
 	Position eventstore.Position `json:"position"`

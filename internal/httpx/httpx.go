@@ -92,16 +92,41 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	WriteProblem(w, r, status, code, detail)
 }
 
-// WriteProblem answers a problem document.
+// WriteProblem answers a problem document. The detail and the instance are clipped (Clip), so
+// that an answer never echoes a huge path or value back.
 func WriteProblem(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
 	body, _ := json.Marshal(Problem{
 		Type: ProblemTypeBase + code, Title: http.StatusText(status), Status: status,
-		Detail: detail, Code: code, Instance: r.URL.Path,
+		Detail: clipTo(detail, MaxDetail), Code: code, Instance: Clip(r.URL.Path),
 	})
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// MaxEcho is how many characters of a client's input (a path, a parameter, a value) an answer
+// repeats; MaxDetail bounds a whole problem detail.
+const (
+	MaxEcho   = 200
+	MaxDetail = 1000
+)
+
+// Clip returns s cut to MaxEcho characters, with "…" where it was cut.
+func Clip(s string) string { return clipTo(s, MaxEcho) }
+
+func clipTo(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == max {
+			return strings.ToValidUTF8(s[:i], "") + "…"
+		}
+		n++
+	}
+	return s
 }
 
 // WriteJSON answers v as JSON with status.

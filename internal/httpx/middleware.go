@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -27,10 +28,13 @@ func Instrument(reg prometheus.Registerer, r *mux.Router, log *slog.Logger) http
 	reg.MustRegister(requests, latency)
 
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		WriteProblem(w, req, http.StatusNotFound, "route_not_found", fmt.Sprintf("no route %s %s", req.Method, req.URL.Path))
+		WriteProblem(w, req, http.StatusNotFound, "route_not_found", fmt.Sprintf("no route %s %s", Clip(req.Method), Clip(req.URL.Path)))
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		WriteProblem(w, req, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s", req.Method, req.URL.Path))
+		allowed := allowedMethods(r, req)
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		WriteProblem(w, req, http.StatusMethodNotAllowed, "method_not_allowed",
+			fmt.Sprintf("%s is not allowed on %s; it takes %s", Clip(req.Method), Clip(req.URL.Path), strings.Join(allowed, ", ")))
 	})
 
 	// The router names the matched route for the metrics as it dispatches, so a request is
@@ -65,8 +69,56 @@ func Instrument(reg prometheus.Registerer, r *mux.Router, log *slog.Logger) http
 			}
 			log.Log(req.Context(), level, "request", "method", req.Method, "path", req.URL.Path, "status", rec.status, "duration_ms", float64(elapsed.Microseconds())/1000)
 		}()
-		r.ServeHTTP(rec, req)
+		setSecurityHeaders(rec.Header())
+		r.ServeHTTP(rec, asGet(r, req))
 	})
+}
+
+// setSecurityHeaders sets what every answer carries: no content sniffing, a policy that lets
+// an API answer load and run nothing if a browser renders it, and no caching, since answers
+// hold personal data (names, e-mail addresses, shipping addresses). A handler whose answer
+// may be cached or rendered (the OpenAPI document, a dashboard page) sets its own.
+func setSecurityHeaders(h http.Header) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+}
+
+// methodsToTry are the methods a 405's Allow header is computed from.
+var methodsToTry = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// allowedMethods lists the methods the router answers on req's path; HEAD goes with GET.
+func allowedMethods(r *mux.Router, req *http.Request) []string {
+	var allowed []string
+	for _, m := range methodsToTry {
+		probe := req.Clone(req.Context())
+		probe.Method = m
+		if m == http.MethodHead {
+			probe.Method = http.MethodGet
+		}
+		var match mux.RouteMatch
+		if r.Match(probe, &match) && match.MatchErr == nil {
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
+}
+
+// asGet returns a HEAD request as the GET it stands for when the router has a GET route for
+// its path: HTTP says HEAD answers as GET does, without the body. net/http drops the body of
+// an answer to a HEAD request, so the handler writes it as for GET and nothing is sent.
+func asGet(r *mux.Router, req *http.Request) *http.Request {
+	if req.Method != http.MethodHead {
+		return req
+	}
+	get := req.Clone(req.Context())
+	get.Method = http.MethodGet
+	var match mux.RouteMatch
+	if r.Match(get, &match) && match.MatchErr == nil {
+		return get
+	}
+	return req
 }
 
 type statusRecorder struct {

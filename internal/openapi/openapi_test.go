@@ -223,6 +223,12 @@ func TestErrorCodesMatchTheCode(t *testing.T) {
 		t.Fatalf("found only %d error codes in the sources (%v): the scan is broken", len(produced), produced)
 	}
 	for c, where := range produced {
+		if automationOnlyCodes[c] {
+			if documented[c] {
+				t.Errorf("error code %q is the automation's own and never answered; the Problem schema should not list it", c)
+			}
+			continue
+		}
 		if !documented[c] {
 			t.Errorf("error code %q (%s) is not in the Problem schema's code enum", c, where)
 		}
@@ -258,6 +264,80 @@ func TestErrorCodesMatchTheCode(t *testing.T) {
 	}
 	walk("#", doc)
 }
+
+// automationOnlyCodes are refusals only the order-to-cash automation meets (shipping stock an
+// order has not reserved, a document number recorded differently): no route sends the commands
+// that give them, so no answer carries them. The Problem schema's description names them.
+var automationOnlyCodes = map[string]bool{"not_reserved": true, "document_mismatch": true}
+
+// TestEveryOperationDeclaresWhatAnyRouteCanAnswer: a wrong method (405 with Allow) and a fault
+// of the server (500) can happen on every route, a path parameter that is empty or holds a "/"
+// is a 404 route_not_found; and every code of the Problem schema is declared by at least one
+// operation, so a generated client expects each code it can get.
+func TestEveryOperationDeclaresWhatAnyRouteCanAnswer(t *testing.T) {
+	doc := parseDocument(t)
+	paths, _ := doc["paths"].(map[string]any)
+	declared := map[string]bool{}
+	for path, rawItem := range paths {
+		item, _ := rawItem.(map[string]any)
+		for method, rawOp := range item {
+			if !slices.Contains(operationMethods, method) {
+				continue
+			}
+			where := strings.ToUpper(method) + " " + path
+			responses, _ := rawOp.(map[string]any)["responses"].(map[string]any)
+			for _, status := range []string{"405", "500"} {
+				if _, ok := responses[status]; !ok {
+					t.Errorf("%s: no %s response", where, status)
+				}
+			}
+			if res := resolve(t, doc, responses["405"]); res != nil {
+				headers, _ := res["headers"].(map[string]any)
+				if _, ok := headers["Allow"]; !ok {
+					t.Errorf("%s: the 405 response declares no Allow header", where)
+				}
+			}
+			for status, rawRes := range responses {
+				for _, c := range responseCodes(t, doc, resolve(t, doc, rawRes)) {
+					declared[c] = true
+					if status == "404" && c == "route_not_found" && !strings.Contains(path, "{") {
+						t.Errorf("%s: a path without parameters cannot answer route_not_found", where)
+					}
+				}
+			}
+			if strings.Contains(path, "{") && !slices.Contains(responseCodes(t, doc, resolve(t, doc, responses["404"])), "route_not_found") {
+				t.Errorf("%s: the path has parameters but its 404 does not declare route_not_found", where)
+			}
+		}
+	}
+	enum, _ := lookup(doc, "#/components/schemas/Problem/properties/code/enum")
+	for _, c := range enum.([]any) {
+		if !declared[c.(string)] {
+			t.Errorf("code %q is in the Problem schema but no operation declares it", c)
+		}
+	}
+}
+
+// responseCodes lists the problem codes a response declares.
+func responseCodes(t *testing.T, doc map[string]any, res map[string]any) []string {
+	t.Helper()
+	content, _ := res["content"].(map[string]any)
+	media, _ := content["application/problem+json"].(map[string]any)
+	schema, _ := media["schema"].(map[string]any)
+	allOf, _ := schema["allOf"].([]any)
+	var codes []string
+	for _, part := range allOf {
+		// The $ref part is the Problem schema, whose enum lists every code there is.
+		props, _ := part.(map[string]any)["properties"].(map[string]any)
+		c, _ := props["code"].(map[string]any)
+		for _, v := range asSlice(c["enum"]) {
+			codes = append(codes, v.(string))
+		}
+	}
+	return codes
+}
+
+func asSlice(v any) []any { s, _ := v.([]any); return s }
 
 // producedErrorCodes scans the module's non-test Go sources for the literal codes passed to
 // domain's newError, httpx.Errorf and httpx.WriteProblem, and returned by httpx.Classify.
