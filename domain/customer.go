@@ -117,7 +117,7 @@ func DecideChangeCustomerDetails(c Customer, cmd ChangeCustomerDetails) ([]Event
 // are required.
 func validateCustomerFields(name, email, phone, preference *string, registering bool) error {
 	if name != nil {
-		if strings.TrimSpace(*name) == "" || len(*name) > 200 {
+		if strings.TrimSpace(*name) == "" || chars(*name) > 200 {
 			return invalid("name", "must be 1..200 characters")
 		}
 	}
@@ -126,7 +126,7 @@ func validateCustomerFields(name, email, phone, preference *string, registering 
 			return invalid("email", "must be an address like name@example.com (at most 254 characters)")
 		}
 	}
-	if phone != nil && len(*phone) > 40 {
+	if phone != nil && chars(*phone) > 40 {
 		return invalid("phone", "must be at most 40 characters")
 	}
 	if preference != nil && *preference != "" && !ValidPaymentPreference(*preference) {
@@ -139,7 +139,7 @@ func validateCustomerFields(name, email, phone, preference *string, registering 
 }
 
 func validEmail(s string) bool {
-	if len(s) > 254 || strings.ContainsAny(s, " \t\r\n") {
+	if chars(s) > 254 || strings.ContainsAny(s, " \t\r\n") {
 		return false
 	}
 	local, host, ok := strings.Cut(s, "@")

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 	"regexp"
+	"unicode/utf8"
 )
 
 // Amounts are int64 counts of minor units (cents). Every sum and product in the domain goes
@@ -103,9 +104,14 @@ func checkID(field, id string) error {
 	return nil
 }
 
+// truncate cuts s to n characters for an error message, marking the cut.
 func truncate(s string, n int) string {
-	if len(s) <= n {
+	if chars(s) <= n {
 		return s
 	}
-	return s[:n] + "…"
+	return string([]rune(s)[:n]) + "…"
 }
+
+// chars counts the characters of s, which is how every length limit is stated and checked:
+// 200 × "é" is 200 characters, not 400 bytes.
+func chars(s string) int { return utf8.RuneCountInString(s) }

@@ -311,10 +311,10 @@ func ValidatePlaceOrder(cmd PlaceOrder) (subtotal, tax, total int64, err error) 
 	if len(cmd.Lines) == 0 || len(cmd.Lines) > MaxOrderLines {
 		return 0, 0, 0, invalid("lines", "must have 1..%d lines, got %d", MaxOrderLines, len(cmd.Lines))
 	}
-	if len(cmd.PaymentMethod) > 40 {
+	if chars(cmd.PaymentMethod) > 40 {
 		return 0, 0, 0, invalid("payment_method", "must be at most 40 characters")
 	}
-	if len(cmd.ShippingAddress) > 1000 {
+	if chars(cmd.ShippingAddress) > 1000 {
 		return 0, 0, 0, invalid("shipping_address", "must be at most 1000 characters")
 	}
 	seen := make(map[string]int, len(cmd.Lines))
@@ -475,10 +475,10 @@ func DecideRecordPayment(o Order, cmd RecordPayment) ([]Event, error) {
 	if err := checkAmountCap("amount", cmd.Amount, MaxAmount); err != nil {
 		return nil, err
 	}
-	if strings.TrimSpace(cmd.Method) == "" || len(cmd.Method) > 40 {
+	if strings.TrimSpace(cmd.Method) == "" || chars(cmd.Method) > 40 {
 		return nil, invalid("method", "must be 1..40 characters")
 	}
-	if len(cmd.Reference) > 200 {
+	if chars(cmd.Reference) > 200 {
 		return nil, invalid("reference", "must be at most 200 characters")
 	}
 	if !o.Exists() {
@@ -511,7 +511,7 @@ func DecideIssueRefund(o Order, cmd IssueRefund) ([]Event, error) {
 	if err := checkAmountCap("amount", cmd.Amount, MaxAmount); err != nil {
 		return nil, err
 	}
-	if len(cmd.Reference) > 200 {
+	if chars(cmd.Reference) > 200 {
 		return nil, invalid("reference", "must be at most 200 characters")
 	}
 	if !o.Exists() {
@@ -532,10 +532,10 @@ func DecideIssueRefund(o Order, cmd IssueRefund) ([]Event, error) {
 
 // DecideShipOrder ships every line of a confirmed order.
 func DecideShipOrder(o Order, cmd ShipOrder) ([]Event, error) {
-	if strings.TrimSpace(cmd.Carrier) == "" || len(cmd.Carrier) > 100 {
+	if strings.TrimSpace(cmd.Carrier) == "" || chars(cmd.Carrier) > 100 {
 		return nil, invalid("carrier", "must be 1..100 characters")
 	}
-	if strings.TrimSpace(cmd.TrackingNumber) == "" || len(cmd.TrackingNumber) > 100 {
+	if strings.TrimSpace(cmd.TrackingNumber) == "" || chars(cmd.TrackingNumber) > 100 {
 		return nil, invalid("tracking_number", "must be 1..100 characters")
 	}
 	if !o.Exists() {
@@ -571,7 +571,7 @@ func DecideDeliverOrder(o Order, cmd DeliverOrder) ([]Event, error) {
 
 // DecideCancelOrder cancels an order that has not shipped.
 func DecideCancelOrder(o Order, cmd CancelOrder) ([]Event, error) {
-	if strings.TrimSpace(cmd.Reason) == "" || len(cmd.Reason) > 500 {
+	if strings.TrimSpace(cmd.Reason) == "" || chars(cmd.Reason) > 500 {
 		return nil, invalid("reason", "must be 1..500 characters")
 	}
 	if !o.Exists() {
@@ -599,7 +599,7 @@ func DecideReturnItems(o Order, cmd ReturnItems) ([]Event, error) {
 	if err := checkNewID("return_id", cmd.ReturnID); err != nil {
 		return nil, err
 	}
-	if strings.TrimSpace(cmd.Reason) == "" || len(cmd.Reason) > 500 {
+	if strings.TrimSpace(cmd.Reason) == "" || chars(cmd.Reason) > 500 {
 		return nil, invalid("reason", "must be 1..500 characters")
 	}
 	if len(cmd.Lines) == 0 || len(cmd.Lines) > MaxOrderLines {

@@ -217,7 +217,7 @@ func DecideReceiveStock(s Stock, cmd ReceiveStock) ([]Event, error) {
 	if cmd.Quantity <= 0 {
 		return nil, invalid("quantity", "must be > 0, got %d", cmd.Quantity)
 	}
-	if len(cmd.Reference) > 200 {
+	if chars(cmd.Reference) > 200 {
 		return nil, invalid("reference", "must be at most 200 characters")
 	}
 	if cmd.PurchaseOrderID != "" && s.received[cmd.PurchaseOrderID] {
@@ -249,7 +249,7 @@ func DecideAdjustStock(s Stock, cmd AdjustStock) ([]Event, error) {
 	if cmd.Delta == 0 || cmd.Delta < -MaxQuantity || cmd.Delta > MaxQuantity {
 		return nil, invalid("delta", "must be non-zero and within ±%d, got %d", MaxQuantity, cmd.Delta)
 	}
-	if strings.TrimSpace(cmd.Reason) == "" || len(cmd.Reason) > 500 {
+	if strings.TrimSpace(cmd.Reason) == "" || chars(cmd.Reason) > 500 {
 		return nil, invalid("reason", "must be 1..500 characters")
 	}
 	if !s.Exists {
@@ -278,7 +278,7 @@ func DecideSetReplenishmentPolicy(s Stock, cmd SetReplenishmentPolicy) ([]Event,
 	if cmd.ReorderQuantity <= 0 || cmd.ReorderQuantity > MaxQuantity {
 		return nil, invalid("reorder_quantity", "must be 1..%d, got %d", MaxQuantity, cmd.ReorderQuantity)
 	}
-	if strings.TrimSpace(cmd.Supplier) == "" || len(cmd.Supplier) > 200 {
+	if strings.TrimSpace(cmd.Supplier) == "" || chars(cmd.Supplier) > 200 {
 		return nil, invalid("supplier", "must be 1..200 characters")
 	}
 	if !s.Exists {

@@ -77,6 +77,15 @@ func refusals() []refusal {
 		{"two objects", "POST", "/v1/customers", `{"name":"Ann","email":"ann@example.com"} {}`, nil, 400, "invalid_input", "after the JSON object"},
 		{"null body", "POST", "/v1/customers", `null`, nil, 400, "invalid_input", "name"},
 		{"wrong type", "POST", "/v1/customers", `{"name":5,"email":"ann@example.com"}`, nil, 400, "invalid_input", "name"},
+		{"field name in capitals", "POST", "/v1/customers", `{"NAME":"Ann","email":"ann@example.com"}`, nil, 400, "invalid_input", `unknown field "NAME"`},
+		{"field given twice", "POST", "/v1/customers", `{"name":"Ann","name":"Bob","email":"ann@example.com"}`, nil, 400, "invalid_input", "field name is given more than once"},
+		{"invalid UTF-8", "POST", "/v1/customers", "{\"name\":\"A\xffnn\",\"email\":\"ann@example.com\"}", nil, 400, "invalid_input", "field name is not valid UTF-8"},
+		{"NUL character", "POST", "/v1/customers", `{"name":"A\u0000nn","email":"ann@example.com"}`, nil, 400, "invalid_input", "field name must not contain control characters"},
+		{"201 two-byte characters", "POST", "/v1/customers", map[string]any{"name": strings.Repeat("é", 201), "email": "ann@example.com"}, nil, 400, "invalid_input", "name must be 1..200 characters"},
+		{"type error names the line", "POST", "/v1/orders", validOrder(func(o map[string]any) {
+			o["lines"] = []any{map[string]any{"sku": "E-S1", "quantity": 1, "unit_price": 1}, map[string]any{"sku": 5, "quantity": 1, "unit_price": 1}}
+		}), nil, 400, "invalid_input", "field lines[1].sku must be a string"},
+		{"lines of lines", "POST", "/v1/orders", validOrder(func(o map[string]any) { o["lines"] = []any{[]any{1}} }), nil, 400, "invalid_input", "field lines[0] must be an object"},
 		{"body over 1 MiB", "POST", "/v1/customers", `{"name":"` + strings.Repeat("a", 1<<20) + `","email":"ann@example.com"}`, nil, 413, "body_too_large", "limit"},
 
 		// Customers.

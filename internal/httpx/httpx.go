@@ -154,11 +154,16 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
-// DecodeStrict parses body into dst: exactly one JSON object, no unknown field. The error
-// names the field or the byte offset at fault.
+// DecodeStrict parses body into dst: exactly one JSON object of UTF-8 text, no unknown field
+// (names are case-sensitive), no member twice, no control character in a string but tab, line
+// feed and carriage return, each value of its field's type. The error names the field, with
+// its array indices ("lines[2].sku"), or the byte offset at fault.
 func DecodeStrict(body []byte, dst any) error {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return BadRequest("request body is empty; send a JSON object")
+	}
+	if err := checkStrict(body, dst); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
