@@ -24,17 +24,27 @@ func (a *API) Register(r *mux.Router) {
 
 // verify answers GET /v1/audit/verify[?stream=S] with the Report: 200 whether or not the
 // chains hold, since the verification itself succeeded; ok and first_failure say the verdict.
+// A stream that holds no event is a 404: a verdict of ok over nothing would read as a pass.
 func (a *API) verify(w http.ResponseWriter, r *http.Request) {
-	opts := Options{Stream: r.URL.Query().Get("stream")}
-	if r.URL.Query().Has("stream") {
-		if err := eventstore.ValidateStreamName(opts.Stream); err != nil {
+	q, err := httpx.Query(r.URL.RawQuery, "stream")
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	stream, one := q["stream"]
+	if one {
+		if err := eventstore.ValidateStreamName(stream); err != nil {
 			httpx.WriteError(w, r, httpx.BadRequest("query parameter stream: %v", err))
 			return
 		}
 	}
-	report, err := Verify(r.Context(), a.store, opts)
+	report, err := Verify(r.Context(), a.store, Options{Stream: stream})
 	if err != nil {
 		httpx.WriteError(w, r, err)
+		return
+	}
+	if one && report.Events == 0 && report.FirstFailure == nil {
+		httpx.WriteError(w, r, httpx.Errorf(http.StatusNotFound, "stream_not_found", "stream %s holds no event", httpx.Clip(stream)))
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, report)

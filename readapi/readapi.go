@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -190,26 +189,8 @@ func parseQuery(raw string, allowed []string) (query, error) {
 		// Most reads have no parameters: nothing to parse, and a nil query reads as empty.
 		return nil, nil
 	}
-	values, err := url.ParseQuery(raw)
-	if err != nil {
-		return nil, httpx.BadRequest("malformed query string: %v", err)
-	}
-	q := query{}
-	names := make([]string, 0, len(values))
-	for name := range values {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		if !slices.Contains(allowed, name) {
-			return nil, httpx.BadRequest("unknown query parameter %q; this route takes %s", name, strings.Join(allowed, ", "))
-		}
-		if len(values[name]) > 1 {
-			return nil, httpx.BadRequest("parameter %s is given %d times; give it once", name, len(values[name]))
-		}
-		q[name] = values[name][0]
-	}
-	return q, nil
+	q, err := httpx.Query(raw, allowed...)
+	return query(q), err
 }
 
 func (q query) get(name string) (string, bool) {
@@ -237,18 +218,18 @@ func (q query) limit() (int, error) {
 }
 
 // asOf reads ?as_of=, an RFC 3339 time in UTC or with an offset. A "+" left unencoded in a
-// query string arrives as a space; "2025-03-01T10:00:00 01:00" can only have meant +01:00.
+// query string arrives as a space, which RFC 3339 does not allow: the 400 says to send %2B.
 func (q query) asOf() (time.Time, bool, error) {
 	raw, ok := q.get("as_of")
 	if !ok {
 		return time.Time{}, false, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, raw)
-	if err != nil && strings.Count(raw, " ") == 1 {
-		t, err = time.Parse(time.RFC3339Nano, strings.Replace(raw, " ", "+", 1))
+	if err != nil && strings.Contains(raw, " ") {
+		return time.Time{}, false, httpx.BadRequest("parameter as_of must be an RFC 3339 time; got a space, which is how an unencoded + arrives: send the offset's + as %%2B (2025-03-01T10:30:00%%2B01:00)")
 	}
 	if err != nil {
-		return time.Time{}, false, httpx.BadRequest("parameter as_of must be an RFC 3339 time such as 2025-03-01T09:30:00Z or 2025-03-01T10:30:00%%2B01:00, got %q", raw)
+		return time.Time{}, false, httpx.BadRequest("parameter as_of must be an RFC 3339 time such as 2025-03-01T09:30:00Z or 2025-03-01T10:30:00%%2B01:00, got %q", httpx.Clip(raw))
 	}
 	return t, true, nil
 }

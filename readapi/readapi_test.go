@@ -289,6 +289,11 @@ func TestBadRequests(t *testing.T) {
 		{"/v1/ledger/entries?cursor=" + orderCursor, "cursor"},
 		{"/v1/ledger/entries?order_id=" + strings.Repeat("x", 65), "order_id"},
 		{"/v1/ledger/trial-balance?after=1-1&debug=1", "debug"},
+		// A path identifier that cannot be one is malformed input, as on the write routes.
+		{"/v1/orders/no%20such", "id"},
+		{"/v1/orders/bad!id/history", "id"},
+		{"/v1/customers/" + strings.Repeat("x", 65), "id"},
+		{"/v1/inventory/a%2Ab", "sku"},
 	} {
 		w := s.get(t, c.target)
 		problem := decodeProblem(t, c.target, w)
@@ -299,7 +304,6 @@ func TestBadRequests(t *testing.T) {
 	for _, c := range []struct{ target, code string }{
 		{"/v1/orders/order-9", "order_not_found"},
 		{"/v1/orders/order-9/history", "order_not_found"},
-		{"/v1/orders/no%20such", "order_not_found"},
 		{"/v1/customers/carol", "customer_not_found"},
 		{"/v1/inventory/SKU-Z", "sku_not_found"},
 	} {

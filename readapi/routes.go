@@ -40,12 +40,14 @@ func notFound(err error, sentinel error, id string) error {
 	return err
 }
 
-// pathID returns a path identifier; one that does not match the identifier pattern names
-// nothing that can exist (404).
-func pathID(r *http.Request, name string, sentinel error) (string, error) {
+// pathID returns a path identifier; one that does not match the identifier pattern is a 400
+// naming the parameter, as on the write routes; a well-formed one that names nothing is a 404.
+func pathID(r *http.Request, name string) (string, error) {
 	id := mux.Vars(r)[name]
+	// A path addresses something that may exist, perhaps made by an older version under the
+	// old rule, so it is checked as a reference.
 	if !domain.ValidReference(id) {
-		return "", fmt.Errorf("%w: %q is not an identifier", sentinel, id)
+		return "", httpx.BadRequest("%s in the path must match ^[A-Za-z0-9._-]{1,64}$, got %q", name, httpx.Clip(id))
 	}
 	return id, nil
 }
@@ -61,7 +63,7 @@ func (q query) idParam(name string) (string, error) {
 
 // GET /v1/orders/{id}[?as_of=]
 func (a *API) order(ctx context.Context, r *http.Request, q query) (any, error) {
-	id, err := pathID(r, "id", domain.ErrOrderNotFound)
+	id, err := pathID(r, "id")
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +171,7 @@ const historyPage = 1000
 
 // GET /v1/orders/{id}/history, from the event store.
 func (a *API) history(ctx context.Context, r *http.Request, _ query) (any, error) {
-	id, err := pathID(r, "id", domain.ErrOrderNotFound)
+	id, err := pathID(r, "id")
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +199,7 @@ func (a *API) history(ctx context.Context, r *http.Request, _ query) (any, error
 
 // GET /v1/customers/{id}
 func (a *API) customer(ctx context.Context, r *http.Request, _ query) (any, error) {
-	id, err := pathID(r, "id", domain.ErrCustomerNotFound)
+	id, err := pathID(r, "id")
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +228,7 @@ func (a *API) customers(ctx context.Context, _ *http.Request, q query) (any, err
 
 // GET /v1/inventory/{sku}[?as_of=]
 func (a *API) stockLevel(ctx context.Context, r *http.Request, q query) (any, error) {
-	sku, err := pathID(r, "sku", domain.ErrSKUNotFound)
+	sku, err := pathID(r, "sku")
 	if err != nil {
 		return nil, err
 	}

@@ -237,9 +237,22 @@ func refusals() []refusal {
 		{"idempotency key twice", "POST", "/v1/customers", customer, []string{"Idempotency-Key", "a", "Idempotency-Key", "b"}, 400, "invalid_input", "Idempotency-Key"},
 		{"actor too long", "POST", "/v1/customers", customer, []string{"X-Actor", strings.Repeat("a", 129)}, 400, "invalid_input", "X-Actor"},
 
+		// Reads: the query and the path are as strict as a body.
+		{"read invalid path id", "GET", "/v1/orders/bad!id", nil, nil, 400, "invalid_input", "id"},
+		{"read path id too long", "GET", "/v1/customers/" + tooLongID, nil, nil, 400, "invalid_input", "id"},
+		{"read unknown order", "GET", "/v1/orders/NOPE", nil, nil, 404, "order_not_found", "NOPE"},
+		{"read unknown parameter", "GET", "/v1/orders?Status=confirmed", nil, nil, 400, "invalid_input", `"Status"`},
+		{"read parameter twice", "GET", "/v1/orders?limit=1&limit=2", nil, nil, 400, "invalid_input", "limit"},
+		{"as_of with an unencoded +", "GET", "/v1/orders/E-O1?as_of=2025-03-01T10:00:00+01:00", nil, nil, 400, "invalid_input", "%2B"},
+		{"period from after to", "GET", "/v1/sales/summary?from=2025-03-02&to=2025-03-01", nil, nil, 400, "invalid_input", "from must be before to"},
+		{"verify an unknown stream", "GET", "/v1/audit/verify?stream=order-NOPE", nil, nil, 404, "stream_not_found", "order-NOPE"},
+		{"verify unknown parameter", "GET", "/v1/audit/verify?streams=order-E-O1", nil, nil, 400, "invalid_input", "streams"},
+		{"verify stream twice", "GET", "/v1/audit/verify?stream=order-E-O1&stream=order-E-O2", nil, nil, 400, "invalid_input", "stream"},
+
 		// Routes.
 		{"unknown route", "POST", "/v1/nothing-here", map[string]any{}, nil, 404, "route_not_found", "/v1/nothing-here"},
 		{"method not allowed", "DELETE", "/v1/orders/E-O1/payments", nil, nil, 405, "method_not_allowed", "DELETE"},
+		{"empty path parameter", "GET", "/v1/orders/", nil, nil, 404, "route_not_found", "/v1/orders/"},
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -139,6 +141,34 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// Query parses a raw query string strictly: only the allowed parameters, each at most once;
+// anything else is a 400 naming the parameter. Parameter names are case-sensitive.
+func Query(raw string, allowed ...string) (map[string]string, error) {
+	values, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, BadRequest("malformed query string: %s", Clip(err.Error()))
+	}
+	q := make(map[string]string, len(values))
+	names := make([]string, 0, len(values))
+	for name := range values {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if !slices.Contains(allowed, name) {
+			if len(allowed) == 0 {
+				return nil, BadRequest("unknown query parameter %q; this route takes none", Clip(name))
+			}
+			return nil, BadRequest("unknown query parameter %q; this route takes %s", Clip(name), strings.Join(allowed, ", "))
+		}
+		if len(values[name]) > 1 {
+			return nil, BadRequest("parameter %s is given %d times; give it once", name, len(values[name]))
+		}
+		q[name] = values[name][0]
+	}
+	return q, nil
 }
 
 // ReadBody reads the whole request body, at most MaxBodyBytes (413 beyond).
