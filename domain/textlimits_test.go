@@ -63,4 +63,3 @@ func TestTextLimitsCountCharacters(t *testing.T) {
 		})
 	}
 }
-
