@@ -16,7 +16,7 @@ import (
 	"github.com/orderledger/orderledger/internal/httpx"
 )
 
-// API serves the write routes of API.md.
+// API serves the write routes of the HTTP API (docs/api.md, internal/openapi/openapi.json).
 type API struct {
 	h         *Handler
 	admission *admission // nil: every order is taken

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Order statuses (API.md).
+// Order statuses (docs/api.md).
 const (
 	StatusPending     = "pending"
 	StatusBackordered = "backordered"
@@ -340,7 +340,7 @@ func ValidatePlaceOrder(cmd PlaceOrder) (subtotal, tax, total int64, err error) 
 		if err != nil || amount > MaxOrderTotal {
 			return 0, 0, 0, fmt.Errorf("%w: %s quantity × unit_price (%d × %d) is above the order total's cap of %d minor units", ErrAmountTooLarge, field, l.Quantity, l.UnitPrice, int64(MaxOrderTotal))
 		}
-		// After the product, so that a product beyond int64 is reported as API.md says.
+		// After the product, so that a product beyond int64 is reported as docs/api.md says.
 		if l.Quantity > MaxQuantity {
 			return 0, 0, 0, invalid(field+".quantity", "must be at most %d, got %d", MaxQuantity, l.Quantity)
 		}

@@ -366,7 +366,7 @@ func TestIssueRefund(t *testing.T) {
 		{name: "a cancelled order is refunded", given: history(confirmedO, events(paid("P1", 3000), cancelled(false))), when: refund("F1", 3000), then: events(refunded("F1", 3000))},
 		{
 			// Paid 2800 of 3000, then a return credited 600: the customer is owed 400. The
-			// refund settles the order, which API.md says is then completed.
+			// refund settles the order, which docs/api.md says is then completed.
 			name:  "the refund that settles a delivered, invoiced order completes it",
 			given: history(deliveredO, events(paid("P1", 2800), returnedSKU2, creditNote("CN-1", domain.CreditForReturn, "R1", 500, 100))),
 			when:  refund("F1", 400),

@@ -62,7 +62,7 @@ type AccountBalance struct {
 	Credit  int64  `json:"credit"`
 }
 
-// Posting returns the journal entry a document event posts (API.md's chart), and false for
+// Posting returns the journal entry a document event posts (the chart of docs/api.md), and false for
 // other events:
 //
 //	invoice      Dr accounts_receivable total / Cr revenue subtotal / Cr tax_payable tax

@@ -1,4 +1,4 @@
-// Package readapi serves the read routes of the HTTP API (API.md, "Read side"): documents from
+// Package readapi serves the read routes of the HTTP API (docs/api.md, "Read routes"): documents from
 // the read models the projections keep, and an order's history from the event store.
 //
 // Every route accepts ?after=<position>, the token a write answered with: the route answers
@@ -35,7 +35,7 @@ type Waiter interface {
 	WaitFor(ctx context.Context, pos eventstore.Position, projectors ...string) error
 }
 
-// DefaultAfterTimeout is how long a read waits for ?after= (API.md: at most 10 s).
+// DefaultAfterTimeout is how long a read waits for ?after= (docs/api.md: at most 10 s).
 const DefaultAfterTimeout = 10 * time.Second
 
 // API serves the read routes.

@@ -16,7 +16,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 )
 
-// The read documents of API.md as the tests expect them. They are the tests' own types, so a
+// The read documents of docs/api.md as the tests expect them. They are the tests' own types, so a
 // field the server renames or drops shows as a difference.
 type (
 	orderDoc struct {
@@ -363,7 +363,7 @@ func (m *model) poDoc(t testing.TB, store eventstore.Store, po *mPO) purchaseOrd
 	return d
 }
 
-// ledgerEntries are the journal entries of an order, as API.md's chart posts them, oldest
+// ledgerEntries are the journal entries of an order, as the chart of docs/api.md posts them, oldest
 // first (ties by entry ID).
 func (m *model) ledgerEntries(o *mOrder, f *orderFacts) []ledgerEntryDoc {
 	dr := func(account string, amount int64) ledgerLineDoc {

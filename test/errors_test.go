@@ -62,7 +62,7 @@ func lines(n int) []any {
 // tooLongID is one character over the 64 an identifier may have.
 var tooLongID = strings.Repeat("x", 65)
 
-// refusals are API.md's 400, 404, 405, 409 and 413 cases against the fixture refusalFixture
+// refusals are docs/api.md's 400, 404, 405, 409 and 413 cases against the fixture refusalFixture
 // builds. None may be a 500, and none may append anything.
 func refusals() []refusal {
 	customer := map[string]any{"name": "Ann", "email": "ann@example.com"}

@@ -47,7 +47,7 @@ func (k *keyed) send(t *testing.T, srv *server, status int) {
 	}
 }
 
-// TestIdempotencyKeys checks API.md's promise: the same key and body give the same status and
+// TestIdempotencyKeys checks docs/api.md's promise: the same key and body give the same status and
 // body and append nothing, also after a restart; the same key with another request is a 422.
 func TestIdempotencyKeys(t *testing.T) {
 	doc := loadOpenAPI(t)

@@ -6,7 +6,7 @@ import (
 )
 
 // model is what the server must hold after the requests a test sent, worked out from those
-// requests and the rules of API.md alone: totals, allocation, backorders served oldest first,
+// requests and the rules of docs/api.md alone: totals, allocation, backorders served oldest first,
 // replenishment, invoice and credit-note numbering, completion. It is the test's own account
 // of the order-to-cash cycle, written without the server's code, for a script that lets the
 // automation finish each step before it takes the next (so the numbering is determined).
@@ -70,7 +70,7 @@ func (o *mOrder) credited() int64 {
 	return n
 }
 
-// outstanding is API.md's total − credited − paid + refunded.
+// outstanding is docs/read-models.md's total − credited − paid + refunded.
 func (o *mOrder) outstanding() int64 { return o.total - o.credited() - o.paid() + o.refunded() }
 
 func (o *mOrder) line(sku string) *mLine {
@@ -135,7 +135,7 @@ type mPO struct {
 	received bool
 }
 
-// roundHalfUp is API.md's rounding of amount × bps / 10000 for non-negative amounts.
+// roundHalfUp is docs/api.md's rounding of amount × bps / 10000 for non-negative amounts.
 func roundHalfUp(amount, bps int64) int64 { return (amount*bps + 5000) / 10000 }
 
 func (m *model) register(c *mCustomer) { m.customers[c.id] = c }

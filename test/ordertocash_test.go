@@ -146,7 +146,7 @@ func TestOrderToCash(t *testing.T) {
 	})
 }
 
-// checkReadRoutes compares every read route of API.md, whole, with what the script's
+// checkReadRoutes compares every read route of docs/api.md, whole, with what the script's
 // requests imply (issue #4).
 func checkReadRoutes(t *testing.T, sc *script) {
 	at := sc.caughtUp(t)
@@ -212,12 +212,12 @@ func checkReadRoutes(t *testing.T, sc *script) {
 		for _, c := range m.customers {
 			want := m.customerDoc(c, fs)
 			if len(want.RecentOrders) > 10 {
-				t.Fatalf("the script gives %s more than 10 orders; API.md does not say how many recent_orders lists", c.id)
+				t.Fatalf("the script gives %s more than 10 orders; docs/api.md does not say how many recent_orders lists", c.id)
 			}
 			srv.assertDoc(t, at("/v1/customers/"+c.id), want)
 			all = append(all, want)
 		}
-		// Best first: the order of the values is API.md's; among equal values it is the
+		// Best first: the order of the values is docs/api.md's; among equal values it is the
 		// server's choice, so the comparison is of the values and of the set.
 		raw := srv.getDoc(t, at("/v1/customers?sort=lifetime_value"))
 		var page struct {

@@ -460,7 +460,7 @@ type stockEvent struct {
 	Backordered     int64  `json:"backordered"`
 }
 
-// checkStockStream folds a SKU's stream with the rules of API.md and checks every prefix:
+// checkStockStream folds a SKU's stream with the rules of docs/api.md and checks every prefix:
 // reserved within on hand; each allocation reserving what is available unless older
 // backorders wait; each fill going to the oldest backorder, as much as is available; each
 // purchase order raised only when the forecast is below the reorder point, for the quantity

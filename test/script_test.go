@@ -165,7 +165,7 @@ func prefixed(what string, diffs []string) []string {
 }
 
 // purchaseOrderDiffs compares GET /v1/purchase-orders with the model's purchase orders,
-// sorted by ID (API.md fixes no order), with their times when store is set. The IDs are the
+// sorted by ID (docs/api.md fixes no order), with their times when store is set. The IDs are the
 // server's to choose: a purchase order the model expects takes the ID of the oldest one the
 // server lists for its SKU that no other has taken.
 func (sc *script) purchaseOrderDiffs(t *testing.T, store eventstore.Store, path string) []string {

@@ -183,7 +183,7 @@ func TestWriteRoutes(t *testing.T) {
 	})
 }
 
-// TestOrderLineBounds places orders at the bounds of API.md: one line, and 500 lines of 500
+// TestOrderLineBounds places orders at the bounds of docs/api.md: one line, and 500 lines of 500
 // distinct SKUs.
 func TestOrderLineBounds(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, events string) {

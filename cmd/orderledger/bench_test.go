@@ -24,7 +24,7 @@ import (
 	"github.com/orderledger/orderledger/internal/pgtest"
 )
 
-// benchResult is one result as API.md fixes it; decoding with DisallowUnknownFields holds the
+// benchResult is one result as docs/api.md fixes it; decoding with DisallowUnknownFields holds the
 // output to exactly these fields.
 type benchResult struct {
 	Name     string   `json:"name"`
@@ -41,7 +41,7 @@ var withBaseline = []string{
 	bench.ProjectionRebuild, bench.AuditVerify, bench.Export,
 }
 
-// decodeBenchJSON parses stdout as exactly one JSON object of the API.md shape and checks
+// decodeBenchJSON parses stdout as exactly one JSON object of the shape docs/api.md gives and checks
 // every result's fields: a positive finite value, a unit, and a baseline and ratio that are
 // both there (ratio = value/baseline) where a baseline applies and both null elsewhere.
 func decodeBenchJSON(t *testing.T, stdout string) map[string]benchResult {
@@ -85,7 +85,7 @@ func decodeBenchJSON(t *testing.T, stdout string) map[string]benchResult {
 }
 
 // TestBenchSQLite runs every figure with a tiny duration and log next to a SQLite file that
-// does not exist: the report has every figure API.md names and every extra, the serve process
+// does not exist: the report has every figure docs/api.md names and every extra, the serve process
 // it started over the log read all of it, and the run leaves the directory as it found it (no
 // user file created, the scratch directory gone).
 func TestBenchSQLite(t *testing.T) {

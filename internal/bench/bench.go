@@ -20,7 +20,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 )
 
-// The figures, named as API.md names them ("Operations": orderledger bench).
+// The figures, named as docs/api.md names them (orderledger bench --json).
 const (
 	AppendSingle      = "append_single"
 	AppendBatch100    = "append_batch100"

@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 )
 
-// WriteJSON writes the report as the one JSON object API.md fixes:
+// WriteJSON writes the report as the one JSON object docs/api.md fixes:
 // {"results": [{"name", "value", "unit", "baseline", "ratio"}]}.
 func (r Report) WriteJSON(w io.Writer) error {
 	results := r.Results

@@ -28,7 +28,7 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Status, detail)
 }
 
-// client speaks the JSON API of API.md. Every write carries an Idempotency-Key, so a write
+// client speaks the JSON API of docs/api.md. Every write carries an Idempotency-Key, so a write
 // retried after a network error or a 503 is applied once.
 type client struct {
 	base    string

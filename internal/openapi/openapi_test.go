@@ -78,7 +78,7 @@ func TestDocumentIsOpenAPI31(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// API.md has 13 write routes, 12 read routes, the audit route, health, readiness, metrics
+	// The API has 13 write routes, 12 read routes, the audit route, health, readiness, metrics
 	// and this document.
 	if len(ops) != 30 {
 		t.Errorf("%d operations documented, want 30: %v", len(ops), ops)
@@ -523,5 +523,39 @@ func TestHandlerServesTheDocument(t *testing.T) {
 	}
 	if rec.Body.String() != string(Document()) {
 		t.Error("the body is not the embedded document")
+	}
+}
+
+// TestReferenceKeepsInStepWithTheDocument holds docs/api.md, the reference for people, to
+// this document: every operation is named there as `METHOD /path` and every error code as
+// `code`, and the page names no operation the document lacks.
+func TestReferenceKeepsInStepWithTheDocument(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(moduleRoot, "docs", "api.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(raw)
+	ops, err := Operations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, op := range ops {
+		documented[op.String()] = true
+		if !strings.Contains(page, "`"+op.String()+"`") {
+			t.Errorf("docs/api.md does not name `%s`", op)
+		}
+	}
+	for _, m := range regexp.MustCompile("`((?:GET|HEAD|POST|PUT|PATCH|DELETE) /[^` ?]*)`").FindAllStringSubmatch(page, -1) {
+		if !documented[m[1]] {
+			t.Errorf("docs/api.md names `%s`, which internal/openapi/openapi.json does not document", m[1])
+		}
+	}
+	doc := parseDocument(t)
+	enum, _ := lookup(doc, "#/components/schemas/Problem/properties/code/enum")
+	for _, c := range enum.([]any) {
+		if !strings.Contains(page, "`"+c.(string)+"`") {
+			t.Errorf("docs/api.md does not name the error code `%s`", c)
+		}
 	}
 }
