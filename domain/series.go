@@ -9,12 +9,18 @@ import (
 // Series is the folded state of a numbering stream (invoices "INV", credit notes "CN"). The
 // n-th assignment is number n and the stream's version n−1, so numbers have no gap and no
 // duplicate under any concurrency: two assignments cannot share a version.
+//
+// It remembers which document took each of the last RememberedPerStream numbers, so that a
+// process manager that crashed after taking one finds it on retry instead of taking a second;
+// a retry older than that is recognised by its event IDs (the command handler looks them up
+// in the store), so the state does not grow with every document ever numbered.
 type Series struct {
 	Count int64
 	byKey map[string]int64
+	keys  []string // the keys of byKey, oldest number first
 }
 
-// NumberFor returns the number already assigned for a document key.
+// NumberFor returns the number assigned for a document key, if among the last remembered.
 func (s Series) NumberFor(key string) (int64, bool) {
 	n, ok := s.byKey[key]
 	return n, ok
@@ -54,17 +60,34 @@ type (
 )
 
 // EvolveSeries applies one event. It takes ownership of s.
-func EvolveSeries(s Series, e Event) Series {
+func EvolveSeries(s Series, e Event) Series { return evolveSeries(s, e, RememberedPerStream) }
+
+// evolveSeries is EvolveSeries remembering the keys of up to remember numbers.
+func evolveSeries(s Series, e Event, remember int) Series {
 	if s.byKey == nil {
 		s.byKey = map[string]int64{}
 	}
 	switch e := e.(type) {
 	case InvoiceNumberAssigned:
-		s.Count = e.Number
-		s.byKey[InvoiceKey(e.OrderID)] = e.Number
+		s = s.assigned(InvoiceKey(e.OrderID), e.Number, remember)
 	case CreditNoteNumberAssigned:
-		s.Count = e.Number
-		s.byKey[CreditNoteKey(e.OrderID, e.Reason, e.ReturnID)] = e.Number
+		s = s.assigned(CreditNoteKey(e.OrderID, e.Reason, e.ReturnID), e.Number, remember)
+	}
+	return s
+}
+
+// assigned records number as key's, forgetting the oldest key past remember (unless a later
+// number went to the same key, which only a repeat older than the window can cause).
+func (s Series) assigned(key string, number int64, remember int) Series {
+	s.Count = number
+	s.byKey[key] = number
+	s.keys = append(s.keys, key)
+	if len(s.keys) > remember {
+		oldest := s.keys[0]
+		s.keys = s.keys[1:]
+		if s.byKey[oldest] <= number-int64(remember) {
+			delete(s.byKey, oldest)
+		}
 	}
 	return s
 }

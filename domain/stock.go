@@ -30,13 +30,31 @@ type Stock struct {
 
 	queue        []Backorder      // oldest first; non-empty only while available is 0
 	reservations map[string]int64 // order → units reserved and not yet shipped
-	asked        map[string]bool  // orders that have asked for this SKU (allocate once)
-	released     map[string]bool
-	shipped      map[string]bool
-	restocked    map[orderReturn]bool
-	received     map[string]bool  // purchase orders received
 	openPOs      map[string]int64 // purchase order → units still incoming
+
+	// What makes a repeated command a no-op. An order is remembered while it holds units or
+	// waits for them, and for the last RememberedPerStream orders that stopped holding any
+	// (shipped, or released after asking); a release that came before the order asked is
+	// remembered for good, so that a late request is refused. Returns and purchase order
+	// receipts are remembered for the last RememberedPerStream of each. A repeat older than
+	// that is recognised by its event IDs instead (the command handler, the store), so the
+	// state stays the size of what is open, however long the SKU's history.
+	asked     map[string]bool // orders that have asked for this SKU (allocate once)
+	released  map[string]bool
+	shipped   map[string]bool
+	restocked map[orderReturn]bool
+	received  map[string]bool // purchase orders received
+
+	closedOrders []string      // orders that stopped holding units, oldest first
+	restocks     []orderReturn // returns restocked, oldest first
+	receipts     []string      // purchase orders received, oldest first
 }
+
+// RememberedPerStream is how many closed orders, returns and purchase order receipts a stock
+// stream's state remembers, and how many documents a numbering series remembers the numbers
+// of: enough for a process manager replaying from its checkpoint after a crash, which repeats
+// the last few hundred commands at most.
+const RememberedPerStream = 256
 
 // orderReturn names a return: its ID is the order's own (the order stream keys returns), so
 // two orders may use the same one.
@@ -128,7 +146,10 @@ type (
 )
 
 // EvolveStock applies one event. It takes ownership of s: callers use the returned value only.
-func EvolveStock(s Stock, e Event) Stock {
+func EvolveStock(s Stock, e Event) Stock { return evolveStock(s, e, RememberedPerStream) }
+
+// evolveStock is EvolveStock remembering up to remember closed orders, returns and receipts.
+func evolveStock(s Stock, e Event, remember int) Stock {
 	if s.reservations == nil {
 		s.reservations = map[string]int64{}
 		s.asked = map[string]bool{}
@@ -144,6 +165,11 @@ func EvolveStock(s Stock, e Event) Stock {
 		s.OnHand += e.Quantity
 		if e.PurchaseOrderID != "" {
 			s.received[e.PurchaseOrderID] = true
+			s.receipts = append(s.receipts, e.PurchaseOrderID)
+			if len(s.receipts) > remember {
+				delete(s.received, s.receipts[0])
+				s.receipts = s.receipts[1:]
+			}
 			s.Incoming -= s.openPOs[e.PurchaseOrderID]
 			delete(s.openPOs, e.PurchaseOrderID)
 		}
@@ -169,6 +195,9 @@ func EvolveStock(s Stock, e Event) Stock {
 		s.Reserved -= e.Reserved
 		delete(s.reservations, e.OrderID)
 		s.queue = takeFromQueue(s.queue, e.OrderID, e.Backordered)
+		if s.asked[e.OrderID] {
+			s = s.closeOrder(e.OrderID, remember)
+		}
 	case StockShipped:
 		s.shipped[e.OrderID] = true
 		s.OnHand -= e.Quantity
@@ -177,9 +206,18 @@ func EvolveStock(s Stock, e Event) Stock {
 			s.reservations[e.OrderID] = left
 		} else {
 			delete(s.reservations, e.OrderID)
+			if !s.waiting(e.OrderID) {
+				s = s.closeOrder(e.OrderID, remember)
+			}
 		}
 	case StockRestocked:
-		s.restocked[orderReturn{e.OrderID, e.ReturnID}] = true
+		key := orderReturn{e.OrderID, e.ReturnID}
+		s.restocked[key] = true
+		s.restocks = append(s.restocks, key)
+		if len(s.restocks) > remember {
+			delete(s.restocked, s.restocks[0])
+			s.restocks = s.restocks[1:]
+		}
 		s.OnHand += e.Quantity
 	case ReplenishmentRequested:
 		s.Replenishments++
@@ -187,6 +225,34 @@ func EvolveStock(s Stock, e Event) Stock {
 		s.openPOs[e.PurchaseOrderID] = e.Quantity
 	}
 	return s
+}
+
+// closeOrder records that orderID holds nothing more here, and forgets the oldest closed order
+// once more than remember are remembered, unless it holds units again (asked again after it
+// was forgotten, which only a repeat older than the window can do).
+func (s Stock) closeOrder(orderID string, remember int) Stock {
+	s.closedOrders = append(s.closedOrders, orderID)
+	if len(s.closedOrders) > remember {
+		oldest := s.closedOrders[0]
+		s.closedOrders = s.closedOrders[1:]
+		if s.reservations[oldest] > 0 || s.waiting(oldest) {
+			return s
+		}
+		delete(s.asked, oldest)
+		delete(s.released, oldest)
+		delete(s.shipped, oldest)
+	}
+	return s
+}
+
+// waiting reports whether orderID has a backorder in the queue.
+func (s Stock) waiting(orderID string) bool {
+	for _, b := range s.queue {
+		if b.OrderID == orderID {
+			return true
+		}
+	}
+	return false
 }
 
 // takeFromQueue removes quantity units of orderID's backorder, dropping the entry when empty.
