@@ -33,6 +33,11 @@ type Handler struct {
 	known knownStreams
 
 	handoff handoff
+
+	finder    eventstore.EventFinder // nil when the store cannot find old events by ID
+	snapshots eventstore.Snapshots   // nil when the store keeps no snapshots
+	// snapshotEvery is how many events a stream grows by before its snapshot is saved again.
+	snapshotEvery int64
 }
 
 // lockStripes bounds the per-stream locks: commands on one stream run one at a time in this
@@ -49,21 +54,36 @@ func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = 
 func WithMetrics(m *Metrics) Option { return func(h *Handler) { h.metrics = m } }
 
 // WithCacheSize bounds how many folded streams are kept.
-func WithCacheSize(n int) Option { return func(h *Handler) { h.cache = newStateCache(n) } }
+func WithCacheSize(n int) Option {
+	return func(h *Handler) { h.cache = newStateCache(n, h.cache.maxBytes) }
+}
+
+// WithCacheBytes bounds the memory the folded streams kept may take, as the cache measures it
+// (default 64 MiB).
+func WithCacheBytes(n int) Option {
+	return func(h *Handler) { h.cache = newStateCache(h.cache.limit, n) }
+}
+
+// DefaultCacheBytes is the default bound of WithCacheBytes.
+const DefaultCacheBytes = 64 << 20
 
 // NewHandler returns a Handler on store.
 func NewHandler(store eventstore.Store, opts ...Option) *Handler {
 	h := &Handler{
-		store:       store,
-		now:         func() time.Time { return time.Now().UTC() },
-		maxAttempts: 10,
-		seed:        maphash.MakeSeed(),
-		cache:       newStateCache(20000),
-		known:       knownStreams{limit: knownLimit},
+		store:         store,
+		now:           func() time.Time { return time.Now().UTC() },
+		maxAttempts:   10,
+		snapshotEvery: defaultSnapshotEvery,
+		seed:          maphash.MakeSeed(),
+		cache:         newStateCache(20000, DefaultCacheBytes),
+		known:         knownStreams{limit: knownLimit},
 	}
 	for _, o := range opts {
 		o(h)
 	}
+	h.metrics.watchCache(h.cache)
+	h.finder, _ = store.(eventstore.EventFinder)
+	h.snapshots, _ = store.(eventstore.Snapshots)
 	return h
 }
 
@@ -148,6 +168,17 @@ func execute[S any](ctx context.Context, h *Handler, stream string, fold Fold[S]
 			// process may have written since this one was cached.
 			continue
 		}
+		if err != nil || len(events) == 0 {
+			// The state remembers only recent commands: one applied long ago may be refused
+			// now (a shipment shipped, its reservation gone). Its events say it was applied.
+			ref, found, ferr := storedBefore(ctx, h, stream, meta.CommandID)
+			if ferr != nil {
+				return Result{}, ferr
+			}
+			if found {
+				return Result{Position: ref.position, Version: ref.version, AlreadyApplied: true}, nil
+			}
+		}
 		if err != nil {
 			return Result{}, err
 		}
@@ -161,6 +192,17 @@ func execute[S any](ctx context.Context, h *Handler, stream string, fold Fold[S]
 		res, err := appendAfter(ctx, h, stream, entry.version, data)
 		if errors.Is(err, eventstore.ErrWrongExpectedRevision) && blind {
 			continue // no writer to make way for: read the stream now
+		}
+		if errors.Is(err, eventstore.ErrDuplicateEventID) {
+			// Applied long ago and decided differently now, with more events than then.
+			ref, found, ferr := storedBefore(ctx, h, stream, meta.CommandID)
+			if ferr != nil {
+				return Result{}, ferr
+			}
+			if found {
+				h.cache.drop(stream)
+				return Result{Position: ref.position, Version: ref.version, AlreadyApplied: true}, nil
+			}
 		}
 		if errors.Is(err, eventstore.ErrWrongExpectedRevision) {
 			if attempt >= h.maxAttempts {
@@ -181,7 +223,7 @@ func execute[S any](ctx context.Context, h *Handler, stream string, fold Fold[S]
 			h.cache.drop(stream)
 			return Result{Position: res.Position, Version: res.Version, AlreadyApplied: true}, nil
 		}
-		remember(h, entry, stream, fold, events, data, res)
+		remember(ctx, h, entry, stream, fold, events, data, res)
 		return Result{Position: res.Position, Version: res.Version, Events: events}, nil
 	}
 }
@@ -280,9 +322,12 @@ func load[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], r
 	}
 	if entry == nil {
 		var zero S
-		entry = &cacheEntry{state: zero, version: -1, seen: map[uuid.UUID]eventRef{}}
+		entry = &cacheEntry{state: zero, version: -1, snapshot: -1}
 		if assumeEmpty && !refresh {
 			return entry, false, nil
+		}
+		if err := loadSnapshot[S](ctx, h, stream, entry); err != nil {
+			return nil, false, err
 		}
 	}
 	state := entry.state.(S)
@@ -302,43 +347,85 @@ func load[S any](ctx context.Context, h *Handler, stream string, fold Fold[S], r
 			state = fold(state, de)
 			entry.version = int64(e.Version)
 			entry.position = e.Position
-			entry.seen[e.ID] = eventRef{version: e.Version, position: e.Position}
+			entry.recent.add(e.ID, eventRef{version: e.Version, position: e.Position})
 		}
 		if len(events) < page {
 			break
 		}
 	}
 	entry.state = state
+	saveSnapshot(ctx, h, stream, entry)
 	h.cache.put(stream, entry)
 	return entry, true, nil
 }
 
 // remember folds the events just appended into the cached state.
-func remember[S any](h *Handler, entry *cacheEntry, stream string, fold Fold[S], events []domain.Event, data []eventstore.EventData, res eventstore.AppendResult) {
+func remember[S any](ctx context.Context, h *Handler, entry *cacheEntry, stream string, fold Fold[S], events []domain.Event, data []eventstore.EventData, res eventstore.AppendResult) {
 	state := entry.state.(S)
 	for i, e := range events {
 		state = fold(state, e)
-		entry.seen[data[i].ID] = eventRef{version: uint64(entry.version + 1 + int64(i)), position: res.Position}
+		entry.recent.add(data[i].ID, eventRef{version: uint64(entry.version + 1 + int64(i)), position: res.Position})
 	}
 	entry.state = state
 	entry.version = int64(res.Version)
 	entry.position = res.Position
+	saveSnapshot(context.WithoutCancel(ctx), h, stream, entry)
 	h.cache.put(stream, entry)
 }
 
-// appliedBefore finds a command's events in a folded stream and answers with the last of them.
+// appliedBefore finds a command's events among the recent events of a folded stream and
+// answers with the last of them.
 func appliedBefore(entry *cacheEntry, commandID uuid.UUID) (eventRef, bool) {
-	ref, ok := entry.seen[EventID(commandID, 0)]
+	ref, ok := entry.recent.get(EventID(commandID, 0))
 	if !ok {
 		return ref, false
 	}
 	for i := 1; ; i++ {
-		next, ok := entry.seen[EventID(commandID, i)]
+		next, ok := entry.recent.get(EventID(commandID, i))
 		if !ok {
 			return ref, true
 		}
 		ref = next
 	}
+}
+
+// storedBefore asks the store whether a command's events are in stream, however long ago they
+// were appended, and answers with the last of them. A store that cannot find events by ID
+// (KurrentDB) answers false: there a retry is recognised while it is recent (the cached
+// stream's last events, and the store's own window).
+func storedBefore(ctx context.Context, h *Handler, stream string, commandID uuid.UUID) (eventRef, bool, error) {
+	if h.finder == nil {
+		return eventRef{}, false, nil
+	}
+	var (
+		ref   eventRef
+		found bool
+	)
+	for i := 0; ; i++ {
+		e, ok, err := h.finder.FindEvent(ctx, stream, EventID(commandID, i))
+		if err != nil {
+			return eventRef{}, false, err
+		}
+		if !ok {
+			return ref, found, nil
+		}
+		ref, found = eventRef{version: e.Version, position: e.Position}, true
+	}
+}
+
+// Applied reports whether a command has been applied to stream, and where its last event is:
+// from the stream's recent events when cached, or else from the store.
+func Applied(ctx context.Context, h *Handler, stream string, meta Meta) (Result, bool, error) {
+	if entry := h.cache.get(stream); entry != nil {
+		if ref, ok := appliedBefore(entry, meta.CommandID); ok {
+			return Result{Position: ref.position, Version: ref.version, AlreadyApplied: true}, true, nil
+		}
+	}
+	ref, ok, err := storedBefore(ctx, h, stream, meta.CommandID)
+	if err != nil || !ok {
+		return Result{}, false, err
+	}
+	return Result{Position: ref.position, Version: ref.version, AlreadyApplied: true}, true, nil
 }
 
 // encode turns decided events into events to append, with IDs derived from the command.
@@ -452,6 +539,13 @@ func ExecuteBatch[S any](ctx context.Context, h *Handler, stream string, fold Fo
 			if attempt >= h.maxAttempts {
 				return Result{}, fmt.Errorf("commands: a batch on %s still conflicts after %d attempts: %w", stream, attempt, eventstore.ErrWrongExpectedRevision)
 			}
+			if errors.Is(err, eventstore.ErrDuplicateEventID) || stored {
+				// Some command of the batch was applied, maybe too long ago for the stream's
+				// recent events to show it: ask the store, so that decide is told.
+				if err := recallStored(ctx, h, stream, entry, caused); err != nil {
+					return Result{}, err
+				}
+			}
 			if !stored {
 				h.metrics.conflictRetried()
 				if err := sleepJitter(ctx, attempt); err != nil {
@@ -463,9 +557,42 @@ func ExecuteBatch[S any](ctx context.Context, h *Handler, stream string, fold Fo
 		if err != nil {
 			return Result{}, err
 		}
-		remember(h, entry, stream, fold, events, data, res)
+		remember(ctx, h, entry, stream, fold, events, data, res)
 		return Result{Position: res.Position, Version: res.Version, Events: events}, nil
 	}
+}
+
+// recallStored finds in the store which of caused's commands were applied to stream and adds
+// their events to the entry's recent events, where appliedBefore finds them.
+func recallStored(ctx context.Context, h *Handler, stream string, entry *cacheEntry, caused []Caused) error {
+	for _, c := range caused {
+		for i := range c.Events {
+			id := EventID(c.Meta.CommandID, i)
+			if _, ok := entry.recent.get(id); ok {
+				continue
+			}
+			ref, ok, err := storedAt(ctx, h, stream, id)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			entry.recent.add(id, ref)
+		}
+	}
+	return nil
+}
+
+func storedAt(ctx context.Context, h *Handler, stream string, id uuid.UUID) (eventRef, bool, error) {
+	if h.finder == nil {
+		return eventRef{}, false, nil
+	}
+	e, ok, err := h.finder.FindEvent(ctx, stream, id)
+	if err != nil || !ok {
+		return eventRef{}, false, err
+	}
+	return eventRef{version: e.Version, position: e.Position}, true, nil
 }
 
 // ReadAtLeast is Read for a caller that knows the stream has reached version: it folds the

@@ -66,6 +66,22 @@ func stockDecide[C any](p *stockPair, name string, decide func(Stock, C) ([]Even
 }
 
 func (p *stockPair) check() {
+	// Carry on from the bounded state as its snapshot decodes, which must encode alike.
+	data, err := p.bounded.MarshalSnapshot()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	var decoded Stock
+	if err := decoded.UnmarshalSnapshot(data); err != nil {
+		p.t.Fatal(err)
+	}
+	if again, _ := decoded.MarshalSnapshot(); string(again) != string(data) {
+		p.t.Fatalf("snapshot %s decodes to a state that encodes as %s", data, again)
+	}
+	if decoded.Remembered() != p.bounded.Remembered() {
+		p.t.Fatalf("snapshot remembers %d, the state %d", decoded.Remembered(), p.bounded.Remembered())
+	}
+	p.bounded = decoded
 	b, u := p.bounded, p.unbounded
 	if b.OnHand != u.OnHand || b.Reserved != u.Reserved || b.Incoming != u.Incoming || b.Replenishments != u.Replenishments ||
 		!reflect.DeepEqual(b.Backorders(), u.Backorders()) || !reflect.DeepEqual(b.reservations, u.reservations) {
@@ -175,6 +191,18 @@ func TestBoundedSeriesDecidesAsUnbounded(t *testing.T) {
 				unbounded = evolveSeries(unbounded, e, math.MaxInt)
 				history = append(history, order)
 			}
+			data, err := bounded.MarshalSnapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var decoded Series
+			if err := decoded.UnmarshalSnapshot(data); err != nil {
+				t.Fatal(err)
+			}
+			if again, _ := decoded.MarshalSnapshot(); string(again) != string(data) || decoded.Remembered() != bounded.Remembered() {
+				t.Fatalf("snapshot %s decodes to a state that encodes as %s", data, again)
+			}
+			bounded = decoded
 			if bounded.Count != unbounded.Count || len(bounded.byKey) > remember || len(bounded.keys) > remember {
 				t.Fatalf("count %d (unbounded %d); remembers %d keys, %d in order, window %d", bounded.Count, unbounded.Count, len(bounded.byKey), len(bounded.keys), remember)
 			}
@@ -244,5 +272,62 @@ func TestRememberedPerStreamEdge(t *testing.T) {
 	}
 	if n, ok := series.NumberFor(InvoiceKey("o1")); !ok || n != 2 {
 		t.Fatalf("the second number, within the window, found %v (%d)", ok, n)
+	}
+}
+
+func TestSnapshotsRefuseWhatTheyCannotRead(t *testing.T) {
+	var s Stock
+	if err := s.UnmarshalSnapshot([]byte(`{"on_hand": "seven"}`)); err == nil {
+		t.Error("a stock snapshot with a string for on hand was read")
+	}
+	var series Series
+	if err := series.UnmarshalSnapshot([]byte(`[1]`)); err == nil {
+		t.Error("a series snapshot that is a list was read")
+	}
+	if err := series.UnmarshalSnapshot([]byte(`{"count":3,"keys":["order:a","order:b"],"numbers":[3]}`)); err == nil {
+		t.Error("a series snapshot with two keys for one number was read")
+	}
+	if s.SnapshotSchema() != StockSnapshotSchema || series.SnapshotSchema() != SeriesSnapshotSchema || StockSnapshotSchema == SeriesSnapshotSchema {
+		t.Errorf("schemas %q and %q", s.SnapshotSchema(), series.SnapshotSchema())
+	}
+}
+
+// Remembered counts every entry a state holds, which the command handler's cache weighs.
+func TestRememberedCountsWhatTheStateHolds(t *testing.T) {
+	const sku = "SKU-1"
+	var s Stock
+	apply := func(events []Event, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			s = EvolveStock(s, e)
+		}
+	}
+	apply(DecideReceiveStock(s, ReceiveStock{SKU: sku, Quantity: 3, At: boundedAt}))
+	apply(DecideSetReplenishmentPolicy(s, SetReplenishmentPolicy{SKU: sku, ReorderPoint: 1, ReorderQuantity: 5, Supplier: "acme", At: boundedAt}))
+	apply(DecideReserveStock(s, ReserveStock{SKU: sku, OrderID: "held", Quantity: 3, At: boundedAt}))                  // a reservation (and a PO raised)
+	apply(DecideReserveStock(s, ReserveStock{SKU: sku, OrderID: "waits", Quantity: 2, At: boundedAt}))                 // a backorder
+	apply(DecideReleaseStock(s, ReleaseStock{SKU: sku, OrderID: "early", At: boundedAt}))                              // a release before asking
+	apply(DecideShipStock(s, ShipStock{SKU: sku, OrderID: "held", Quantity: 3, At: boundedAt}))                        // asked + shipped, closed
+	apply(DecideRestockReturn(s, RestockReturn{SKU: sku, OrderID: "held", ReturnID: "r", Quantity: 1, At: boundedAt})) // a return (fills 1 of the backorder)
+	// reservations: waits (1 filled); queue: waits; open POs: 1; asked: held; released: early;
+	// shipped: held; restocked: 1; received: 0.
+	if got := s.Remembered(); got != 7 {
+		t.Fatalf("remembered %d, want 7 (reservations %v, queue %v, open POs %v, asked %v, released %v, shipped %v, restocked %v)",
+			got, s.reservations, s.queue, s.openPOs, s.asked, s.released, s.shipped, s.restocked)
+	}
+	apply(DecideReceiveStock(s, ReceiveStock{SKU: sku, Quantity: 5, PurchaseOrderID: PurchaseOrderID(sku, 1), At: boundedAt}))
+	// the PO is no longer open but received; the backorder is filled: queue empty.
+	if got := s.Remembered(); got != 6 {
+		t.Fatalf("after the receipt remembered %d, want 6", got)
+	}
+	var series Series
+	for i, order := range []string{"a", "b"} {
+		series = EvolveSeries(series, InvoiceNumberAssigned{Number: int64(i + 1), OrderID: order})
+	}
+	if series.Remembered() != 2 {
+		t.Fatalf("series remembers %d, want 2", series.Remembered())
 	}
 }

@@ -33,13 +33,14 @@ type Stock struct {
 	openPOs      map[string]int64 // purchase order → units still incoming
 
 	// What makes a repeated command a no-op. An order is remembered while it holds units or
-	// waits for them, and for the last RememberedPerStream orders that stopped holding any
-	// (shipped, or released after asking); a release that came before the order asked is
-	// remembered for good, so that a late request is refused. Returns and purchase order
+	// waits for them (by its reservation or backorder: asked holds only closed orders), and
+	// for the last RememberedPerStream orders that stopped holding any (shipped, or released
+	// after asking); a release that came before the order asked is remembered for good, so
+	// that a late request is refused. Returns and purchase order
 	// receipts are remembered for the last RememberedPerStream of each. A repeat older than
 	// that is recognised by its event IDs instead (the command handler, the store), so the
 	// state stays the size of what is open, however long the SKU's history.
-	asked     map[string]bool // orders that have asked for this SKU (allocate once)
+	asked     map[string]bool // closed orders that had asked for this SKU (see hasAsked)
 	released  map[string]bool
 	shipped   map[string]bool
 	restocked map[orderReturn]bool
@@ -178,7 +179,6 @@ func evolveStock(s Stock, e Event, remember int) Stock {
 	case ReplenishmentPolicySet:
 		s.Policy = ReplenishmentPolicy{ReorderPoint: e.ReorderPoint, ReorderQuantity: e.ReorderQuantity, Supplier: e.Supplier}
 	case StockAllocated:
-		s.asked[e.OrderID] = true
 		if e.Reserved > 0 {
 			s.Reserved += e.Reserved
 			s.reservations[e.OrderID] += e.Reserved
@@ -191,11 +191,12 @@ func evolveStock(s Stock, e Event, remember int) Stock {
 		s.reservations[e.OrderID] += e.Quantity
 		s.queue = takeFromQueue(s.queue, e.OrderID, e.Quantity)
 	case StockReleased:
+		asked := s.hasAsked(e.OrderID)
 		s.released[e.OrderID] = true
 		s.Reserved -= e.Reserved
 		delete(s.reservations, e.OrderID)
 		s.queue = takeFromQueue(s.queue, e.OrderID, e.Backordered)
-		if s.asked[e.OrderID] {
+		if asked {
 			s = s.closeOrder(e.OrderID, remember)
 		}
 	case StockShipped:
@@ -231,6 +232,7 @@ func evolveStock(s Stock, e Event, remember int) Stock {
 // once more than remember are remembered, unless it holds units again (asked again after it
 // was forgotten, which only a repeat older than the window can do).
 func (s Stock) closeOrder(orderID string, remember int) Stock {
+	s.asked[orderID] = true
 	s.closedOrders = append(s.closedOrders, orderID)
 	if len(s.closedOrders) > remember {
 		oldest := s.closedOrders[0]
@@ -243,6 +245,12 @@ func (s Stock) closeOrder(orderID string, remember int) Stock {
 		delete(s.shipped, oldest)
 	}
 	return s
+}
+
+// hasAsked reports whether orderID has asked for this SKU: it holds units or waits for them,
+// or it is a closed order still remembered.
+func (s Stock) hasAsked(orderID string) bool {
+	return s.asked[orderID] || s.reservations[orderID] > 0 || s.waiting(orderID)
 }
 
 // waiting reports whether orderID has a backorder in the queue.
@@ -370,7 +378,7 @@ func DecideReserveStock(s Stock, cmd ReserveStock) ([]Event, error) {
 	if !s.Exists {
 		return nil, fmt.Errorf("%w: %s", ErrSKUNotFound, cmd.SKU)
 	}
-	if s.asked[cmd.OrderID] || s.released[cmd.OrderID] {
+	if s.hasAsked(cmd.OrderID) || s.released[cmd.OrderID] {
 		return nil, nil
 	}
 	reserve := min(cmd.Quantity, max(s.Available(), 0))
@@ -398,7 +406,7 @@ func DecideReleaseStock(s Stock, cmd ReleaseStock) ([]Event, error) {
 			backordered = b.Quantity
 		}
 	}
-	if reserved == 0 && backordered == 0 && !s.asked[cmd.OrderID] {
+	if reserved == 0 && backordered == 0 && !s.hasAsked(cmd.OrderID) {
 		// Nothing was allocated yet: remember the release so a late request is refused.
 		return []Event{StockReleased{SKU: s.SKU, OrderID: cmd.OrderID, ReleasedAt: cmd.At}}, nil
 	}

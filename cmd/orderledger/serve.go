@@ -44,6 +44,7 @@ type serveOptions struct {
 	roles            []string
 	shutdownTimeout  time.Duration
 	maxAutomationLag time.Duration
+	cacheBytes       int
 }
 
 func newServeCmd(cfg *config) *cobra.Command {
@@ -65,6 +66,8 @@ balancer and one "project,automate" process.`,
 	cmd.Flags().DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
 	cmd.Flags().DurationVar(&opts.maxAutomationLag, "max-automation-lag", 0,
 		"refuse new orders (503 with Retry-After) while the automation is further behind than this; 0: never (needs the write and automate roles)")
+	cmd.Flags().IntVar(&opts.cacheBytes, "command-cache-bytes", commands.DefaultCacheBytes,
+		"bytes the write side's cache of folded streams may hold (orderledger_command_cache_bytes on /metrics)")
 	return cmd
 }
 
@@ -84,7 +87,7 @@ type service struct {
 }
 
 // openService opens the stores and builds the parts the roles need. close releases them.
-func openService(ctx context.Context, cfg *config, roles []string, log *slog.Logger) (s *service, err error) {
+func openService(ctx context.Context, cfg *config, roles []string, log *slog.Logger, handlerOpts ...commands.Option) (s *service, err error) {
 	s = &service{roles: map[string]bool{}, log: log}
 	for _, r := range roles {
 		if !slices.Contains(allRoles, r) {
@@ -127,7 +130,7 @@ func openService(ctx context.Context, cfg *config, roles []string, log *slog.Log
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The write routes and the automation share one handler, so their cached folds agree.
-	s.handler = commands.NewHandler(s.events, commands.WithMetrics(commands.NewMetrics(s.reg)))
+	s.handler = commands.NewHandler(s.events, append([]commands.Option{commands.WithMetrics(commands.NewMetrics(s.reg))}, handlerOpts...)...)
 	if s.roles[roleProject] || s.roles[roleRead] {
 		opts := []projections.Option{projections.WithLogger(log)}
 		if s.roles[roleProject] {
@@ -187,7 +190,7 @@ func (s *service) runBackground(ctx context.Context) (wait func()) {
 
 func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 	log := slog.Default()
-	s, err := openService(ctx, cfg, opts.roles, log)
+	s, err := openService(ctx, cfg, opts.roles, log, commands.WithCacheBytes(opts.cacheBytes))
 	if err != nil {
 		return err
 	}

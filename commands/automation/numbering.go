@@ -2,6 +2,7 @@ package automation
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/orderledger/orderledger/commands"
 	"github.com/orderledger/orderledger/domain"
@@ -82,17 +83,26 @@ func (n *invoiceNumbering) run(ctx context.Context) {
 
 // number takes the numbers of a batch in one append and answers each request.
 func (n *invoiceNumbering) number(ctx context.Context, batch []*numberRequest) {
-	cmd := domain.AssignInvoiceNumbers{Orders: make([]domain.AssignInvoiceNumber, len(batch))}
-	for i, req := range batch {
-		cmd.Orders[i] = req.cmd
-	}
 	// Filled by the last decision, the one appended: for each request, the number its order
 	// had already, or the event that numbers it now if the request is the first for its order.
+	// The series remembers the orders of its last numbers only; a request applied before those
+	// (a lane replaying an old event) is recognised by its event, which the handler finds, and
+	// its number is read from there.
 	var (
 		had  []int64
 		mine []*domain.InvoiceNumberAssigned
+		old  []bool
 	)
-	res, err := commands.ExecuteBatch(ctx, n.h, domain.InvoiceSeriesStream, domain.EvolveSeries, func(s domain.Series, _ func(commands.Meta) bool) ([]commands.Caused, error) {
+	res, err := commands.ExecuteBatch(ctx, n.h, domain.InvoiceSeriesStream, domain.EvolveSeries, func(s domain.Series, applied func(commands.Meta) bool) ([]commands.Caused, error) {
+		old = make([]bool, len(batch))
+		cmd := domain.AssignInvoiceNumbers{Orders: make([]domain.AssignInvoiceNumber, 0, len(batch))}
+		for i, req := range batch {
+			if _, ok := s.NumberFor(domain.InvoiceKey(req.cmd.OrderID)); !ok && applied(req.meta) {
+				old[i] = true
+				continue
+			}
+			cmd.Orders = append(cmd.Orders, req.cmd)
+		}
 		events, err := domain.DecideAssignInvoiceNumbers(s, cmd)
 		if err != nil {
 			return nil, err
@@ -106,6 +116,9 @@ func (n *invoiceNumbering) number(ctx context.Context, batch []*numberRequest) {
 		claimed := make(map[string]bool, len(events))
 		caused := make([]commands.Caused, 0, len(events))
 		for i, req := range batch {
+			if old[i] {
+				continue
+			}
 			if number, ok := s.NumberFor(domain.InvoiceKey(req.cmd.OrderID)); ok {
 				had[i] = number
 				continue
@@ -137,6 +150,14 @@ func (n *invoiceNumbering) number(ctx context.Context, batch []*numberRequest) {
 		return
 	}
 	for i, req := range batch {
+		if old[i] {
+			res, found, err := commands.Applied(ctx, n.h, domain.InvoiceSeriesStream, req.meta)
+			if err == nil && !found {
+				err = fmt.Errorf("automation: invoice number of order %s: its event is no longer found", req.cmd.OrderID)
+			}
+			req.answer <- numberAnswer{res, err}
+			continue
+		}
 		if a := mine[i]; a != nil {
 			req.answer <- numberAnswer{res: commands.Result{Position: res.Position, Version: uint64(a.Number - 1), Events: []domain.Event{*a}}}
 		} else {

@@ -35,6 +35,8 @@ func Run(t *testing.T, h Harness) {
 		{"LargeAndUnicode", testLargeAndUnicode},
 		{"HashChain", testHashChain},
 		{"DeletedStreams", testDeletedStreams},
+		{"Snapshots", testSnapshots},
+		{"FindEvent", testFindEvent},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, h) })
