@@ -3,6 +3,8 @@ package projections
 import (
 	"container/list"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The read store keeps the rendered documents of GET /v1/customers/{id} and
@@ -28,9 +30,18 @@ import (
 // the cache as it stands by. Meanwhile reads answer the documents as this Runner left them,
 // and ?after= waits do not move past what it projected.
 
-// docCacheEntries bounds the documents cached per projector; the least recently read go
-// first. A customer document, with its ten recent orders, is about 1 KiB.
-const docCacheEntries = 10000
+// docCacheEntries and docCacheBytes bound the documents cached per projector, whichever is
+// reached first; the least recently read go first. A customer document, with its ten recent
+// orders, is about 1 KiB; a SKU's with many open purchase orders can be far larger, which a
+// bound on entries alone would not see.
+const (
+	docCacheEntries = 10000
+	docCacheBytes   = 16 << 20
+)
+
+// docEntryBytes is what a cached document costs beside its key and bytes: its entry, list
+// element and map slot.
+const docEntryBytes = 128
 
 // docCacheMarks bounds the changes remembered for the reads under way; past it, those reads
 // are all refused rather than remembered one by one.
@@ -39,8 +50,8 @@ const docCacheMarks = 4096
 // cachedProjectors makes the caches of the projectors whose documents are cached.
 func cachedProjectors() map[string]*docCache {
 	return map[string]*docCache{
-		customersProjector{}.name(): newDocCache(docCacheEntries),
-		inventoryProjector{}.name(): newDocCache(docCacheEntries),
+		customersProjector{}.name(): newDocCache(docCacheEntries, docCacheBytes),
+		inventoryProjector{}.name(): newDocCache(docCacheEntries, docCacheBytes),
 	}
 }
 
@@ -93,7 +104,8 @@ func (s *ReadStore) forgetDocuments(projector string, keys []string) {
 // docCache is one projector's cache, an LRU of rendered documents by key. Its methods do
 // nothing on a nil cache: a projector without one.
 type docCache struct {
-	max int
+	max      int
+	maxBytes int
 
 	mu      sync.Mutex
 	enabled bool
@@ -107,6 +119,7 @@ type docCache struct {
 	marks map[string]uint64
 	lru   *list.List // of *docEntry, most recently read first
 	byKey map[string]*list.Element
+	bytes int // the documents' sizes, as docEntry.size counts them
 }
 
 type docEntry struct {
@@ -114,8 +127,25 @@ type docEntry struct {
 	doc []byte
 }
 
-func newDocCache(max int) *docCache {
-	return &docCache{max: max, lru: list.New(), byKey: map[string]*list.Element{}}
+func (e *docEntry) size() int { return docEntryBytes + len(e.key) + len(e.doc) }
+
+func newDocCache(max, maxBytes int) *docCache {
+	return &docCache{max: max, maxBytes: maxBytes, lru: list.New(), byKey: map[string]*list.Element{}}
+}
+
+// remove drops an entry, counting its bytes out.
+func (c *docCache) remove(e *list.Element) {
+	entry := e.Value.(*docEntry)
+	c.lru.Remove(e)
+	delete(c.byKey, entry.key)
+	c.bytes -= entry.size()
+}
+
+// usage returns the documents cached and their bytes.
+func (c *docCache) usage() (documents, bytes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len(), c.bytes
 }
 
 // document answers key from the cache, or renders it and caches the result if nothing
@@ -174,11 +204,11 @@ func (c *docCache) fill(ticket uint64, key string, doc []byte, store bool) {
 		c.lru.MoveToFront(e)
 		return
 	}
-	c.byKey[key] = c.lru.PushFront(&docEntry{key: key, doc: doc})
-	for c.lru.Len() > c.max {
-		oldest := c.lru.Back()
-		c.lru.Remove(oldest)
-		delete(c.byKey, oldest.Value.(*docEntry).key)
+	entry := &docEntry{key: key, doc: doc}
+	c.byKey[key] = c.lru.PushFront(entry)
+	c.bytes += entry.size()
+	for c.lru.Len() > c.max || c.bytes > c.maxBytes {
+		c.remove(c.lru.Back())
 	}
 }
 
@@ -195,8 +225,7 @@ func (c *docCache) forget(keys []string) {
 	c.seq++
 	for _, k := range keys {
 		if e, ok := c.byKey[k]; ok {
-			c.lru.Remove(e)
-			delete(c.byKey, k)
+			c.remove(e)
 		}
 	}
 	switch {
@@ -226,4 +255,30 @@ func (c *docCache) reset(enabled bool) {
 	c.floor, c.marks, c.enabled = c.seq, nil, enabled
 	c.lru.Init()
 	clear(c.byKey)
+	c.bytes = 0
+}
+
+var (
+	docCacheBytesDesc = prometheus.NewDesc("orderledger_document_cache_bytes",
+		"Bytes of the rendered documents the read store caches (keys and overhead included), by projector.", []string{"projector"}, nil)
+	docCacheDocumentsDesc = prometheus.NewDesc("orderledger_document_cache_documents",
+		"Rendered documents the read store caches, by projector.", []string{"projector"}, nil)
+)
+
+// DocumentCacheCollector exports the size of the read store's document caches.
+func (s *ReadStore) DocumentCacheCollector() prometheus.Collector { return docCacheCollector{s} }
+
+type docCacheCollector struct{ s *ReadStore }
+
+func (c docCacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- docCacheBytesDesc
+	ch <- docCacheDocumentsDesc
+}
+
+func (c docCacheCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, cache := range c.s.docs {
+		documents, bytes := cache.usage()
+		ch <- prometheus.MustNewConstMetric(docCacheBytesDesc, prometheus.GaugeValue, float64(bytes), name)
+		ch <- prometheus.MustNewConstMetric(docCacheDocumentsDesc, prometheus.GaugeValue, float64(documents), name)
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // fixed renders doc, counting the calls.
@@ -15,7 +17,7 @@ func fixed(doc string, calls *int) func() ([]byte, error) {
 }
 
 func TestDocCacheCachesOnlyWhileOn(t *testing.T) {
-	c := newDocCache(10)
+	c := newDocCache(10, docCacheBytes)
 	calls := 0
 	for range 2 {
 		if doc, _ := c.document("k", fixed("v", &calls)); string(doc) != "v" {
@@ -46,7 +48,7 @@ func TestDocCacheRefusesAReadOverlappingAChange(t *testing.T) {
 		"off and on again": func(c *docCache) { c.reset(false); c.reset(true) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			c := newDocCache(10)
+			c := newDocCache(10, docCacheBytes)
 			c.reset(true)
 			// The read sees the rows before the commit; the commit's change lands while
 			// it renders.
@@ -63,7 +65,7 @@ func TestDocCacheRefusesAReadOverlappingAChange(t *testing.T) {
 }
 
 func TestDocCacheForgetsOnlyTheKeysChanged(t *testing.T) {
-	c := newDocCache(10)
+	c := newDocCache(10, docCacheBytes)
 	c.reset(true)
 	_, _ = c.document("a", fixed("a1", new(int)))
 	_, _ = c.document("b", fixed("b1", new(int)))
@@ -87,7 +89,7 @@ func TestDocCacheForgetsOnlyTheKeysChanged(t *testing.T) {
 }
 
 func TestDocCacheGivesUpMarksPastItsBound(t *testing.T) {
-	c := newDocCache(10)
+	c := newDocCache(10, docCacheBytes)
 	c.reset(true)
 	keys := make([]string, docCacheMarks+1)
 	for i := range keys {
@@ -107,7 +109,7 @@ func TestDocCacheGivesUpMarksPastItsBound(t *testing.T) {
 }
 
 func TestDocCacheNeverCachesAnError(t *testing.T) {
-	c := newDocCache(10)
+	c := newDocCache(10, docCacheBytes)
 	c.reset(true)
 	boom := errors.New("boom")
 	if _, err := c.document("k", func() ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
@@ -120,7 +122,7 @@ func TestDocCacheNeverCachesAnError(t *testing.T) {
 }
 
 func TestDocCacheNeverCachesAPanic(t *testing.T) {
-	c := newDocCache(10)
+	c := newDocCache(10, docCacheBytes)
 	c.reset(true)
 	func() {
 		defer func() { _ = recover() }()
@@ -136,7 +138,7 @@ func TestDocCacheNeverCachesAPanic(t *testing.T) {
 }
 
 func TestDocCacheEvictsTheLeastRecentlyRead(t *testing.T) {
-	c := newDocCache(2)
+	c := newDocCache(2, docCacheBytes)
 	c.reset(true)
 	_, _ = c.document("a", fixed("a", new(int)))
 	_, _ = c.document("b", fixed("b", new(int)))
@@ -185,5 +187,63 @@ func TestChangedDocuments(t *testing.T) {
 	}
 	if got := changedDocuments(ordersProjector{}.newBatch(dialect{})); got != nil {
 		t.Errorf("orders: got %v, want none", got)
+	}
+}
+
+// The cache holds at most its bytes: a large document pushes out the least recently read, one
+// larger than the whole bound is not kept, and forgetting or resetting counts bytes out.
+func TestDocCacheBoundedInBytes(t *testing.T) {
+	const doc = 100
+	entry := docEntryBytes + 1 + doc // a one-letter key
+	c := newDocCache(100, 3*entry)
+	c.reset(true)
+	body := string(make([]byte, doc))
+	for _, k := range []string{"a", "b", "c", "d"} {
+		_, _ = c.document(k, fixed(body, new(int)))
+	}
+	if documents, bytes := c.usage(); documents != 3 || bytes != 3*entry {
+		t.Fatalf("%d documents, %d bytes; want 3 and %d", documents, bytes, 3*entry)
+	}
+	if _, ok := c.byKey["a"]; ok {
+		t.Fatal("the least recently read was kept past the bound in bytes")
+	}
+	c.forget([]string{"b"})
+	if _, bytes := c.usage(); bytes != 2*entry {
+		t.Fatalf("%d bytes after forgetting one, want %d", bytes, 2*entry)
+	}
+	_, _ = c.document("huge", fixed(string(make([]byte, 4*entry)), new(int)))
+	if _, ok := c.byKey["huge"]; ok {
+		t.Fatal("a document larger than the whole bound was cached")
+	}
+	c.reset(true)
+	if documents, bytes := c.usage(); documents != 0 || bytes != 0 {
+		t.Fatalf("after a reset: %d documents, %d bytes", documents, bytes)
+	}
+}
+
+func TestDocumentCacheOnMetrics(t *testing.T) {
+	s := &ReadStore{docs: cachedProjectors()}
+	s.docs["customers"].reset(true)
+	_, _ = s.docs["customers"].document("C1", fixed("{}", new(int)))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.DocumentCacheCollector())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			got[f.GetName()+"/"+m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"orderledger_document_cache_bytes/customers": docEntryBytes + 2 + 2, "orderledger_document_cache_documents/customers": 1,
+		"orderledger_document_cache_bytes/inventory": 0, "orderledger_document_cache_documents/inventory": 0,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
+		}
 	}
 }

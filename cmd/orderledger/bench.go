@@ -117,6 +117,15 @@ beside the figure that yields them):
                       already). Extras: serve_startup (ms from starting the process to its
                       first 200 from /readyz) and serve_catchup (the log's events per second
                       of building the read models).
+  rss_after_orders    MB (MiB) and ms, after a generated history of each --history-orders
+  cold_first_invoice_ms  size N (default 100k and 1m; the history is what the clients and the
+                      automation would have appended, with the automation's checkpoint at its
+                      end): an orderledger serve process with every role builds its read
+                      models over it and takes orders through the automation for --duration;
+                      rss_after_orders_<N> is its resident memory (VmRSS) then. It is stopped
+                      and started again, and cold_first_invoice_ms_<N> is the time from
+                      posting one order on the history's busiest SKU to reading it back
+                      invoiced. The larger size's figures have the smaller's as baseline.
 `,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -126,7 +135,7 @@ beside the figure that yields them):
 			}
 			if kind, err := stores.KindOf(cfg.events); err == nil && kind == stores.KurrentDB {
 				if len(selected) == 0 || slices.ContainsFunc(selected, isServerFigure) {
-					return errors.New("bench: on KurrentDB the server figures (order_intake, order_to_cash, sustained_orders, projection_lag_p99, read_customer, read_inventory, serve_rss) are not available yet; pick others with --only")
+					return errors.New("bench: on KurrentDB the server figures (order_intake, order_to_cash, sustained_orders, projection_lag_p99, read_customer, read_inventory, serve_rss, rss_after_orders, cold_first_invoice_ms) are not available yet; pick others with --only")
 				}
 			}
 			opts.EventsDSN, opts.ReadDSN = cfg.events, cfg.read
@@ -134,6 +143,7 @@ beside the figure that yields them):
 			opts.Progress = cmd.ErrOrStderr()
 			opts.StartServer = startBenchServer
 			opts.ServeCommand = benchServeCommand
+			opts.ServeAllCommand = benchServeAllCommand
 			if cpuProf != "" {
 				f, err := os.Create(cpuProf)
 				if err != nil {
@@ -161,12 +171,13 @@ beside the figure that yields them):
 	cmd.Flags().IntVar(&opts.Clients, "clients", bench.DefaultClients, "concurrent writers for append_single and HTTP clients for the server figures")
 	cmd.Flags().StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the whole run (the in-process server included) to this file, for go tool pprof")
 	cmd.Flags().IntVar(&opts.LogEvents, "log-events", bench.DefaultLogEvents, "size of the log the rebuild, audit and serve_rss figures read")
+	cmd.Flags().IntSliceVar(&opts.HistoryOrders, "history-orders", bench.DefaultHistoryOrders, "one or two history sizes, in orders, that rss_after_orders and cold_first_invoice_ms are measured after")
 	return cmd
 }
 
 func isServerFigure(name string) bool {
 	return slices.Contains([]string{bench.OrderIntake, bench.OrderToCash, bench.SustainedOrders, bench.ProjectionLagP99,
-		bench.ReadCustomer, bench.ReadInventory, bench.ServeRSS}, name)
+		bench.ReadCustomer, bench.ReadInventory, bench.ServeRSS, bench.RSSAfterOrders, bench.ColdFirstInvoice}, name)
 }
 
 // benchServeCommand runs this very binary's serve on a stage's stores, with every role but
@@ -178,6 +189,17 @@ func benchServeCommand(ctx context.Context, st bench.Stores, addr string) *exec.
 	}
 	cmd := exec.CommandContext(ctx, self, "serve", "--addr", addr, "--events", st.EventsDSN, "--read", st.ReadDSN,
 		"--roles", strings.Join([]string{roleWrite, roleRead, roleProject}, ","), "--log-level", "warn")
+	return cmd
+}
+
+// benchServeAllCommand is benchServeCommand with every role, the automation's too.
+func benchServeAllCommand(ctx context.Context, st bench.Stores, addr string) *exec.Cmd {
+	cmd := benchServeCommand(ctx, st, addr)
+	for i, arg := range cmd.Args {
+		if arg == "--roles" {
+			cmd.Args[i+1] = strings.Join(allRoles, ",")
+		}
+	}
 	return cmd
 }
 

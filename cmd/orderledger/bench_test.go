@@ -39,6 +39,8 @@ type benchResult struct {
 var withBaseline = []string{
 	bench.AppendSingle, bench.AppendBatch100, bench.OrderIntake, bench.ReadCustomer, bench.ReadInventory,
 	bench.ProjectionRebuild, bench.AuditVerify, bench.Export,
+	// The larger history's figures, beside the smaller's (TestBenchSQLite's --history-orders).
+	bench.RSSAfterOrders + "_600", bench.ColdFirstInvoice + "_600",
 }
 
 // decodeBenchJSON parses stdout as exactly one JSON object of the shape docs/api.md gives and checks
@@ -92,12 +94,21 @@ func TestBenchSQLite(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	out := run(t, bin, nil, 0, "bench", "--events", "sqlite:"+filepath.Join(dir, "orderledger.db"),
-		"--duration", "100ms", "--clients", "4", "--log-events", "2000", "--json")
+		"--duration", "100ms", "--clients", "4", "--log-events", "2000", "--history-orders", "300,600", "--json")
 
 	results := decodeBenchJSON(t, out.stdout)
 	extras := []string{bench.OrderIntakeP50, bench.OrderIntakeP99, bench.ProjectionLagP50, bench.OrderToCashCommits,
 		bench.CommitsPerCycle, bench.PlacedToInvoicedP50, bench.PlacedToInvoicedP99, bench.ReadCustomerP99, bench.ReadInventoryP99, bench.LogEvents, bench.ServeStartup, bench.ServeCatchUp}
 	for _, name := range append(slices.Clone(bench.Names), extras...) {
+		if name == bench.RSSAfterOrders || name == bench.ColdFirstInvoice {
+			// Reported per history size: the sizes asked for.
+			for _, size := range []string{"_300", "_600"} {
+				if _, ok := results[name+size]; !ok {
+					t.Errorf("no %s in the report", name+size)
+				}
+			}
+			continue
+		}
 		if _, ok := results[name]; !ok {
 			t.Errorf("no %s in the report", name)
 		}

@@ -135,6 +135,7 @@ func openService(ctx context.Context, cfg *config, roles []string, log *slog.Log
 		opts := []projections.Option{projections.WithLogger(log)}
 		if s.roles[roleProject] {
 			opts = append(opts, projections.WithRegistry(s.reg))
+			s.reg.MustRegister(s.read.DocumentCacheCollector())
 		} else {
 			// A read-only process follows the checkpoints the projecting process writes, so
 			// its ?after= waits end when the read models include the position.

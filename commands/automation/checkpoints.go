@@ -214,3 +214,15 @@ func (c *Checkpoints) mustTouchOne(res sql.Result, err error, op, name string) e
 	}
 	return nil
 }
+
+// StartAt records that automation name starts at p: everything before p is taken as handled.
+// It is for a log whose automation's work is in it already but whose checkpoint is not (a
+// history imported or generated elsewhere), and only while nobody holds the lease.
+func (c *Checkpoints) StartAt(ctx context.Context, name string, p eventstore.Position) error {
+	_, err := c.db.ExecContext(ctx, `INSERT INTO automation_checkpoints (name, position) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET position = excluded.position WHERE automation_checkpoints.holder = ''`, name, p.String())
+	if err != nil {
+		return fmt.Errorf("automation: start %s at %s: %w", name, p, err)
+	}
+	return nil
+}

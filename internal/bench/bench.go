@@ -34,6 +34,10 @@ const (
 	AuditVerify       = "audit_verify"
 	Export            = "export"
 	ServeRSS          = "serve_rss"
+	// RSSAfterOrders and ColdFirstInvoice are reported per history size, as
+	// rss_after_orders_100k, cold_first_invoice_ms_1m and so on (see historyStage).
+	RSSAfterOrders   = "rss_after_orders"
+	ColdFirstInvoice = "cold_first_invoice_ms"
 
 	// Extras, reported beside the figure whose measurement yields them.
 	OrderIntakeP50      = "order_intake_p50"
@@ -55,6 +59,7 @@ var Names = []string{
 	AppendSingle, AppendBatch100,
 	OrderIntake, ProjectionLagP99, OrderToCash, SustainedOrders, ReadCustomer, ReadInventory,
 	ProjectionRebuild, AuditVerify, Export, ServeRSS,
+	RSSAfterOrders, ColdFirstInvoice,
 }
 
 // The stages of a run; each has stores of its own in the scratch space, so that the append
@@ -68,12 +73,16 @@ const (
 	stageServe  = "serve"
 	stageLog    = "log"
 	stageFresh  = "fresh"
+	// The histories of rss_after_orders and cold_first_invoice_ms, one per size.
+	stageHistory1 = "history1"
+	stageHistory2 = "history2"
 )
 
 var (
-	appendFigures = []string{AppendSingle, AppendBatch100}
-	serveFigures  = []string{OrderIntake, ProjectionLagP99, OrderToCash, SustainedOrders, ReadCustomer, ReadInventory}
-	logFigures    = []string{ProjectionRebuild, AuditVerify, Export, ServeRSS}
+	appendFigures  = []string{AppendSingle, AppendBatch100}
+	serveFigures   = []string{OrderIntake, ProjectionLagP99, OrderToCash, SustainedOrders, ReadCustomer, ReadInventory}
+	logFigures     = []string{ProjectionRebuild, AuditVerify, Export, ServeRSS}
+	historyFigures = []string{RSSAfterOrders, ColdFirstInvoice}
 )
 
 // Result is one figure. Baseline and Ratio (Value/Baseline) are nil where no baseline applies.
@@ -140,6 +149,12 @@ type Config struct {
 	// ServeCommand returns the command that runs `orderledger serve` on stores at addr, with
 	// every role but automation; needed by serve_rss, which measures that process.
 	ServeCommand func(ctx context.Context, stores Stores, addr string) *exec.Cmd
+	// ServeAllCommand is ServeCommand with every role, automation included; needed by
+	// rss_after_orders and cold_first_invoice_ms.
+	ServeAllCommand func(ctx context.Context, stores Stores, addr string) *exec.Cmd
+	// HistoryOrders are the history sizes rss_after_orders and cold_first_invoice_ms are
+	// measured after, one or two (default DefaultHistoryOrders).
+	HistoryOrders []int
 	// Progress receives what the run is doing, line by line; nil discards it.
 	Progress io.Writer
 }
@@ -160,6 +175,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
+	}
+	if len(c.HistoryOrders) == 0 {
+		c.HistoryOrders = DefaultHistoryOrders
 	}
 	return c
 }
@@ -202,6 +220,14 @@ func Run(ctx context.Context, cfg Config) (report Report, err error) {
 	if r.selected[ServeRSS] && cfg.ServeCommand == nil {
 		return Report{}, errors.New("bench: serve_rss needs Config.ServeCommand")
 	}
+	if r.any(historyFigures...) {
+		if cfg.ServeAllCommand == nil {
+			return Report{}, errors.New("bench: rss_after_orders and cold_first_invoice_ms need Config.ServeAllCommand")
+		}
+		if len(cfg.HistoryOrders) > len(historyStages) || slices.ContainsFunc(cfg.HistoryOrders, func(n int) bool { return n <= 0 }) {
+			return Report{}, fmt.Errorf("bench: --history-orders: one or two positive sizes, got %v", cfg.HistoryOrders)
+		}
+	}
 
 	space, err := newSpace(ctx, cfg.EventsDSN, cfg.ReadDSN, r.logf)
 	if err != nil {
@@ -215,7 +241,7 @@ func Run(ctx context.Context, cfg Config) (report Report, err error) {
 			err = errors.Join(err, rmErr)
 		}
 	}()
-	if r.any(serveFigures...) || r.selected[ProjectionRebuild] || r.selected[ServeRSS] {
+	if r.any(serveFigures...) || r.selected[ProjectionRebuild] || r.selected[ServeRSS] || r.any(historyFigures...) {
 		if err := space.needRead(); err != nil {
 			return Report{}, err
 		}
@@ -233,6 +259,11 @@ func Run(ctx context.Context, cfg Config) (report Report, err error) {
 	}
 	if r.any(logFigures...) {
 		if err := r.logStage(ctx, space.stores(stageLog), space.stores(stageFresh)); err != nil {
+			return Report{}, err
+		}
+	}
+	if r.any(historyFigures...) {
+		if err := r.historyStage(ctx, space); err != nil {
 			return Report{}, err
 		}
 	}
