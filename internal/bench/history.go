@@ -243,9 +243,12 @@ func (r *run) startServe(ctx context.Context, st Stores, events int64) (*servePr
 	}
 	h := newHTTPLoad(p.base, 1)
 	defer h.close()
+	// A history of a million orders is tens of millions of events: give the catch-up as long
+	// as a slow machine's 500 events/s would take, and at least catchUpTimeout.
+	timeout := max(catchUpTimeout, time.Duration(events/500)*time.Second)
 	reported := time.Now()
 	for {
-		if err := poll(ctx, p.exited, exitErr, start, catchUpTimeout, "build its read models"); err != nil {
+		if err := poll(ctx, p.exited, exitErr, start, timeout, "build its read models"); err != nil {
 			return nil, p.failed(err)
 		}
 		code, body, err := h.get(ctx, "/readyz")
