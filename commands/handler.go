@@ -416,6 +416,9 @@ func storedBefore(ctx context.Context, h *Handler, stream string, commandID uuid
 // Applied reports whether a command has been applied to stream, and where its last event is:
 // from the stream's recent events when cached, or else from the store.
 func Applied(ctx context.Context, h *Handler, stream string, meta Meta) (Result, bool, error) {
+	mu := h.lock(stream)
+	mu.Lock()
+	defer mu.Unlock()
 	if entry := h.cache.get(stream); entry != nil {
 		if ref, ok := appliedBefore(entry, meta.CommandID); ok {
 			return Result{Position: ref.position, Version: ref.version, AlreadyApplied: true}, true, nil
