@@ -65,7 +65,9 @@ func decodeBenchJSON(t *testing.T, stdout string) map[string]benchResult {
 			t.Errorf("%s reported twice", r.Name)
 		}
 		byName[r.Name] = r
-		if r.Unit == "" || r.Value <= 0 || math.IsInf(r.Value, 0) {
+		// sustained_orders is 0 when no rate tried held its p99: a real outcome of a 100 ms
+		// run on a loaded machine, not a broken figure. Every other figure is positive.
+		if r.Unit == "" || r.Value < 0 || r.Value == 0 && r.Name != bench.SustainedOrders || math.IsInf(r.Value, 0) {
 			t.Errorf("%s: value %v unit %q", r.Name, r.Value, r.Unit)
 		}
 		if !slices.Contains(withBaseline, r.Name) {
