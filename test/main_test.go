@@ -37,5 +37,14 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: go build ./cmd/orderledger:", err)
 		return 1
 	}
-	return m.Run()
+	if checker, err = newConformance(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	code := m.Run()
+	if !checker.report() && code == 0 {
+		fmt.Fprintln(os.Stderr, "FAIL: answers or requests that internal/openapi/openapi.json does not describe (above)")
+		code = 1
+	}
+	return code
 }

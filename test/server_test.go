@@ -192,8 +192,9 @@ type response struct {
 	body   []byte
 }
 
-// client is shared so connections are reused; its timeout bounds any one request.
-var client = &http.Client{Timeout: 60 * time.Second}
+// client is shared so connections are reused; its timeout bounds any one request. Every
+// exchange it makes is checked against the OpenAPI document (conformance_test.go).
+var client = &http.Client{Timeout: 60 * time.Second, Transport: validatingTransport{base: http.DefaultTransport}}
 
 // send makes one request. body is sent as is when it is a string or []byte, JSON-encoded
 // otherwise, and not at all when nil; headers are name, value pairs.
