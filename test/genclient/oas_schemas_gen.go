@@ -5964,6 +5964,153 @@ func (s *PlaceOrderRequest) SetShippingAddress(val OptString) {
 	s.ShippingAddress = val
 }
 
+// Merged schema.
+type PlaceOrderServiceUnavailable struct {
+	// Https://orderledger.dev/problems/ followed by the code.
+	Type url.URL `json:"type"`
+	// The HTTP status text.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What went wrong, naming the offending field or the rule; for a 5xx a generic sentence (the server
+	// log has the cause).
+	Detail string `json:"detail"`
+	// Merged property.
+	Code PlaceOrderServiceUnavailableCode `json:"code"`
+	// The request path.
+	Instance string `json:"instance"`
+}
+
+// GetType returns the value of Type.
+func (s *PlaceOrderServiceUnavailable) GetType() url.URL {
+	return s.Type
+}
+
+// GetTitle returns the value of Title.
+func (s *PlaceOrderServiceUnavailable) GetTitle() string {
+	return s.Title
+}
+
+// GetStatus returns the value of Status.
+func (s *PlaceOrderServiceUnavailable) GetStatus() int {
+	return s.Status
+}
+
+// GetDetail returns the value of Detail.
+func (s *PlaceOrderServiceUnavailable) GetDetail() string {
+	return s.Detail
+}
+
+// GetCode returns the value of Code.
+func (s *PlaceOrderServiceUnavailable) GetCode() PlaceOrderServiceUnavailableCode {
+	return s.Code
+}
+
+// GetInstance returns the value of Instance.
+func (s *PlaceOrderServiceUnavailable) GetInstance() string {
+	return s.Instance
+}
+
+// SetType sets the value of Type.
+func (s *PlaceOrderServiceUnavailable) SetType(val url.URL) {
+	s.Type = val
+}
+
+// SetTitle sets the value of Title.
+func (s *PlaceOrderServiceUnavailable) SetTitle(val string) {
+	s.Title = val
+}
+
+// SetStatus sets the value of Status.
+func (s *PlaceOrderServiceUnavailable) SetStatus(val int) {
+	s.Status = val
+}
+
+// SetDetail sets the value of Detail.
+func (s *PlaceOrderServiceUnavailable) SetDetail(val string) {
+	s.Detail = val
+}
+
+// SetCode sets the value of Code.
+func (s *PlaceOrderServiceUnavailable) SetCode(val PlaceOrderServiceUnavailableCode) {
+	s.Code = val
+}
+
+// SetInstance sets the value of Instance.
+func (s *PlaceOrderServiceUnavailable) SetInstance(val string) {
+	s.Instance = val
+}
+
+// Merged schema.
+type PlaceOrderServiceUnavailableCode string
+
+const (
+	PlaceOrderServiceUnavailableCodeStoreUnavailable PlaceOrderServiceUnavailableCode = "store_unavailable"
+	PlaceOrderServiceUnavailableCodeUnavailable      PlaceOrderServiceUnavailableCode = "unavailable"
+)
+
+// AllValues returns all PlaceOrderServiceUnavailableCode values.
+func (PlaceOrderServiceUnavailableCode) AllValues() []PlaceOrderServiceUnavailableCode {
+	return []PlaceOrderServiceUnavailableCode{
+		PlaceOrderServiceUnavailableCodeStoreUnavailable,
+		PlaceOrderServiceUnavailableCodeUnavailable,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s PlaceOrderServiceUnavailableCode) MarshalText() ([]byte, error) {
+	switch s {
+	case PlaceOrderServiceUnavailableCodeStoreUnavailable:
+		return []byte(s), nil
+	case PlaceOrderServiceUnavailableCodeUnavailable:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *PlaceOrderServiceUnavailableCode) UnmarshalText(data []byte) error {
+	switch PlaceOrderServiceUnavailableCode(data) {
+	case PlaceOrderServiceUnavailableCodeStoreUnavailable:
+		*s = PlaceOrderServiceUnavailableCodeStoreUnavailable
+		return nil
+	case PlaceOrderServiceUnavailableCodeUnavailable:
+		*s = PlaceOrderServiceUnavailableCodeUnavailable
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// PlaceOrderServiceUnavailableHeaders wraps PlaceOrderServiceUnavailable with response headers.
+type PlaceOrderServiceUnavailableHeaders struct {
+	RetryAfter OptInt
+	Response   PlaceOrderServiceUnavailable
+}
+
+// GetRetryAfter returns the value of RetryAfter.
+func (s *PlaceOrderServiceUnavailableHeaders) GetRetryAfter() OptInt {
+	return s.RetryAfter
+}
+
+// GetResponse returns the value of Response.
+func (s *PlaceOrderServiceUnavailableHeaders) GetResponse() PlaceOrderServiceUnavailable {
+	return s.Response
+}
+
+// SetRetryAfter sets the value of RetryAfter.
+func (s *PlaceOrderServiceUnavailableHeaders) SetRetryAfter(val OptInt) {
+	s.RetryAfter = val
+}
+
+// SetResponse sets the value of Response.
+func (s *PlaceOrderServiceUnavailableHeaders) SetResponse(val PlaceOrderServiceUnavailable) {
+	s.Response = val
+}
+
+func (*PlaceOrderServiceUnavailableHeaders) placeOrderRes() {}
+
 type Position string
 
 // Ref: #/components/schemas/ProjectionsStatus
@@ -8894,7 +9041,6 @@ func (*StoreUnavailable) listInventoryRes()          {}
 func (*StoreUnavailable) listLedgerEntriesRes()      {}
 func (*StoreUnavailable) listOrdersRes()             {}
 func (*StoreUnavailable) listPurchaseOrdersRes()     {}
-func (*StoreUnavailable) placeOrderRes()             {}
 func (*StoreUnavailable) receivePurchaseOrderRes()   {}
 func (*StoreUnavailable) receiveStockRes()           {}
 func (*StoreUnavailable) recordPaymentRes()          {}
