@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/orderledger/orderledger/domain"
@@ -13,20 +14,31 @@ import (
 const RecentOrdersLimit = 10
 
 // Customer is the document of GET /v1/customers/{id}. Phone and payment preference are empty
-// when the customer gave none.
+// when the customer gave none. LifetimeValue and OutstandingBalance are in the base currency
+// the read asked for; ByCurrency has the figures of every currency the customer has orders
+// in, which are never added together.
 type Customer struct {
-	CustomerID         string        `json:"customer_id"`
-	Name               string        `json:"name"`
-	Email              string        `json:"email"`
-	Phone              string        `json:"phone"`
-	PaymentPreference  string        `json:"payment_preference"`
-	OrderCount         int64         `json:"order_count"`
-	LifetimeValue      int64         `json:"lifetime_value"`
-	OutstandingBalance int64         `json:"outstanding_balance"`
-	FirstOrderAt       *time.Time    `json:"first_order_at"`
-	LastOrderAt        *time.Time    `json:"last_order_at"`
-	Channels           ChannelCounts `json:"channels"`
-	RecentOrders       []RecentOrder `json:"recent_orders"`
+	CustomerID         string                     `json:"customer_id"`
+	Name               string                     `json:"name"`
+	Email              string                     `json:"email"`
+	Phone              string                     `json:"phone"`
+	PaymentPreference  string                     `json:"payment_preference"`
+	OrderCount         int64                      `json:"order_count"`
+	LifetimeValue      Amount                     `json:"lifetime_value"`
+	OutstandingBalance Amount                     `json:"outstanding_balance"`
+	ByCurrency         map[string]CustomerBalance `json:"by_currency"`
+	FirstOrderAt       *time.Time                 `json:"first_order_at"`
+	LastOrderAt        *time.Time                 `json:"last_order_at"`
+	Channels           ChannelCounts              `json:"channels"`
+	RecentOrders       []RecentOrder              `json:"recent_orders"`
+}
+
+// CustomerBalance is a customer's figures in one currency: lifetime_value is invoiced −
+// credited over their orders in it, outstanding_balance the sum of the outstanding amounts of
+// their invoiced orders in it.
+type CustomerBalance struct {
+	LifetimeValue      Amount `json:"lifetime_value"`
+	OutstandingBalance Amount `json:"outstanding_balance"`
 }
 
 // ChannelCounts counts a customer's orders per channel.
@@ -40,42 +52,71 @@ type ChannelCounts struct {
 type RecentOrder struct {
 	OrderID  string    `json:"order_id"`
 	Status   string    `json:"status"`
+	Currency string    `json:"currency"`
 	Total    int64     `json:"total"`
 	PlacedAt time.Time `json:"placed_at"`
 }
 
-// customerRow is a row of rm_customers in memory. lifetime_value is invoiced − credited over
-// the customer's orders; outstanding_balance the sum of the outstanding amounts of their
-// invoiced orders, kept up to date as each order's amounts change.
+// customerRow is a row of rm_customers in memory, with the customer's balances per currency
+// (rm_customer_balances) once loaded.
 type customerRow struct {
-	CustomerID                             string
-	Name, Email, Phone, PaymentPreference  string
-	OrderCount, LifetimeValue, Outstanding int64
-	FirstOrderAt, LastOrderAt              int64 // 0 before the first order
-	WebOrders, StoreOrders, PhoneOrders    int64
+	CustomerID                            string
+	Name, Email, Phone, PaymentPreference string
+	OrderCount                            int64
+	FirstOrderAt, LastOrderAt             int64 // 0 before the first order
+	WebOrders, StoreOrders, PhoneOrders   int64
+	balances                              map[string]*CustomerBalance
+}
+
+// balance returns the customer's balance in a currency, creating it at zero.
+func (c *customerRow) balance(currency string) *CustomerBalance {
+	if c.balances == nil {
+		c.balances = map[string]*CustomerBalance{}
+	}
+	b, ok := c.balances[currency]
+	if !ok {
+		b = &CustomerBalance{}
+		c.balances[currency] = b
+	}
+	return b
 }
 
 // customerOrderRow is what the customers projector knows of one order (rm_customer_orders).
 type customerOrderRow struct {
-	OrderID, CustomerID, Status     string
-	Total, Credited, Paid, Refunded int64
-	Invoiced                        bool
-	PlacedAt                        int64
+	OrderID, CustomerID, Status, Currency string
+	Total, Credited, Paid, Refunded       int64
+	Invoiced                              bool
+	PlacedAt                              int64
 }
 
 func (o *customerOrderRow) outstanding() int64 { return o.Total - o.Credited - o.Paid + o.Refunded }
 
 var customersTable = table{name: "rm_customers", key: 1, columns: []string{
 	"customer_id", "name", "email", "phone", "payment_preference", "order_count",
-	"lifetime_value", "outstanding_balance", "first_order_at", "last_order_at", "web_orders", "store_orders", "phone_orders",
+	"first_order_at", "last_order_at", "web_orders", "store_orders", "phone_orders",
 }}
 
 var customerOrdersTable = table{name: "rm_customer_orders", key: 1, columns: []string{
-	"order_id", "customer_id", "status", "total", "credited", "paid", "refunded", "invoiced", "placed_at",
+	"order_id", "customer_id", "status", "currency", "total", "credited", "paid", "refunded", "invoiced", "placed_at",
 }}
 
+// customerBalancesTable holds a row per customer and currency, keyed "customer_id currency"
+// (an identifier holds no space) so that the key is one column, as projections verify wants.
+var customerBalancesTable = table{name: "rm_customer_balances", key: 1, columns: []string{
+	"balance_id", "customer_id", "currency", "lifetime_hi", "lifetime_lo", "outstanding_hi", "outstanding_lo",
+}}
+
+func balanceID(customerID, currency string) string { return customerID + " " + currency }
+
 const customerColumns = `customer_id, name, email, phone, payment_preference, order_count,
-	lifetime_value, outstanding_balance, first_order_at, last_order_at, web_orders, store_orders, phone_orders`
+	first_order_at, last_order_at, web_orders, store_orders, phone_orders`
+
+const customerBalanceColumns = "customer_id, currency, lifetime_hi, lifetime_lo, outstanding_hi, outstanding_lo"
+
+func scanCustomerBalance(r *sql.Rows) (customerID, currency string, b CustomerBalance, err error) {
+	err = r.Scan(&customerID, &currency, &b.LifetimeValue.hi, &b.LifetimeValue.lo, &b.OutstandingBalance.hi, &b.OutstandingBalance.lo)
+	return customerID, currency, b, err
+}
 
 func scanCustomer(r *sql.Rows) (*customerRow, error) {
 	var (
@@ -83,23 +124,30 @@ func scanCustomer(r *sql.Rows) (*customerRow, error) {
 		first, last sql.NullInt64
 	)
 	err := r.Scan(&c.CustomerID, &c.Name, &c.Email, &c.Phone, &c.PaymentPreference, &c.OrderCount,
-		&c.LifetimeValue, &c.Outstanding, &first, &last, &c.WebOrders, &c.StoreOrders, &c.PhoneOrders)
+		&first, &last, &c.WebOrders, &c.StoreOrders, &c.PhoneOrders)
 	c.FirstOrderAt, c.LastOrderAt = first.Int64, last.Int64
 	return &c, err
 }
 
 func (c *customerRow) values() []any {
 	return []any{c.CustomerID, c.Name, c.Email, c.Phone, c.PaymentPreference, c.OrderCount,
-		c.LifetimeValue, c.Outstanding, nullTime(c.FirstOrderAt), nullTime(c.LastOrderAt), c.WebOrders, c.StoreOrders, c.PhoneOrders}
+		nullTime(c.FirstOrderAt), nullTime(c.LastOrderAt), c.WebOrders, c.StoreOrders, c.PhoneOrders}
 }
 
-func (c *customerRow) document(recent []RecentOrder) Customer {
+// document is the customer's profile, its figures in the base currency.
+func (c *customerRow) document(base string, recent []RecentOrder) Customer {
 	doc := Customer{
 		CustomerID: c.CustomerID, Name: c.Name, Email: c.Email,
-		Phone: c.Phone, PaymentPreference: c.PaymentPreference,
-		OrderCount: c.OrderCount, LifetimeValue: c.LifetimeValue, OutstandingBalance: c.Outstanding,
+		Phone: c.Phone, PaymentPreference: c.PaymentPreference, OrderCount: c.OrderCount,
+		ByCurrency:   make(map[string]CustomerBalance, len(c.balances)),
 		Channels:     ChannelCounts{Web: c.WebOrders, Store: c.StoreOrders, Phone: c.PhoneOrders},
 		RecentOrders: recent,
+	}
+	for currency, b := range c.balances {
+		doc.ByCurrency[currency] = *b
+	}
+	if b, ok := c.balances[base]; ok {
+		doc.LifetimeValue, doc.OutstandingBalance = b.LifetimeValue, b.OutstandingBalance
 	}
 	if doc.RecentOrders == nil {
 		doc.RecentOrders = []RecentOrder{}
@@ -111,20 +159,20 @@ func (c *customerRow) document(recent []RecentOrder) Customer {
 	return doc
 }
 
-const customerOrderColumns = `order_id, customer_id, status, total, credited, paid, refunded, invoiced, placed_at`
+const customerOrderColumns = `order_id, customer_id, status, currency, total, credited, paid, refunded, invoiced, placed_at`
 
 func scanCustomerOrder(r *sql.Rows) (*customerOrderRow, error) {
 	var (
 		o        customerOrderRow
 		invoiced int64
 	)
-	err := r.Scan(&o.OrderID, &o.CustomerID, &o.Status, &o.Total, &o.Credited, &o.Paid, &o.Refunded, &invoiced, &o.PlacedAt)
+	err := r.Scan(&o.OrderID, &o.CustomerID, &o.Status, &o.Currency, &o.Total, &o.Credited, &o.Paid, &o.Refunded, &invoiced, &o.PlacedAt)
 	o.Invoiced = invoiced == 1
 	return &o, err
 }
 
 func (o *customerOrderRow) values() []any {
-	return []any{o.OrderID, o.CustomerID, o.Status, o.Total, o.Credited, o.Paid, o.Refunded, boolInt(o.Invoiced), o.PlacedAt}
+	return []any{o.OrderID, o.CustomerID, o.Status, o.Currency, o.Total, o.Credited, o.Paid, o.Refunded, boolInt(o.Invoiced), o.PlacedAt}
 }
 
 // customersProjector keeps customer profiles (rm_customers) and what they need of each order
@@ -138,8 +186,10 @@ var customerEventTypes = typesOf(
 	domain.OrderCancelled{},
 )
 
-func (customersProjector) name() string          { return "customers" }
-func (customersProjector) tables() []string      { return []string{"rm_customers", "rm_customer_orders"} }
+func (customersProjector) name() string { return "customers" }
+func (customersProjector) tables() []string {
+	return []string{"rm_customers", "rm_customer_orders", "rm_customer_balances"}
+}
 func (customersProjector) handles(t string) bool { return customerEventTypes[t] }
 func (customersProjector) newBatch(d dialect) batch {
 	return &customersBatch{d: d, customers: map[string]*customerRow{}, orders: map[string]*customerOrderRow{}}
@@ -150,6 +200,8 @@ type customersBatch struct {
 	customers                   map[string]*customerRow
 	orders                      map[string]*customerOrderRow
 	dirtyCustomers, dirtyOrders keySet
+	// dirtyBalances are the balance_ids whose rows changed.
+	dirtyBalances keySet
 }
 
 func (b *customersBatch) load(ctx context.Context, q queryer, events []envelope) error {
@@ -186,10 +238,20 @@ func (b *customersBatch) load(ctx context.Context, q queryer, events []envelope)
 	if err != nil {
 		return err
 	}
-	return selectIn(ctx, q, b.d, "SELECT "+customerColumns+" FROM rm_customers WHERE customer_id IN ({keys})", customerIDs.keys, func(r *sql.Rows) error {
+	err = selectIn(ctx, q, b.d, "SELECT "+customerColumns+" FROM rm_customers WHERE customer_id IN ({keys})", customerIDs.keys, func(r *sql.Rows) error {
 		c, err := scanCustomer(r)
 		if err == nil {
 			b.customers[c.CustomerID] = c
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return selectIn(ctx, q, b.d, "SELECT "+customerBalanceColumns+" FROM rm_customer_balances WHERE customer_id IN ({keys})", customerIDs.keys, func(r *sql.Rows) error {
+		id, currency, bal, err := scanCustomerBalance(r)
+		if c := b.customers[id]; err == nil && c != nil {
+			*c.balance(currency) = bal
 		}
 		return err
 	})
@@ -235,7 +297,7 @@ func (b *customersBatch) apply(env envelope) error {
 			return fmt.Errorf("order %s is placed a second time", e.OrderID)
 		}
 		placed := e.PlacedAt.UnixMicro()
-		b.orders[e.OrderID] = &customerOrderRow{OrderID: e.OrderID, CustomerID: e.CustomerID, Status: domain.StatusPending, Total: e.Total, PlacedAt: placed}
+		b.orders[e.OrderID] = &customerOrderRow{OrderID: e.OrderID, CustomerID: e.CustomerID, Status: domain.StatusPending, Currency: e.Currency, Total: e.Total, PlacedAt: placed}
 		b.dirtyOrders.add(e.OrderID)
 		c.OrderCount++
 		if c.FirstOrderAt == 0 || placed < c.FirstOrderAt {
@@ -264,28 +326,37 @@ func (b *customersBatch) apply(env envelope) error {
 		return err
 	}
 	b.dirtyOrders.add(id)
+	// Money moves only within the order's currency; an Amount never wraps.
+	money := func() *CustomerBalance {
+		b.dirtyBalances.add(balanceID(c.CustomerID, o.Currency))
+		return c.balance(o.Currency)
+	}
 	switch e := env.data.(type) {
 	case domain.OrderInvoiced:
+		bal := money()
 		if !o.Invoiced {
 			o.Invoiced = true
-			c.Outstanding += o.outstanding()
+			bal.OutstandingBalance = bal.OutstandingBalance.Add(o.outstanding())
 		}
-		c.LifetimeValue += e.Total
+		bal.LifetimeValue = bal.LifetimeValue.Add(e.Total)
 	case domain.CreditNoteIssued:
+		bal := money()
 		o.Credited += e.Total
-		c.LifetimeValue -= e.Total
+		bal.LifetimeValue = bal.LifetimeValue.Sub(e.Total)
 		if o.Invoiced {
-			c.Outstanding -= e.Total
+			bal.OutstandingBalance = bal.OutstandingBalance.Sub(e.Total)
 		}
 	case domain.PaymentReceived:
+		bal := money()
 		o.Paid += e.Amount
 		if o.Invoiced {
-			c.Outstanding -= e.Amount
+			bal.OutstandingBalance = bal.OutstandingBalance.Sub(e.Amount)
 		}
 	case domain.RefundIssued:
+		bal := money()
 		o.Refunded += e.Amount
 		if o.Invoiced {
-			c.Outstanding += e.Amount
+			bal.OutstandingBalance = bal.OutstandingBalance.Add(e.Amount)
 		}
 	case domain.OrderBackordered:
 		o.Status = domain.StatusBackordered
@@ -310,7 +381,7 @@ func setIf(dst *string, v *string) {
 }
 
 func (b *customersBatch) written() int {
-	b.dirtyCustomers, b.dirtyOrders = keySet{}, keySet{}
+	b.dirtyCustomers, b.dirtyOrders, b.dirtyBalances = keySet{}, keySet{}, keySet{}
 	return len(b.customers) + len(b.orders)
 }
 
@@ -326,15 +397,25 @@ func (b *customersBatch) flush(ctx context.Context, tx execer) error {
 	for _, id := range b.dirtyOrders.keys {
 		orders = append(orders, b.orders[id].values())
 	}
-	return customerOrdersTable.upsert(ctx, tx, b.d, orders)
+	if err := customerOrdersTable.upsert(ctx, tx, b.d, orders); err != nil {
+		return err
+	}
+	balances := make([][]any, 0, len(b.dirtyBalances.keys))
+	for _, key := range b.dirtyBalances.keys {
+		customerID, currency, _ := strings.Cut(key, " ")
+		bal := b.customers[customerID].balances[currency]
+		balances = append(balances, []any{key, customerID, currency,
+			bal.LifetimeValue.hi, bal.LifetimeValue.lo, bal.OutstandingBalance.hi, bal.OutstandingBalance.lo})
+	}
+	return customerBalancesTable.upsert(ctx, tx, b.d, balances)
 }
 
-// Customer returns a customer's profile, or ErrNotFound.
-func (s *ReadStore) Customer(ctx context.Context, id string) (Customer, error) {
+// Customer returns a customer's profile, its figures in the base currency, or ErrNotFound.
+func (s *ReadStore) Customer(ctx context.Context, id, base string) (Customer, error) {
 	var docs []Customer
 	err := s.readTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		docs, err = s.customers(ctx, tx, "SELECT "+customerColumns+" FROM rm_customers WHERE customer_id = ?", id)
+		docs, err = s.customers(ctx, tx, base, "SELECT "+customerColumns+" FROM rm_customers WHERE customer_id = ?", id)
 		return err
 	})
 	if err != nil {
@@ -346,21 +427,23 @@ func (s *ReadStore) Customer(ctx context.Context, id string) (Customer, error) {
 	return docs[0], nil
 }
 
-// CustomersByLifetimeValue lists customers, highest lifetime value first (ties by
-// customer_id).
-func (s *ReadStore) CustomersByLifetimeValue(ctx context.Context, limit int) ([]Customer, error) {
+// CustomersByLifetimeValue lists customers, highest lifetime value in the base currency first
+// (those without orders in it count as 0; ties by customer_id).
+func (s *ReadStore) CustomersByLifetimeValue(ctx context.Context, base string, limit int) ([]Customer, error) {
 	var docs []Customer
 	err := s.readTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		docs, err = s.customers(ctx, tx, "SELECT "+customerColumns+
-			" FROM rm_customers ORDER BY lifetime_value DESC, customer_id LIMIT ?", limit)
+		docs, err = s.customers(ctx, tx, base, `SELECT c.customer_id, c.name, c.email, c.phone, c.payment_preference, c.order_count,
+			c.first_order_at, c.last_order_at, c.web_orders, c.store_orders, c.phone_orders
+			FROM rm_customers c LEFT JOIN rm_customer_balances b ON b.customer_id = c.customer_id AND b.currency = ?
+			ORDER BY COALESCE(b.lifetime_hi, 0) DESC, COALESCE(b.lifetime_lo, 0) DESC, c.customer_id LIMIT ?`, base, limit)
 		return err
 	})
 	return docs, err
 }
 
-// customers runs a query for customer rows and adds each one's recent orders.
-func (s *ReadStore) customers(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]Customer, error) {
+// customers runs a query for customer rows and adds each one's balances and recent orders.
+func (s *ReadStore) customers(ctx context.Context, tx *sql.Tx, base, query string, args ...any) ([]Customer, error) {
 	var rows []*customerRow
 	err := queryRows(ctx, tx, s.dialect, query, args, func(r *sql.Rows) error {
 		c, err := scanCustomer(r)
@@ -375,8 +458,20 @@ func (s *ReadStore) customers(ctx context.Context, tx *sql.Tx, query string, arg
 		return docs, nil
 	}
 	ids := make([]string, len(rows))
+	byID := make(map[string]*customerRow, len(rows))
 	for i, c := range rows {
 		ids[i] = c.CustomerID
+		byID[c.CustomerID] = c
+	}
+	err = selectIn(ctx, tx, s.dialect, "SELECT "+customerBalanceColumns+" FROM rm_customer_balances WHERE customer_id IN ({keys})", ids, func(r *sql.Rows) error {
+		id, currency, bal, err := scanCustomerBalance(r)
+		if c := byID[id]; err == nil && c != nil {
+			*c.balance(currency) = bal
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	recent := map[string][]RecentOrder{}
 	scanRecent := func(r *sql.Rows) error {
@@ -385,7 +480,7 @@ func (s *ReadStore) customers(ctx context.Context, tx *sql.Tx, query string, arg
 			o          RecentOrder
 			placed     int64
 		)
-		if err := r.Scan(&customerID, &o.OrderID, &o.Status, &o.Total, &placed); err != nil {
+		if err := r.Scan(&customerID, &o.OrderID, &o.Status, &o.Currency, &o.Total, &placed); err != nil {
 			return err
 		}
 		o.PlacedAt = microsTime(placed)
@@ -395,12 +490,12 @@ func (s *ReadStore) customers(ctx context.Context, tx *sql.Tx, query string, arg
 	if len(ids) == 1 {
 		// One customer (GET /v1/customers/{id}): the index hands over the newest orders and
 		// the scan stops after them, however many orders the customer has placed.
-		err = queryRows(ctx, tx, s.dialect, fmt.Sprintf(`SELECT customer_id, order_id, status, total, placed_at
+		err = queryRows(ctx, tx, s.dialect, fmt.Sprintf(`SELECT customer_id, order_id, status, currency, total, placed_at
 			FROM rm_customer_orders WHERE customer_id = ? ORDER BY placed_at DESC, order_id DESC LIMIT %d`, RecentOrdersLimit),
 			[]any{ids[0]}, scanRecent)
 	} else {
-		err = selectIn(ctx, tx, s.dialect, fmt.Sprintf(`SELECT customer_id, order_id, status, total, placed_at FROM (
-			SELECT customer_id, order_id, status, total, placed_at,
+		err = selectIn(ctx, tx, s.dialect, fmt.Sprintf(`SELECT customer_id, order_id, status, currency, total, placed_at FROM (
+			SELECT customer_id, order_id, status, currency, total, placed_at,
 				ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY placed_at DESC, order_id DESC) AS n
 			FROM rm_customer_orders WHERE customer_id IN ({keys})) recent
 		WHERE n <= %d ORDER BY customer_id, placed_at DESC, order_id DESC`, RecentOrdersLimit), ids, scanRecent)
@@ -409,7 +504,7 @@ func (s *ReadStore) customers(ctx context.Context, tx *sql.Tx, query string, arg
 		return nil, err
 	}
 	for _, c := range rows {
-		docs = append(docs, c.document(recent[c.CustomerID]))
+		docs = append(docs, c.document(base, recent[c.CustomerID]))
 	}
 	return docs, nil
 }

@@ -87,6 +87,23 @@ func (s *ReadStore) CachedDocument(projector, key string, render func() ([]byte,
 	return s.docs[projector].document(key, render)
 }
 
+// CacheVariant reports whether documents of a projector rendered for variant (the base
+// currency a customer document is in) may go through CachedDocument: the first variant asked
+// for does, any other does not, so that a process whose read routes answer in two base
+// currencies (tests do) never answers one's cached document for the other.
+func (s *ReadStore) CacheVariant(projector, variant string) bool {
+	s.variantsMu.Lock()
+	defer s.variantsMu.Unlock()
+	if s.variants == nil {
+		s.variants = map[string]string{}
+	}
+	if first, ok := s.variants[projector]; ok {
+		return first == variant
+	}
+	s.variants[projector] = variant
+	return true
+}
+
 // startCaching empties a projector's cache and turns it on: this process now holds its lease
 // and runs it.
 func (s *ReadStore) startCaching(projector string) { s.docs[projector].reset(true) }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -43,6 +44,9 @@ type ReadStore struct {
 
 	// docs caches the documents some read routes answer, by projector (doccache.go).
 	docs map[string]*docCache
+	// variants holds, per projector, the one variant of its documents docs caches.
+	variantsMu sync.Mutex
+	variants   map[string]string
 }
 
 // sqliteBusyTimeoutMillis is how long a SQLite connection waits for the write lock another

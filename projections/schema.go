@@ -157,7 +157,106 @@ func migrations(d dialect) [][]string {
 			credit  BIGINT NOT NULL
 		)`,
 	}
-	all := [][]string{v1}
+	// v2 keeps the books per currency, in sums that never overflow, and decides payment_status
+	// by the new rule. The read models whose shape or meaning changed are dropped, created
+	// anew and emptied, and their projectors' checkpoints go back to the start of the log
+	// (the generation moves on, fencing off a process of the older version still running
+	// them): the projectors replay the log into them as they start, or `orderledger
+	// projections rebuild` does it at once. The inventory read model is untouched.
+	v2 := []string{
+		`DROP TABLE rm_customers`,
+		`DROP TABLE rm_customer_orders`,
+		`DROP TABLE rm_sales_facts`,
+		`DROP TABLE rm_sales_order_channels`,
+		`DROP TABLE rm_ledger_entries`,
+		`DROP TABLE rm_ledger_accounts`,
+		`DELETE FROM rm_orders`,
+		`CREATE TABLE rm_customers (
+			customer_id         {key}   PRIMARY KEY,
+			name                TEXT    NOT NULL,
+			email               TEXT    NOT NULL,
+			phone               TEXT    NOT NULL,
+			payment_preference  TEXT    NOT NULL,
+			order_count         BIGINT  NOT NULL,
+			first_order_at      BIGINT,
+			last_order_at       BIGINT,
+			web_orders          BIGINT  NOT NULL,
+			store_orders        BIGINT  NOT NULL,
+			phone_orders        BIGINT  NOT NULL
+		)`,
+		// A customer's money per currency, each amount exact as its two parts (Amount):
+		// hi × 10^18 + lo.
+		`CREATE TABLE rm_customer_balances (
+			balance_id     {key}  PRIMARY KEY,
+			customer_id    {key}  NOT NULL,
+			currency       {key}  NOT NULL,
+			lifetime_hi    BIGINT NOT NULL,
+			lifetime_lo    BIGINT NOT NULL,
+			outstanding_hi BIGINT NOT NULL,
+			outstanding_lo BIGINT NOT NULL
+		)`,
+		`CREATE TABLE rm_customer_orders (
+			order_id    {key}   PRIMARY KEY,
+			customer_id {key}   NOT NULL,
+			status      TEXT    NOT NULL,
+			currency    TEXT    NOT NULL,
+			total       BIGINT  NOT NULL,
+			credited    BIGINT  NOT NULL,
+			paid        BIGINT  NOT NULL,
+			refunded    BIGINT  NOT NULL,
+			invoiced    INTEGER NOT NULL,
+			placed_at   BIGINT  NOT NULL
+		)`,
+		`CREATE TABLE rm_sales_facts (
+			fact_id     {key}  NOT NULL,
+			occurred_at BIGINT NOT NULL,
+			day         TEXT   NOT NULL,
+			currency    {key}  NOT NULL,
+			channel     TEXT   NOT NULL,
+			orders      BIGINT NOT NULL,
+			invoiced    BIGINT NOT NULL,
+			credited    BIGINT NOT NULL,
+			invoice_tax BIGINT NOT NULL,
+			credit_tax  BIGINT NOT NULL,
+			payments    BIGINT NOT NULL,
+			refunds     BIGINT NOT NULL
+		)`,
+		`CREATE TABLE rm_sales_order_channels (
+			order_id {key} PRIMARY KEY,
+			channel  TEXT  NOT NULL,
+			currency TEXT  NOT NULL
+		)`,
+		// An entry's postings are in lines (JSON, as the entries route shows them) and, for
+		// sums, in a column pair per account.
+		`CREATE TABLE rm_ledger_entries (
+			entry_id           {key}  PRIMARY KEY,
+			order_id           {key}  NOT NULL,
+			currency           {key}  NOT NULL,
+			kind               TEXT   NOT NULL,
+			document           TEXT   NOT NULL,
+			posted_at          BIGINT NOT NULL,
+			lines              TEXT   NOT NULL,
+			receivable_debit   BIGINT NOT NULL,
+			receivable_credit  BIGINT NOT NULL,
+			cash_debit         BIGINT NOT NULL,
+			cash_credit        BIGINT NOT NULL,
+			revenue_debit      BIGINT NOT NULL,
+			revenue_credit     BIGINT NOT NULL,
+			tax_payable_debit  BIGINT NOT NULL,
+			tax_payable_credit BIGINT NOT NULL
+		)`,
+		`CREATE TABLE rm_ledger_orders (
+			order_id {key} PRIMARY KEY,
+			currency TEXT  NOT NULL
+		)`,
+		`CREATE TABLE rm_ledger_currencies (
+			currency {key} PRIMARY KEY
+		)`,
+		`UPDATE rm_projector_state SET generation = generation + 1, pos_commit = 0, pos_prepare = 0, events = 0,
+			last_recorded_at = 0, lease_owner = '', lease_expires = 0
+			WHERE name IN ('orders', 'customers', 'sales', 'ledger')`,
+	}
+	all := [][]string{v1, v2}
 	for _, version := range all {
 		for i, stmt := range version {
 			version[i] = strings.ReplaceAll(stmt, "{key}", d.keyType())
@@ -183,15 +282,17 @@ var indexes = []index{
 	{"rm_orders_customer", "rm_orders", "customer_id, placed_at DESC, order_id DESC"},
 	{"rm_orders_status", "rm_orders", "status, placed_at DESC, order_id DESC"},
 	{"rm_orders_channel", "rm_orders", "channel, placed_at DESC, order_id DESC"},
-	{"rm_customers_lifetime_value", "rm_customers", "lifetime_value DESC, customer_id"},
+	{"rm_customer_balances_rank", "rm_customer_balances", "currency, lifetime_hi DESC, lifetime_lo DESC, customer_id"},
+	{"rm_customer_balances_customer", "rm_customer_balances", "customer_id"},
 	{"rm_customer_orders_recent", "rm_customer_orders", "customer_id, placed_at DESC, order_id DESC"},
 	{"rm_stock_low", "rm_stock", "low_stock, sku"},
 	{"rm_purchase_orders_raised", "rm_purchase_orders", "raised_at DESC, purchase_order_id DESC"},
 	{"rm_purchase_orders_sku", "rm_purchase_orders", "sku, raised_at DESC, purchase_order_id DESC"},
 	{"rm_purchase_orders_status", "rm_purchase_orders", "status, raised_at DESC, purchase_order_id DESC"},
-	{"rm_sales_facts_occurred", "rm_sales_facts", "occurred_at"},
+	{"rm_sales_facts_currency", "rm_sales_facts", "currency, occurred_at"},
 	{"rm_ledger_entries_order", "rm_ledger_entries", "order_id, posted_at, entry_id"},
 	{"rm_ledger_entries_posted", "rm_ledger_entries", "posted_at, entry_id"},
+	{"rm_ledger_entries_currency", "rm_ledger_entries", "currency, posted_at, entry_id"},
 }
 
 // ensureIndexes creates the indexes of tables (all tables when none is named) that are missing.

@@ -43,14 +43,14 @@ func TestSQLiteGroupCommitsEachBatchOrNone(t *testing.T) {
 	}
 	boom := errors.New("boom")
 	group := []*sqliteCommit{
-		{name: "sales", w: writers["sales"], to: to, write: exec("INSERT INTO rm_sales_order_channels (order_id, channel) VALUES (?, ?)", "o1", "web")},
+		{name: "sales", w: writers["sales"], to: to, write: exec("INSERT INTO rm_sales_order_channels (order_id, channel, currency) VALUES (?, ?, ?)", "o1", "web", "EUR")},
 		{name: "ledger", w: writers["ledger"], to: to, write: func(q queryer, tx execer) error {
-			if err := exec("INSERT INTO rm_ledger_accounts (account, debit, credit) VALUES (?, 1, 0)", "cash")(q, tx); err != nil {
+			if err := exec("INSERT INTO rm_ledger_currencies (currency) VALUES (?)", "EUR")(q, tx); err != nil {
 				return err
 			}
 			return boom
 		}},
-		{name: "customers", w: fenced, to: to, write: exec("INSERT INTO rm_customer_orders (order_id, customer_id, status, total, credited, paid, refunded, invoiced, placed_at) VALUES ('o1', 'c1', 'pending', 1, 0, 0, 0, 0, 1)")},
+		{name: "customers", w: fenced, to: to, write: exec("INSERT INTO rm_customer_orders (order_id, customer_id, status, currency, total, credited, paid, refunded, invoiced, placed_at) VALUES ('o1', 'c1', 'pending', 'EUR', 1, 0, 0, 0, 0, 1)")},
 	}
 	s.sqlite.pending = group
 	s.commitPending(ctx)
@@ -73,7 +73,7 @@ func TestSQLiteGroupCommitsEachBatchOrNone(t *testing.T) {
 	if n := count("rm_sales_order_channels"); n != 1 {
 		t.Errorf("sales rows: %d, want 1", n)
 	}
-	if n := count("rm_ledger_accounts") + count("rm_customer_orders"); n != 0 {
+	if n := count("rm_ledger_currencies") + count("rm_customer_orders"); n != 0 {
 		t.Errorf("rows of the failed batches: %d, want none", n)
 	}
 	for _, n := range names {

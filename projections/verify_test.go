@@ -40,7 +40,7 @@ func TestVerify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !report.OK() || len(report.Tables) != 10 || len(report.Projectors) != 5 {
+		if !report.OK() || len(report.Tables) != 12 || len(report.Projectors) != 5 {
 			t.Fatalf("verify while projecting: %+v", report)
 		}
 		for _, tb := range report.Tables {

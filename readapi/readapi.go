@@ -17,6 +17,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -44,7 +46,13 @@ type API struct {
 	events       eventstore.Store
 	waiter       Waiter
 	afterTimeout time.Duration
+	// baseCurrency is the currency a read that takes ?currency= answers in without one, and
+	// the one of a customer's lifetime_value and outstanding_balance.
+	baseCurrency string
 }
+
+// DefaultBaseCurrency is the base currency unless WithBaseCurrency names another.
+const DefaultBaseCurrency = "EUR"
 
 // Option configures an API.
 type Option func(*API)
@@ -52,10 +60,13 @@ type Option func(*API)
 // WithAfterTimeout sets how long a read waits for ?after= before answering 504.
 func WithAfterTimeout(d time.Duration) Option { return func(a *API) { a.afterTimeout = d } }
 
+// WithBaseCurrency sets the base currency (serve --base-currency).
+func WithBaseCurrency(c string) Option { return func(a *API) { a.baseCurrency = c } }
+
 // New serves the read models of read, the order histories of events, and waits for ?after=
 // with waiter.
 func New(read *projections.ReadStore, events eventstore.Store, waiter Waiter, opts ...Option) *API {
-	a := &API{read: read, events: events, waiter: waiter, afterTimeout: DefaultAfterTimeout}
+	a := &API{read: read, events: events, waiter: waiter, afterTimeout: DefaultAfterTimeout, baseCurrency: DefaultBaseCurrency}
 	for _, o := range opts {
 		o(a)
 	}
@@ -88,10 +99,12 @@ func (a *API) routes() []route {
 		{path: "/v1/inventory", projector: "inventory", params: []string{"low_stock"}, answer: a.inventory},
 		{path: "/v1/inventory/{sku}", projector: "inventory", params: []string{"as_of"}, answer: a.stockLevel},
 		{path: "/v1/purchase-orders", projector: "inventory", params: []string{"sku", "status"}, answer: a.purchaseOrders},
-		{path: "/v1/sales/summary", projector: "sales", params: []string{"from", "to"}, answer: a.salesSummary},
-		{path: "/v1/sales/daily", projector: "sales", params: []string{"from", "to"}, answer: a.salesDaily},
-		{path: "/v1/ledger/trial-balance", projector: "ledger", answer: a.trialBalance},
-		{path: "/v1/ledger/entries", projector: "ledger", params: []string{"order_id", "limit", "cursor"}, answer: a.ledgerEntries},
+		{path: "/v1/sales/summary", projector: "sales", params: []string{"currency", "from", "to"}, answer: a.salesSummary},
+		{path: "/v1/sales/daily", projector: "sales", params: []string{"currency", "from", "to"}, answer: a.salesDaily},
+		{path: "/v1/ledger/trial-balance", projector: "ledger", params: []string{"currency", "to"}, answer: a.trialBalance},
+		{path: "/v1/ledger/entries", projector: "ledger", params: []string{"order_id", "currency", "limit", "cursor"}, answer: a.ledgerEntries},
+		{path: "/v1/ledger/currencies", projector: "ledger", answer: a.ledgerCurrencies},
+		{path: "/v1/ledger/journal", projector: "ledger", params: []string{"currency", "from", "to", "format"}, answer: a.journal},
 	}
 }
 
@@ -122,6 +135,15 @@ func (a *API) handler(rt route) http.Handler {
 			httpx.WriteError(w, r, err)
 			return
 		}
+		if body, ok := doc.(streamed); ok {
+			w.Header().Set("Content-Type", body.contentType)
+			w.WriteHeader(http.StatusOK)
+			// The status is out: a failure from here on can only cut the body short.
+			if err := body.write(r.Context(), w); err != nil && r.Context().Err() == nil {
+				slog.ErrorContext(r.Context(), "read route: writing the answer failed", "path", r.URL.Path, "err", err)
+			}
+			return
+		}
 		if body, ok := doc.(rendered); ok {
 			w.Header()["Content-Type"] = jsonContentType
 			w.WriteHeader(http.StatusOK)
@@ -130,6 +152,12 @@ func (a *API) handler(rt route) http.Handler {
 		}
 		httpx.WriteJSON(w, http.StatusOK, doc)
 	})
+}
+
+// streamed is an answer that is not JSON, written straight to the response.
+type streamed struct {
+	contentType string
+	write       func(ctx context.Context, w io.Writer) error
 }
 
 // rendered is a document already encoded as httpx.WriteJSON would encode it.

@@ -95,15 +95,21 @@ const (
 		"subtotal":700,"tax":140,"total":840,"paid":0,"refunded":0,"outstanding":0,"invoice_number":"INV-2",
 		"credit_notes":[{"credit_note_number":"CN-1","reason":"cancellation","return_id":null,"net":700,"tax":140,"total":840,"issued_at":"2025-03-03T16:01:00Z"}],
 		"carrier":null,"tracking_number":null,"placed_at":"2025-03-03T14:00:00Z","updated_at":"2025-03-03T16:01:00Z"}`
+	// In the base currency EUR: alice's only EUR order was cancelled and credited, bob has
+	// none; their USD figures are in by_currency, never added to the EUR ones.
 	alice = `{"customer_id":"alice","name":"Alice Archer","email":"alice@example.com","phone":"+1 555 0100","payment_preference":"card",
-		"order_count":2,"lifetime_value":2750,"outstanding_balance":0,"first_order_at":"2025-03-01T10:00:00Z","last_order_at":"2025-03-03T14:00:00Z",
+		"order_count":2,"lifetime_value":0,"outstanding_balance":0,
+		"by_currency":{"EUR":{"lifetime_value":0,"outstanding_balance":0},"USD":{"lifetime_value":2750,"outstanding_balance":0}},
+		"first_order_at":"2025-03-01T10:00:00Z","last_order_at":"2025-03-03T14:00:00Z",
 		"channels":{"web":1,"store":1,"phone":0},
-		"recent_orders":[{"order_id":"order-3","status":"cancelled","total":840,"placed_at":"2025-03-03T14:00:00Z"},
-			{"order_id":"order-1","status":"completed","total":3850,"placed_at":"2025-03-01T10:00:00Z"}]}`
+		"recent_orders":[{"order_id":"order-3","status":"cancelled","currency":"EUR","total":840,"placed_at":"2025-03-03T14:00:00Z"},
+			{"order_id":"order-1","status":"completed","currency":"USD","total":3850,"placed_at":"2025-03-01T10:00:00Z"}]}`
 	bob = `{"customer_id":"bob","name":"Robert Baker","email":"bob@example.com","phone":"","payment_preference":"invoice",
-		"order_count":1,"lifetime_value":2000,"outstanding_balance":1500,"first_order_at":"2025-03-02T11:00:00Z","last_order_at":"2025-03-02T11:00:00Z",
+		"order_count":1,"lifetime_value":0,"outstanding_balance":0,
+		"by_currency":{"USD":{"lifetime_value":2000,"outstanding_balance":1500}},
+		"first_order_at":"2025-03-02T11:00:00Z","last_order_at":"2025-03-02T11:00:00Z",
 		"channels":{"web":0,"store":0,"phone":1},
-		"recent_orders":[{"order_id":"order-2","status":"confirmed","total":2000,"placed_at":"2025-03-02T11:00:00Z"}]}`
+		"recent_orders":[{"order_id":"order-2","status":"confirmed","currency":"USD","total":2000,"placed_at":"2025-03-02T11:00:00Z"}]}`
 	skuA = `{"sku":"SKU-A","on_hand":28,"reserved":10,"available":18,"backordered":0,"incoming":0,"reorder_point":5,"reorder_quantity":20,"supplier":"Acme","low_stock":false}`
 	skuB = `{"sku":"SKU-B","on_hand":1,"reserved":0,"available":1,"backordered":0,"incoming":10,"reorder_point":2,"reorder_quantity":10,"supplier":"Bolt","low_stock":true}`
 	poA  = `{"purchase_order_id":"PO-SKU-A-1","sku":"SKU-A","supplier":"Acme","quantity":20,"status":"received","raised_at":"2025-03-02T11:00:00Z","received_at":"2025-03-04T10:00:00Z"}`
@@ -147,38 +153,62 @@ func TestScriptedHistory(t *testing.T) {
 		s.expect(t, "/v1/purchase-orders?status=open", `{"items":[`+poB+`]}`)
 		s.expect(t, "/v1/purchase-orders?sku=SKU-A&status=received", `{"items":[`+poA+`]}`)
 
-		s.expect(t, "/v1/sales/summary", `{"orders":3,"invoiced":6690,"credited":1940,"net_sales":4750,"tax":250,"payments":4350,"refunds":1100,
-			"by_channel":{"web":{"orders":1,"net_sales":2750},"store":{"orders":1,"net_sales":0},"phone":{"orders":1,"net_sales":2000}}}`)
+		// Books per currency: EUR (the base currency, answered when none is named) holds
+		// order-3, invoiced and credited on the 3rd; USD holds order-1 and order-2.
+		eurSummary := `{"currency":"EUR","orders":1,"invoiced":840,"credited":840,"net_sales":0,"tax":0,"payments":0,"refunds":0,
+			"by_channel":{"web":{"orders":0,"net_sales":0},"store":{"orders":1,"net_sales":0},"phone":{"orders":0,"net_sales":0}}}`
+		s.expect(t, "/v1/sales/summary", eurSummary)
+		s.expect(t, "/v1/sales/summary?currency=EUR", eurSummary)
+		s.expect(t, "/v1/sales/summary?currency=USD", `{"currency":"USD","orders":2,"invoiced":5850,"credited":1100,"net_sales":4750,"tax":250,"payments":4350,"refunds":1100,
+			"by_channel":{"web":{"orders":1,"net_sales":2750},"store":{"orders":0,"net_sales":0},"phone":{"orders":1,"net_sales":2000}}}`)
+		s.expect(t, "/v1/sales/summary?currency=JPY", `{"currency":"JPY","orders":0,"invoiced":0,"credited":0,"net_sales":0,"tax":0,"payments":0,"refunds":0,
+			"by_channel":{"web":{"orders":0,"net_sales":0},"store":{"orders":0,"net_sales":0},"phone":{"orders":0,"net_sales":0}}}`)
 		// Dates cover whole UTC days: the 3rd and the 4th.
-		s.expect(t, "/v1/sales/summary?from=2025-03-03&to=2025-03-04", `{"orders":1,"invoiced":2840,"credited":1940,"net_sales":900,"tax":-100,"payments":0,"refunds":1100,
-			"by_channel":{"web":{"orders":0,"net_sales":-1100},"store":{"orders":1,"net_sales":0},"phone":{"orders":0,"net_sales":2000}}}`)
+		s.expect(t, "/v1/sales/summary?currency=USD&from=2025-03-03&to=2025-03-04", `{"currency":"USD","orders":0,"invoiced":2000,"credited":1100,"net_sales":900,"tax":-100,"payments":0,"refunds":1100,
+			"by_channel":{"web":{"orders":0,"net_sales":-1100},"store":{"orders":0,"net_sales":0},"phone":{"orders":0,"net_sales":2000}}}`)
+		s.expect(t, "/v1/sales/summary?from=2025-03-03&to=2025-03-04", eurSummary)
 		// Times are exact, from included, to not: order-1 placed at 10:00:00 and order-2 at
 		// 11:00:00 on the 2nd fall outside.
-		s.expect(t, "/v1/sales/summary?from=2025-03-01T10:00:30Z&to=2025-03-02T11:00:00Z", `{"orders":0,"invoiced":3850,"credited":0,"net_sales":3850,"tax":350,"payments":3850,"refunds":0,
+		s.expect(t, "/v1/sales/summary?currency=USD&from=2025-03-01T10:00:30Z&to=2025-03-02T11:00:00Z", `{"currency":"USD","orders":0,"invoiced":3850,"credited":0,"net_sales":3850,"tax":350,"payments":3850,"refunds":0,
 			"by_channel":{"web":{"orders":0,"net_sales":3850},"store":{"orders":0,"net_sales":0},"phone":{"orders":0,"net_sales":0}}}`)
-		s.expect(t, "/v1/sales/daily", `{"days":[
+		s.expect(t, "/v1/sales/daily?currency=USD", `{"currency":"USD","days":[
 			{"date":"2025-03-01","orders":1,"invoiced":3850,"credited":0,"payments":0},
 			{"date":"2025-03-02","orders":1,"invoiced":0,"credited":0,"payments":3850},
-			{"date":"2025-03-03","orders":1,"invoiced":840,"credited":840,"payments":0},
 			{"date":"2025-03-04","orders":0,"invoiced":2000,"credited":1100,"payments":0},
 			{"date":"2025-03-05","orders":0,"invoiced":0,"credited":0,"payments":500}]}`)
-		s.expect(t, "/v1/sales/daily?from=2025-03-04", `{"days":[
+		s.expect(t, "/v1/sales/daily", `{"currency":"EUR","days":[{"date":"2025-03-03","orders":1,"invoiced":840,"credited":840,"payments":0}]}`)
+		s.expect(t, "/v1/sales/daily?currency=USD&from=2025-03-04", `{"currency":"USD","days":[
 			{"date":"2025-03-04","orders":0,"invoiced":2000,"credited":1100,"payments":0},
 			{"date":"2025-03-05","orders":0,"invoiced":0,"credited":0,"payments":500}]}`)
 
-		s.expect(t, "/v1/ledger/trial-balance", `{"accounts":[
-			{"account":"accounts_receivable","debit":7790,"credit":6290},{"account":"cash","debit":4350,"credit":1100},
-			{"account":"revenue","debit":1700,"credit":6200},{"account":"tax_payable","debit":240,"credit":490}],
-			"total_debit":14080,"total_credit":14080}`)
+		s.expect(t, "/v1/ledger/trial-balance?currency=USD", `{"currency":"USD","accounts":[
+			{"account":"accounts_receivable","debit":6950,"credit":5450},{"account":"cash","debit":4350,"credit":1100},
+			{"account":"revenue","debit":1000,"credit":5500},{"account":"tax_payable","debit":100,"credit":350}],
+			"total_debit":12400,"total_credit":12400}`)
+		s.expect(t, "/v1/ledger/trial-balance", `{"currency":"EUR","accounts":[
+			{"account":"accounts_receivable","debit":840,"credit":840},{"account":"cash","debit":0,"credit":0},
+			{"account":"revenue","debit":700,"credit":700},{"account":"tax_payable","debit":140,"credit":140}],
+			"total_debit":1680,"total_credit":1680}`)
+		// The books at the close of the 2nd: INV-1 and its payment.
+		closeOfDay2 := `{"currency":"USD","accounts":[
+			{"account":"accounts_receivable","debit":3850,"credit":3850},{"account":"cash","debit":3850,"credit":0},
+			{"account":"revenue","debit":0,"credit":3500},{"account":"tax_payable","debit":0,"credit":350}],
+			"total_debit":7700,"total_credit":7700}`
+		s.expect(t, "/v1/ledger/trial-balance?currency=USD&to=2025-03-02", closeOfDay2)
+		s.expect(t, "/v1/ledger/trial-balance?currency=USD&to=2025-03-02T09:00:00Z", closeOfDay2) // at or before: the payment counts
+		s.expect(t, "/v1/ledger/trial-balance?currency=USD&to=2025-03-01T10:00:59Z", `{"currency":"USD","accounts":[
+			{"account":"accounts_receivable","debit":0,"credit":0},{"account":"cash","debit":0,"credit":0},
+			{"account":"revenue","debit":0,"credit":0},{"account":"tax_payable","debit":0,"credit":0}],"total_debit":0,"total_credit":0}`)
+		s.expect(t, "/v1/ledger/currencies", `{"items":["EUR","USD"]}`)
 		ids := postingIDs(t, env.Store)
 		s.expect(t, "/v1/ledger/entries?order_id=order-1", `{"items":[
-			{"entry_id":"`+ids["INV-1"]+`","order_id":"order-1","kind":"invoice","document":"INV-1","posted_at":"2025-03-01T10:01:00Z",
+			{"entry_id":"`+ids["INV-1"]+`","order_id":"order-1","currency":"USD","kind":"invoice","document":"INV-1","posted_at":"2025-03-01T10:01:00Z",
 				"lines":[{"account":"accounts_receivable","debit":3850,"credit":0},{"account":"revenue","debit":0,"credit":3500},{"account":"tax_payable","debit":0,"credit":350}]},
-			{"entry_id":"`+ids["pay-1"]+`","order_id":"order-1","kind":"payment","document":"pay-1","posted_at":"2025-03-02T09:00:00Z",
+			{"entry_id":"`+ids["pay-1"]+`","order_id":"order-1","currency":"USD","kind":"payment","document":"pay-1","posted_at":"2025-03-02T09:00:00Z",
 				"lines":[{"account":"cash","debit":3850,"credit":0},{"account":"accounts_receivable","debit":0,"credit":3850}]},
-			{"entry_id":"`+ids["CN-2"]+`","order_id":"order-1","kind":"credit_note","document":"CN-2","posted_at":"2025-03-04T15:01:00Z",
+			{"entry_id":"`+ids["CN-2"]+`","order_id":"order-1","currency":"USD","kind":"credit_note","document":"CN-2","posted_at":"2025-03-04T15:01:00Z",
 				"lines":[{"account":"revenue","debit":1000,"credit":0},{"account":"tax_payable","debit":100,"credit":0},{"account":"accounts_receivable","debit":0,"credit":1100}]},
-			{"entry_id":"`+ids["ref-1"]+`","order_id":"order-1","kind":"refund","document":"ref-1","posted_at":"2025-03-04T15:02:00Z",
+			{"entry_id":"`+ids["ref-1"]+`","order_id":"order-1","currency":"USD","kind":"refund","document":"ref-1","posted_at":"2025-03-04T15:02:00Z",
 				"lines":[{"account":"accounts_receivable","debit":1100,"credit":0},{"account":"cash","debit":0,"credit":1100}]}],
 			"next_cursor":null}`)
 		// Paging through the whole journal gives every entry once, oldest first.
@@ -227,6 +257,50 @@ func TestScriptedHistory(t *testing.T) {
 		if got := strings.Join(types, " "); got != "OrderPlaced.v1 OrderLineAllocated.v1 OrderConfirmed.v1 OrderInvoiced.v1 OrderCancelled.v1 CreditNoteIssued.v1" {
 			t.Errorf("order-3's history: %s", got)
 		}
+
+		// The journal of the USD books, as hledger reads it: major units with USD's 2 digits,
+		// debits positive, credits negative.
+		journal := s.get(t, "/v1/ledger/journal?currency=USD&after="+s.head.String())
+		wantJournal := "; orderledger journal, currency USD, amounts in major units (2 digits)\n\n" +
+			"2025-03-01 invoice INV-1 order order-1  ; entry_id:" + ids["INV-1"] + ", posted_at:2025-03-01T10:01:00Z\n" +
+			"    accounts_receivable    38.50 USD\n    revenue                -35.00 USD\n    tax_payable            -3.50 USD\n\n" +
+			"2025-03-02 payment pay-1 order order-1  ; entry_id:" + ids["pay-1"] + ", posted_at:2025-03-02T09:00:00Z\n" +
+			"    cash                   38.50 USD\n    accounts_receivable    -38.50 USD\n\n" +
+			"2025-03-04 invoice INV-3 order order-2  ; entry_id:" + ids["INV-3"] + ", posted_at:2025-03-04T10:01:00Z\n" +
+			"    accounts_receivable    20.00 USD\n    revenue                -20.00 USD\n    tax_payable            0.00 USD\n\n" +
+			"2025-03-04 credit_note CN-2 order order-1  ; entry_id:" + ids["CN-2"] + ", posted_at:2025-03-04T15:01:00Z\n" +
+			"    revenue                10.00 USD\n    tax_payable            1.00 USD\n    accounts_receivable    -11.00 USD\n\n" +
+			"2025-03-04 refund ref-1 order order-1  ; entry_id:" + ids["ref-1"] + ", posted_at:2025-03-04T15:02:00Z\n" +
+			"    accounts_receivable    11.00 USD\n    cash                   -11.00 USD\n\n" +
+			"2025-03-05 payment pay-2 order order-2  ; entry_id:" + ids["pay-2"] + ", posted_at:2025-03-05T12:00:00Z\n" +
+			"    cash                   5.00 USD\n    accounts_receivable    -5.00 USD\n\n"
+		if journal.Code != http.StatusOK || journal.Header().Get("Content-Type") != "text/plain; charset=utf-8" || journal.Body.String() != wantJournal {
+			t.Errorf("GET /v1/ledger/journal?currency=USD: %d %s\n%s\nwant\n%s", journal.Code, journal.Header().Get("Content-Type"), journal.Body, wantJournal)
+		}
+		csvAnswer := s.get(t, "/v1/ledger/journal?currency=EUR&format=csv&to=2025-03-03&after="+s.head.String())
+		wantCSV := "entry_id,posted_at,order_id,kind,document,account,debit,credit,currency\n" +
+			ids["INV-2"] + ",2025-03-03T14:01:00Z,order-3,invoice,INV-2,accounts_receivable,840,0,EUR\n" +
+			ids["INV-2"] + ",2025-03-03T14:01:00Z,order-3,invoice,INV-2,revenue,0,700,EUR\n" +
+			ids["INV-2"] + ",2025-03-03T14:01:00Z,order-3,invoice,INV-2,tax_payable,0,140,EUR\n" +
+			ids["CN-1"] + ",2025-03-03T16:01:00Z,order-3,credit_note,CN-1,revenue,700,0,EUR\n" +
+			ids["CN-1"] + ",2025-03-03T16:01:00Z,order-3,credit_note,CN-1,tax_payable,140,0,EUR\n" +
+			ids["CN-1"] + ",2025-03-03T16:01:00Z,order-3,credit_note,CN-1,accounts_receivable,0,840,EUR\n"
+		if csvAnswer.Code != http.StatusOK || csvAnswer.Header().Get("Content-Type") != "text/csv; charset=utf-8" || csvAnswer.Body.String() != wantCSV {
+			t.Errorf("GET /v1/ledger/journal?currency=EUR&format=csv: %d %s\n%s\nwant\n%s", csvAnswer.Code, csvAnswer.Header().Get("Content-Type"), csvAnswer.Body, wantCSV)
+		}
+		if empty := s.get(t, "/v1/ledger/journal?currency=USD&from=2025-03-06"); empty.Body.String() != "; orderledger journal, currency USD, amounts in major units (2 digits)\n\n" {
+			t.Errorf("an empty period's journal: %q", empty.Body)
+		}
+
+		// With USD as the base currency, customers answer their USD figures and rank by them.
+		usd := &server{env: env, runner: s.runner, router: mux.NewRouter(), head: s.head}
+		readapi.New(env.Read, env.Store, s.runner, readapi.WithBaseCurrency("USD")).Register(usd.router)
+		inUSD := func(doc, ltv, outstanding string) string {
+			return strings.Replace(doc, `"lifetime_value":0,"outstanding_balance":0,`, `"lifetime_value":`+ltv+`,"outstanding_balance":`+outstanding+`,`, 1)
+		}
+		usd.expect(t, "/v1/customers/bob", inUSD(bob, "2000", "1500"))
+		usd.expect(t, "/v1/customers", `{"items":[`+inUSD(alice, "2750", "0")+`,`+inUSD(bob, "2000", "1500")+`]}`)
+		usd.expect(t, "/v1/sales/daily?from=2025-03-05", `{"currency":"USD","days":[{"date":"2025-03-05","orders":0,"invoiced":0,"credited":0,"payments":500}]}`)
 	})
 }
 

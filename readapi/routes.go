@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -203,13 +205,20 @@ func (a *API) customer(ctx context.Context, r *http.Request, _ query) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	doc, err := a.read.CachedDocument("customers", id, func() ([]byte, error) {
-		c, err := a.read.Customer(ctx, id)
+	render := func() ([]byte, error) {
+		c, err := a.read.Customer(ctx, id, a.baseCurrency)
 		if err != nil {
 			return nil, err
 		}
 		return render(c)
-	})
+	}
+	// The document's figures are in the base currency: only one base currency's documents
+	// are cached.
+	if !a.read.CacheVariant("customers", a.baseCurrency) {
+		doc, err := render()
+		return rendered(doc), notFound(err, domain.ErrCustomerNotFound, id)
+	}
+	doc, err := a.read.CachedDocument("customers", id, render)
 	return rendered(doc), notFound(err, domain.ErrCustomerNotFound, id)
 }
 
@@ -222,7 +231,7 @@ func (a *API) customers(ctx context.Context, _ *http.Request, q query) (any, err
 	if err != nil {
 		return nil, err
 	}
-	items, err := a.read.CustomersByLifetimeValue(ctx, limit)
+	items, err := a.read.CustomersByLifetimeValue(ctx, a.baseCurrency, limit)
 	return List[projections.Customer]{Items: items}, err
 }
 
@@ -314,30 +323,116 @@ func (q query) period() (projections.Period, error) {
 	return p, nil
 }
 
-// GET /v1/sales/summary?from=&to=
+// currency reads ?currency=, the base currency when absent. Any three capital letters are
+// taken, so that books in a code an older version accepted can still be read; a currency the
+// books do not hold answers zeros.
+func (a *API) currency(q query) (string, error) {
+	raw, ok := q.get("currency")
+	if !ok {
+		return a.baseCurrency, nil
+	}
+	if !currencyPattern.MatchString(raw) {
+		return "", httpx.BadRequest("parameter currency must be an ISO 4217 code such as EUR, got %q", raw)
+	}
+	return raw, nil
+}
+
+var currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+
+// closingBound reads a bound of the books: see projections.ParseBooksBound.
+func (q query) closingBound(name string, isEnd bool) (time.Time, error) {
+	raw, ok := q.get(name)
+	if !ok {
+		return time.Time{}, nil
+	}
+	t, err := projections.ParseBooksBound(raw, isEnd)
+	if err != nil {
+		return time.Time{}, httpx.BadRequest("parameter %s: %v", name, err)
+	}
+	return t, nil
+}
+
+// GET /v1/sales/summary?currency=&from=&to=
 func (a *API) salesSummary(ctx context.Context, _ *http.Request, q query) (any, error) {
+	currency, err := a.currency(q)
+	if err != nil {
+		return nil, err
+	}
 	p, err := q.period()
 	if err != nil {
 		return nil, err
 	}
-	return a.read.SalesSummary(ctx, p)
+	return a.read.SalesSummary(ctx, currency, p)
 }
 
-// GET /v1/sales/daily?from=&to=: UTC days oldest first; days without sales are left out.
+// GET /v1/sales/daily?currency=&from=&to=: UTC days oldest first; days without sales are
+// left out.
 func (a *API) salesDaily(ctx context.Context, _ *http.Request, q query) (any, error) {
+	currency, err := a.currency(q)
+	if err != nil {
+		return nil, err
+	}
 	p, err := q.period()
 	if err != nil {
 		return nil, err
 	}
-	days, err := a.read.SalesDaily(ctx, p)
+	days, err := a.read.SalesDaily(ctx, currency, p)
 	return struct {
-		Days []projections.SalesDay `json:"days"`
-	}{days}, err
+		Currency string                 `json:"currency"`
+		Days     []projections.SalesDay `json:"days"`
+	}{currency, days}, err
 }
 
-// GET /v1/ledger/trial-balance
-func (a *API) trialBalance(ctx context.Context, _ *http.Request, _ query) (any, error) {
-	return a.read.TrialBalance(ctx)
+// GET /v1/ledger/trial-balance?currency=&to=
+func (a *API) trialBalance(ctx context.Context, _ *http.Request, q query) (any, error) {
+	currency, err := a.currency(q)
+	if err != nil {
+		return nil, err
+	}
+	to, err := q.closingBound("to", true)
+	if err != nil {
+		return nil, err
+	}
+	return a.read.TrialBalance(ctx, currency, to)
+}
+
+// GET /v1/ledger/currencies: the currencies the books hold.
+func (a *API) ledgerCurrencies(ctx context.Context, _ *http.Request, _ query) (any, error) {
+	items, err := a.read.LedgerCurrencies(ctx)
+	return List[string]{Items: items}, err
+}
+
+// GET /v1/ledger/journal?currency=&from=&to=&format=journal|csv
+func (a *API) journal(_ context.Context, _ *http.Request, q query) (any, error) {
+	var (
+		f   projections.JournalFilter
+		err error
+	)
+	if f.Currency, err = a.currency(q); err != nil {
+		return nil, err
+	}
+	if f.From, err = q.closingBound("from", false); err != nil {
+		return nil, err
+	}
+	if f.To, err = q.closingBound("to", true); err != nil {
+		return nil, err
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && f.From.After(f.To) {
+		return nil, httpx.BadRequest("parameter from must not be after to")
+	}
+	format, err := q.oneOf("format", projections.JournalText, projections.JournalCSV)
+	if err != nil {
+		return nil, err
+	}
+	contentType := "text/plain; charset=utf-8"
+	if format == projections.JournalCSV {
+		contentType = "text/csv; charset=utf-8"
+	} else {
+		format = projections.JournalText
+	}
+	return streamed{contentType: contentType, write: func(ctx context.Context, w io.Writer) error {
+		return a.read.WriteJournal(ctx, w, f, format)
+	}}, nil
 }
 
 // GET /v1/ledger/entries?order_id=&limit=&cursor=: oldest posting first.
@@ -348,6 +443,11 @@ func (a *API) ledgerEntries(ctx context.Context, _ *http.Request, q query) (any,
 	)
 	if f.OrderID, err = q.idParam("order_id"); err != nil {
 		return nil, err
+	}
+	if _, given := q.get("currency"); given {
+		if f.Currency, err = a.currency(q); err != nil {
+			return nil, err
+		}
 	}
 	if f.Limit, err = q.limit(); err != nil {
 		return nil, err

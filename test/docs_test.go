@@ -58,18 +58,23 @@ type (
 		IssuedAt         time.Time `json:"issued_at"`
 	}
 	customerDoc struct {
-		CustomerID         string           `json:"customer_id"`
-		Name               string           `json:"name"`
-		Email              string           `json:"email"`
-		Phone              string           `json:"phone"`
-		PaymentPreference  string           `json:"payment_preference"`
-		OrderCount         int64            `json:"order_count"`
-		LifetimeValue      int64            `json:"lifetime_value"`
-		OutstandingBalance int64            `json:"outstanding_balance"`
-		FirstOrderAt       *time.Time       `json:"first_order_at"`
-		LastOrderAt        *time.Time       `json:"last_order_at"`
-		Channels           channelCounts    `json:"channels"`
-		RecentOrders       []recentOrderDoc `json:"recent_orders"`
+		CustomerID         string                `json:"customer_id"`
+		Name               string                `json:"name"`
+		Email              string                `json:"email"`
+		Phone              string                `json:"phone"`
+		PaymentPreference  string                `json:"payment_preference"`
+		OrderCount         int64                 `json:"order_count"`
+		LifetimeValue      int64                 `json:"lifetime_value"`
+		OutstandingBalance int64                 `json:"outstanding_balance"`
+		ByCurrency         map[string]balanceDoc `json:"by_currency"`
+		FirstOrderAt       *time.Time            `json:"first_order_at"`
+		LastOrderAt        *time.Time            `json:"last_order_at"`
+		Channels           channelCounts         `json:"channels"`
+		RecentOrders       []recentOrderDoc      `json:"recent_orders"`
+	}
+	balanceDoc struct {
+		LifetimeValue      int64 `json:"lifetime_value"`
+		OutstandingBalance int64 `json:"outstanding_balance"`
 	}
 	channelCounts struct {
 		Web   int64 `json:"web"`
@@ -79,6 +84,7 @@ type (
 	recentOrderDoc struct {
 		OrderID  string    `json:"order_id"`
 		Status   string    `json:"status"`
+		Currency string    `json:"currency"`
 		Total    int64     `json:"total"`
 		PlacedAt time.Time `json:"placed_at"`
 	}
@@ -104,13 +110,14 @@ type (
 		ReceivedAt      *time.Time `json:"received_at"`
 	}
 	salesSummaryDoc struct {
-		Orders    int64 `json:"orders"`
-		Invoiced  int64 `json:"invoiced"`
-		Credited  int64 `json:"credited"`
-		NetSales  int64 `json:"net_sales"`
-		Tax       int64 `json:"tax"`
-		Payments  int64 `json:"payments"`
-		Refunds   int64 `json:"refunds"`
+		Currency  string `json:"currency"`
+		Orders    int64  `json:"orders"`
+		Invoiced  int64  `json:"invoiced"`
+		Credited  int64  `json:"credited"`
+		NetSales  int64  `json:"net_sales"`
+		Tax       int64  `json:"tax"`
+		Payments  int64  `json:"payments"`
+		Refunds   int64  `json:"refunds"`
 		ByChannel struct {
 			Web   channelSalesDoc `json:"web"`
 			Store channelSalesDoc `json:"store"`
@@ -131,6 +138,7 @@ type (
 	ledgerEntryDoc struct {
 		EntryID  string          `json:"entry_id"`
 		OrderID  string          `json:"order_id"`
+		Currency string          `json:"currency"`
 		Kind     string          `json:"kind"`
 		Document string          `json:"document"`
 		Lines    []ledgerLineDoc `json:"lines"`
@@ -142,6 +150,7 @@ type (
 		Credit  int64  `json:"credit"`
 	}
 	trialBalanceDoc struct {
+		Currency    string          `json:"currency"`
 		Accounts    []ledgerLineDoc `json:"accounts"`
 		TotalDebit  int64           `json:"total_debit"`
 		TotalCredit int64           `json:"total_credit"`
@@ -298,7 +307,7 @@ func byPlacement(orders []*mOrder, fs facts) []*mOrder {
 }
 
 func (m *model) customerDoc(c *mCustomer, fs facts) customerDoc {
-	d := customerDoc{CustomerID: c.id, Name: c.name, Email: c.email, Phone: c.phone, PaymentPreference: c.preference, RecentOrders: []recentOrderDoc{}}
+	d := customerDoc{CustomerID: c.id, Name: c.name, Email: c.email, Phone: c.phone, PaymentPreference: c.preference, RecentOrders: []recentOrderDoc{}, ByCurrency: map[string]balanceDoc{}}
 	var theirs []*mOrder
 	for _, o := range m.placed {
 		if o.customer != c.id {
@@ -314,11 +323,21 @@ func (m *model) customerDoc(c *mCustomer, fs facts) customerDoc {
 		case "phone":
 			d.Channels.Phone++
 		}
+		// The script's orders are all in EUR, the base currency; an order shows in by_currency
+		// once it moved money (invoiced, paid or credited).
+		b, moved := d.ByCurrency[o.currency]
 		if o.invoice != "" {
 			d.LifetimeValue += o.total
 			d.OutstandingBalance += o.outstanding()
+			b.LifetimeValue += o.total
+			b.OutstandingBalance += o.outstanding()
+			moved = true
 		}
 		d.LifetimeValue -= o.credited()
+		b.LifetimeValue -= o.credited()
+		if moved || o.paid() != 0 || o.credited() != 0 {
+			d.ByCurrency[o.currency] = b
+		}
 		if f := fs[o.id]; f != nil {
 			if d.FirstOrderAt == nil || f.placed.Before(*d.FirstOrderAt) {
 				d.FirstOrderAt = &f.placed
@@ -332,7 +351,7 @@ func (m *model) customerDoc(c *mCustomer, fs facts) customerDoc {
 		}
 	}
 	for _, o := range byPlacement(theirs, fs) {
-		r := recentOrderDoc{OrderID: o.id, Status: o.status, Total: o.total}
+		r := recentOrderDoc{OrderID: o.id, Status: o.status, Currency: o.currency, Total: o.total}
 		if f := fs[o.id]; f != nil {
 			r.PlacedAt = f.placed
 		}
@@ -374,7 +393,7 @@ func (m *model) ledgerEntries(o *mOrder, f *orderFacts) []ledgerEntryDoc {
 	}
 	var out []ledgerEntryDoc
 	entry := func(kind, document string, at fact, lines ...ledgerLineDoc) {
-		out = append(out, ledgerEntryDoc{EntryID: at.eventID, OrderID: o.id, Kind: kind, Document: document, Lines: lines, PostedAt: at.at})
+		out = append(out, ledgerEntryDoc{EntryID: at.eventID, OrderID: o.id, Currency: o.currency, Kind: kind, Document: document, Lines: lines, PostedAt: at.at})
 	}
 	if o.invoice != "" {
 		entry("invoice", o.invoice, f.invoice, dr("accounts_receivable", o.total), cr("revenue", o.subtotal), cr("tax_payable", o.tax))
@@ -424,7 +443,7 @@ func (m *model) trialBalance() trialBalanceDoc {
 		sums["accounts_receivable"].Debit += o.refunded()
 		sums["cash"].Credit += o.refunded()
 	}
-	var tb trialBalanceDoc
+	tb := trialBalanceDoc{Currency: "EUR"}
 	for _, a := range accounts {
 		tb.Accounts = append(tb.Accounts, *sums[a])
 		tb.TotalDebit += sums[a].Debit
@@ -443,7 +462,7 @@ func (p period) holds(at time.Time) bool {
 
 // sales works out the summary and the days of a period from each document's own date.
 func (m *model) sales(fs facts, p period) (salesSummaryDoc, []salesDayDoc) {
-	var sum salesSummaryDoc
+	sum := salesSummaryDoc{Currency: "EUR"}
 	days := map[string]*salesDayDoc{}
 	day := func(at time.Time) *salesDayDoc {
 		date := at.UTC().Format(time.DateOnly)

@@ -325,7 +325,7 @@ func checkReadRoutes(t *testing.T, sc *script) {
 			}
 			summary, days := m.sales(fs, p)
 			srv.assertDoc(t, at("/v1/sales/summary?"+q.Encode()), summary)
-			srv.assertDoc(t, at("/v1/sales/daily?"+q.Encode()), map[string]any{"days": days})
+			srv.assertDoc(t, at("/v1/sales/daily?"+q.Encode()), map[string]any{"currency": "EUR", "days": days})
 		}
 	})
 

@@ -339,6 +339,7 @@ func runScarce(t *testing.T, events string, kills int) *scarceOutcome {
 		tb["cash"].Debit += paid[i]
 		tb["accounts_receivable"].Credit += paid[i]
 	}
+	out.TrialBalance.Currency = "EUR"
 	for _, a := range []string{"accounts_receivable", "cash", "revenue", "tax_payable"} {
 		out.TrialBalance.Accounts = append(out.TrialBalance.Accounts, *tb[a])
 		out.TrialBalance.TotalDebit += tb[a].Debit

@@ -76,6 +76,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newBenchCmd(cfg))
 	root.AddCommand(newProjectionsCmd(cfg))
 	root.AddCommand(newReplayCmd(cfg))
+	root.AddCommand(newLedgerCmd(cfg))
 	return root
 }
 

@@ -103,9 +103,9 @@ func TestProjectionsCommands(t *testing.T) {
 			}
 			base := startServe(t, bin, "--roles", "read", "--events", events, "--read", target)
 			for path, want := range map[string]string{
-				"/v1/sales/summary": `{"orders":2,"invoiced":3850,"credited":0,"net_sales":3850,"tax":350,"payments":3850,"refunds":0,` +
+				"/v1/sales/summary?currency=USD": `{"currency":"USD","orders":2,"invoiced":3850,"credited":0,"net_sales":3850,"tax":350,"payments":3850,"refunds":0,` +
 					`"by_channel":{"web":{"orders":1,"net_sales":3850},"store":{"orders":0,"net_sales":0},"phone":{"orders":1,"net_sales":0}}}`,
-				"/v1/ledger/trial-balance": `{"accounts":[{"account":"accounts_receivable","debit":3850,"credit":3850},{"account":"cash","debit":3850,"credit":0},` +
+				"/v1/ledger/trial-balance?currency=USD": `{"currency":"USD","accounts":[{"account":"accounts_receivable","debit":3850,"credit":3850},{"account":"cash","debit":3850,"credit":0},` +
 					`{"account":"revenue","debit":0,"credit":3500},{"account":"tax_payable","debit":0,"credit":350}],"total_debit":7700,"total_credit":7700}`,
 			} {
 				if status, body := get(t, base+path); status != http.StatusOK || body != want+"\n" {

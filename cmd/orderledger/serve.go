@@ -21,6 +21,7 @@ import (
 	"github.com/orderledger/orderledger/audit"
 	"github.com/orderledger/orderledger/commands"
 	"github.com/orderledger/orderledger/commands/automation"
+	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/httpx"
 	"github.com/orderledger/orderledger/internal/openapi"
@@ -41,6 +42,7 @@ var allRoles = []string{roleWrite, roleRead, roleProject, roleAutomate}
 
 type serveOptions struct {
 	addr             string
+	baseCurrency     string
 	roles            []string
 	shutdownTimeout  time.Duration
 	maxAutomationLag time.Duration
@@ -63,6 +65,8 @@ balancer and one "project,automate" process.`,
 	cmd.Flags().StringVar(&opts.addr, "addr", envOr("ORDERLEDGER_ADDR", "127.0.0.1:8080"), "listen address (env ORDERLEDGER_ADDR)")
 	cmd.Flags().StringSliceVar(&opts.roles, "roles", splitList(envOr("ORDERLEDGER_ROLES", strings.Join(allRoles, ","))),
 		"roles this process takes: write, read, project, automate (env ORDERLEDGER_ROLES)")
+	cmd.Flags().StringVar(&opts.baseCurrency, "base-currency", envOr("ORDERLEDGER_BASE_CURRENCY", readapi.DefaultBaseCurrency),
+		"the currency reads answer in when they name none, and of customers' lifetime values (env ORDERLEDGER_BASE_CURRENCY)")
 	cmd.Flags().DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
 	cmd.Flags().DurationVar(&opts.maxAutomationLag, "max-automation-lag", 0,
 		"refuse new orders (503 with Retry-After) while the automation is further behind than this; 0: never (needs the write and automate roles)")
@@ -84,6 +88,8 @@ type service struct {
 	log         *slog.Logger
 	// maxAutomationLag, when set, is the automation lag beyond which new orders are refused.
 	maxAutomationLag time.Duration
+	// baseCurrency is serve --base-currency; empty means readapi's default.
+	baseCurrency string
 }
 
 // openService opens the stores and builds the parts the roles need. close releases them.
@@ -191,6 +197,9 @@ func (s *service) runBackground(ctx context.Context) (wait func()) {
 
 func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 	log := slog.Default()
+	if !domain.ValidCurrency(opts.baseCurrency) {
+		return fmt.Errorf("--base-currency: %q is not an active ISO 4217 currency code (EUR, USD, JPY…)", opts.baseCurrency)
+	}
 	s, err := openService(ctx, cfg, opts.roles, log, commands.WithCacheBytes(opts.cacheBytes))
 	if err != nil {
 		return err
@@ -200,6 +209,7 @@ func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 		return fmt.Errorf("--max-automation-lag: want a positive duration, in a process with the write and automate roles")
 	}
 	s.maxAutomationLag = opts.maxAutomationLag
+	s.baseCurrency = opts.baseCurrency
 
 	listener, err := net.Listen("tcp", opts.addr)
 	if err != nil {
@@ -257,7 +267,11 @@ func (s *service) router() *mux.Router {
 		api.Register(router)
 	}
 	if s.roles[roleRead] {
-		readapi.New(s.read, s.events, s.projectors).Register(router)
+		var opts []readapi.Option
+		if s.baseCurrency != "" {
+			opts = append(opts, readapi.WithBaseCurrency(s.baseCurrency))
+		}
+		readapi.New(s.read, s.events, s.projectors, opts...).Register(router)
 		audit.NewAPI(s.events).Register(router)
 	}
 	router.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -171,6 +171,9 @@ type customer struct {
 	id, name, email, payment string
 }
 
+// demoCurrency is the currency of the demo's orders and of the books its summary shows.
+const demoCurrency = "EUR"
+
 // Fates of an order.
 const (
 	fateComplete    = "paid, shipped and delivered"
@@ -313,7 +316,7 @@ func (d *driver) drive(ctx context.Context, o plannedOrder) error {
 	key := func(step string) string { return o.id + "/" + step }
 	var placed written
 	if err := d.c.post(ctx, "/v1/orders", key("place"), o.id, map[string]any{
-		"order_id": o.id, "customer_id": o.customer, "channel": o.channel, "currency": "EUR",
+		"order_id": o.id, "customer_id": o.customer, "channel": o.channel, "currency": demoCurrency,
 		"lines": o.lines, "tax_rate_bps": o.taxRateBps, "payment_method": o.payment,
 		"shipping_address": "1 Demo Street, Sampletown",
 	}, &placed); err != nil {

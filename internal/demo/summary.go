@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/orderledger/orderledger/domain"
 )
 
 // Summary is what a run did and what the server shows afterwards.
@@ -118,10 +121,10 @@ func (d *driver) summarize(ctx context.Context, p plan) (*Summary, error) {
 			}
 		}
 	}
-	if err := d.c.get(ctx, "/v1/ledger/trial-balance", nil, &s.TrialBalance); err != nil {
+	if err := d.c.get(ctx, "/v1/ledger/trial-balance", url.Values{"currency": {demoCurrency}}, &s.TrialBalance); err != nil {
 		return nil, err
 	}
-	if err := d.c.get(ctx, "/v1/sales/summary", nil, &s.Sales); err != nil {
+	if err := d.c.get(ctx, "/v1/sales/summary", url.Values{"currency": {demoCurrency}}, &s.Sales); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -250,14 +253,15 @@ func numberRange(docs []string) string {
 	return text
 }
 
-// money formats minor units as 1,234.56.
-func money(cents int64) string {
+// money formats minor units of the demo's currency in major units with that currency's
+// digits and thousands grouped: 1,234.56 for EUR.
+func money(minor int64) string {
+	major := domain.MajorUnits(strconv.FormatInt(minor, 10), demoCurrency)
 	sign := ""
-	u := uint64(cents)
-	if cents < 0 {
-		sign, u = "-", uint64(-cents)
+	if strings.HasPrefix(major, "-") {
+		sign, major = "-", major[1:]
 	}
-	whole := strconv.FormatUint(u/100, 10)
+	whole, fraction, hasFraction := strings.Cut(major, ".")
 	var b strings.Builder
 	for i, r := range whole {
 		if i > 0 && (len(whole)-i)%3 == 0 {
@@ -265,7 +269,10 @@ func money(cents int64) string {
 		}
 		b.WriteRune(r)
 	}
-	return fmt.Sprintf("%s%s.%02d", sign, b.String(), u%100)
+	if hasFraction {
+		return sign + b.String() + "." + fraction
+	}
+	return sign + b.String()
 }
 
 func sortedKeys(m map[string]int) []string {
