@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -296,5 +297,33 @@ func TestFollowerRetriesAndFails(t *testing.T) {
 	err = f.Run(t.Context())
 	if !errors.Is(err, broken) || !follow.IsFailure(err) || calls != 3 || f.Status().State != follow.StateFailed {
 		t.Fatalf("Run = %v after %d calls, state %s; want the failure after 3 calls, failed", err, calls, f.Status().State)
+	}
+}
+
+// A database where the automation kept its checkpoint in automation_checkpoints (before this
+// package) keeps it: the upgraded server does not handle the log again from the start.
+func TestCheckpointsOfTheOldAutomationTableCarryOver(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		s := open(t, dsn, "first")
+		if _, err := s.DB().ExecContext(t.Context(), `CREATE TABLE automation_checkpoints (name TEXT PRIMARY KEY, position TEXT NOT NULL,
+			holder TEXT NOT NULL DEFAULT '', lease_expires_ms BIGINT NOT NULL DEFAULT 0, updated_ms BIGINT NOT NULL DEFAULT 0)`); err != nil {
+			t.Fatal(err)
+		}
+		p := eventstore.Position{Commit: 41, Prepare: 40}
+		if _, err := s.DB().ExecContext(t.Context(), `INSERT INTO automation_checkpoints (name, position) VALUES ('order-to-cash', $1)`, p.String()); err != nil {
+			t.Fatal(err)
+		}
+		again := open(t, dsn, "upgraded")
+		if got, err := again.Position(t.Context(), "order-to-cash"); err != nil || got != p {
+			t.Fatalf("carried over checkpoint %s, %v; want %s", got, err, p)
+		}
+	})
+}
+
+func TestOpenRejectsOtherDSNsWithoutPrintingThem(t *testing.T) {
+	for _, dsn := range []string{"mysql://root:secret@db/x", "sqlite:", "esdb://admin:secret@localhost:2113"} {
+		if _, err := follow.Open(t.Context(), dsn); err == nil || strings.Contains(err.Error(), "secret") {
+			t.Errorf("Open(%q) = %v; want an error that does not print the password", dsn, err)
+		}
 	}
 }

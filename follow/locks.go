@@ -163,12 +163,14 @@ func (l *pgLocker) tryLock(ctx context.Context, name string) (hold, bool, error)
 		// The lock is reentrant within a session; another term of this process holds it.
 		return nil, false, nil
 	}
+	// Not the caller's context: a query cancelled half way would leave it unknown whether the
+	// lock was taken, and a lock taken unbeknown to this process would never be freed.
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	var ok bool
-	if err := s.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, int32(leaseLockSpace), leaseLockKey(name)).Scan(&ok); err != nil {
-		if s.conn.IsClosed() || ctx.Err() == nil {
-			// Whether the lock was taken is unknown: end the session, which frees it if it was.
-			l.drop(s)
-		}
+	if err := s.conn.QueryRow(qctx, `SELECT pg_try_advisory_lock($1, $2)`, int32(leaseLockSpace), leaseLockKey(name)).Scan(&ok); err != nil {
+		// Whether the lock was taken is unknown: end the session, which frees it if it was.
+		l.drop(s)
 		return nil, false, err
 	}
 	if !ok {

@@ -212,8 +212,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("follow: look for automation_checkpoints: %w", err)
 	}
 	if legacy > 0 {
+		// WHERE true: SQLite would read ON CONFLICT as the SELECT's join constraint.
 		if _, err := tx.ExecContext(ctx, `INSERT INTO follow_checkpoints (name, position)
-			SELECT name, position FROM automation_checkpoints ON CONFLICT (name) DO NOTHING`); err != nil {
+			SELECT name, position FROM automation_checkpoints WHERE true ON CONFLICT (name) DO NOTHING`); err != nil {
 			return fmt.Errorf("follow: carry over automation_checkpoints: %w", err)
 		}
 	}
@@ -293,6 +294,22 @@ func (s *Store) Position(ctx context.Context, name string) (eventstore.Position,
 		return eventstore.Position{}, fmt.Errorf("follow: checkpoint %s: %w", name, err)
 	}
 	return p, nil
+}
+
+// StartAt records that follower name starts at p: everything before p is taken as handled.
+// It is for a log whose follower's work is in it already but whose checkpoint is not (a
+// history imported or generated elsewhere), and only while no process holds the lease.
+func (s *Store) StartAt(ctx context.Context, name string, p eventstore.Position) error {
+	if held, err := s.Held(ctx, name); err != nil {
+		return err
+	} else if held {
+		return &HeldError{Name: name}
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO follow_checkpoints (name, position) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET position = excluded.position`, name, p.String()); err != nil {
+		return fmt.Errorf("follow: start %s at %s: %w", name, p, err)
+	}
+	return nil
 }
 
 // Execer is a *sql.DB or *sql.Tx.

@@ -23,6 +23,7 @@ import (
 	"github.com/orderledger/orderledger/commands/automation"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/follow"
 	"github.com/orderledger/orderledger/internal/httpx"
 	"github.com/orderledger/orderledger/internal/openapi"
 	"github.com/orderledger/orderledger/internal/stores"
@@ -77,15 +78,15 @@ balancer and one "project,automate" process.`,
 
 // service is one serve process: its stores and the parts its roles run.
 type service struct {
-	roles       map[string]bool
-	events      eventstore.Store
-	read        *projections.ReadStore
-	handler     *commands.Handler
-	projectors  *projections.Runner
-	automation  *automation.Runner
-	checkpoints *automation.Checkpoints
-	reg         *prometheus.Registry
-	log         *slog.Logger
+	roles      map[string]bool
+	events     eventstore.Store
+	read       *projections.ReadStore
+	handler    *commands.Handler
+	projectors *projections.Runner
+	automation *automation.Runner
+	leases     *follow.Store // the followers' leases and checkpoints
+	reg        *prometheus.Registry
+	log        *slog.Logger
 	// maxAutomationLag, when set, is the automation lag beyond which new orders are refused.
 	maxAutomationLag time.Duration
 	// baseCurrency is serve --base-currency; empty means readapi's default.
@@ -151,19 +152,21 @@ func openService(ctx context.Context, cfg *config, roles []string, log *slog.Log
 			return nil, err
 		}
 	}
-	if s.roles[roleAutomate] {
-		if s.checkpoints, err = automation.OpenCheckpoints(ctx, readDSN); err != nil {
-			return nil, fmt.Errorf("open automation checkpoints in %s: %w", stores.Redact(readDSN), err)
+	if s.roles[roleAutomate] || s.roles[roleProject] || s.roles[roleRead] {
+		if s.leases, err = follow.Open(ctx, readDSN, follow.WithLogger(log)); err != nil {
+			return nil, fmt.Errorf("open the followers' leases in %s: %w", stores.Redact(readDSN), err)
 		}
-		s.automation = automation.New(s.handler, s.checkpoints,
+	}
+	if s.roles[roleAutomate] {
+		s.automation = automation.New(s.handler, s.leases,
 			automation.WithMetrics(automation.NewMetrics(s.reg)), automation.WithLogger(log))
 	}
 	return s, nil
 }
 
 func (s *service) close() {
-	if s.checkpoints != nil {
-		_ = s.checkpoints.Close()
+	if s.leases != nil {
+		_ = s.leases.Close()
 	}
 	if s.read != nil {
 		_ = s.read.Close()

@@ -18,6 +18,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/postgres"
 	"github.com/orderledger/orderledger/eventstore/sqlite"
+	"github.com/orderledger/orderledger/follow"
 	"github.com/orderledger/orderledger/internal/pgtest"
 )
 
@@ -37,7 +38,7 @@ const (
 // handler the outside world (the shop) writes through.
 type benchWorld struct {
 	store       eventstore.Store
-	checkpoints *Checkpoints
+	checkpoints *follow.Store
 	shop        *commands.Handler
 	seq         atomic.Int64
 }
@@ -63,7 +64,7 @@ func eachStoreBench(b *testing.B, bench func(b *testing.B, w *benchWorld)) {
 
 func newBenchWorld(b *testing.B, store eventstore.Store, dsn string) *benchWorld {
 	b.Cleanup(func() { store.Close() })
-	cps, err := OpenCheckpoints(b.Context(), dsn)
+	cps, err := follow.Open(b.Context(), dsn, follow.WithHolder("bench"), follow.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func (w *benchWorld) place(ctx context.Context, h *commands.Handler, id string) 
 }
 
 func (w *benchWorld) runner(h *commands.Handler) *Runner {
-	return New(h, w.checkpoints, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithHolder("bench"))
+	return New(h, w.checkpoints, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 }
 
 // BenchmarkBacklog places b.N orders while no runner runs, then times a runner working them

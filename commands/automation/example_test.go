@@ -11,12 +11,13 @@ import (
 	"github.com/orderledger/orderledger/commands"
 	"github.com/orderledger/orderledger/commands/automation"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/follow"
 	"github.com/orderledger/orderledger/internal/httpx"
 )
 
 // How `orderledger serve` runs the automation beside the write API: one handler for both (so
-// their caches agree), the checkpoint in the read store's database, the metrics on the
-// server's registry, and the runner's status in /readyz.
+// their caches agree), the lease and checkpoint in the read store's database (package follow),
+// the metrics on the server's registry, and the runner's status in /readyz.
 func Example() {
 	ctx := context.Background()
 	var (
@@ -27,13 +28,13 @@ func Example() {
 	)
 	handler := commands.NewHandler(events)
 
-	checkpoints, err := automation.OpenCheckpoints(ctx, readDSN)
+	leases, err := follow.Open(ctx, readDSN)
 	if err != nil {
-		slog.Error("open the automation's checkpoints", "error", err)
+		slog.Error("open the followers' leases and checkpoints", "error", err)
 		return
 	}
-	defer checkpoints.Close()
-	runner := automation.New(handler, checkpoints, automation.WithMetrics(automation.NewMetrics(reg)), automation.WithLogger(slog.Default()))
+	defer leases.Close()
+	runner := automation.New(handler, leases, automation.WithMetrics(automation.NewMetrics(reg)), automation.WithLogger(slog.Default()))
 	go func() {
 		// Run returns ctx's error at shutdown, or the *Failure that stopped it; the server
 		// keeps serving and /readyz reports the failure.

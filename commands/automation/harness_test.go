@@ -17,6 +17,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/postgres"
 	"github.com/orderledger/orderledger/eventstore/sqlite"
+	"github.com/orderledger/orderledger/follow"
 	"github.com/orderledger/orderledger/internal/pgtest"
 )
 
@@ -26,9 +27,9 @@ type env struct {
 	t           *testing.T
 	store       eventstore.Store
 	h           *commands.Handler
-	dsn         string // the checkpoint database
-	checkpoints *Checkpoints
-	seq         int // for unique command IDs of the outside world
+	dsn         string        // the checkpoint database
+	checkpoints *follow.Store // the leases and checkpoints, named "test-runner"
+	seq         int           // for unique command IDs of the outside world
 	seqMu       sync.Mutex
 	supervisors []*supervisor
 	fresh       func(t *testing.T) *env // another empty world on the same kind of store
@@ -63,11 +64,8 @@ func postgresEnv(t *testing.T) *env {
 func newEnv(t *testing.T, store eventstore.Store, dsn string, fresh func(*testing.T) *env) *env {
 	t.Helper()
 	t.Cleanup(func() { store.Close() })
-	cps, err := OpenCheckpoints(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cps.Close() })
+	e := &env{t: t, dsn: dsn}
+	cps := e.leases("test-runner")
 	return &env{t: t, store: store, h: commands.NewHandler(store), dsn: dsn, checkpoints: cps, fresh: fresh}
 }
 
@@ -89,8 +87,27 @@ func testLogger(t *testing.T) *slog.Logger {
 // newRunner is a runner as a freshly started process has it: its own handler, so nothing of
 // an earlier runner's cache survives a restart.
 func (e *env) newRunner(opts ...Option) *Runner {
-	opts = append([]Option{WithLogger(testLogger(e.t)), WithHolder("test-runner")}, opts...)
+	opts = append([]Option{WithLogger(testLogger(e.t))}, opts...)
 	r := New(commands.NewHandler(e.store), e.checkpoints, opts...)
+	r.minBackoff, r.maxBackoff = 5*time.Millisecond, 200*time.Millisecond
+	return r
+}
+
+// leases opens the leases and checkpoints as another process, named holder, would.
+func (e *env) leases(holder string) *follow.Store {
+	e.t.Helper()
+	s, err := follow.Open(e.t.Context(), e.dsn, follow.WithHolder(holder), follow.WithPoll(20*time.Millisecond))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// newRunnerAs is newRunner in another process, named holder.
+func (e *env) newRunnerAs(holder string, opts ...Option) *Runner {
+	opts = append([]Option{WithLogger(testLogger(e.t))}, opts...)
+	r := New(commands.NewHandler(e.store), e.leases(holder), opts...)
 	r.minBackoff, r.maxBackoff = 5*time.Millisecond, 200*time.Millisecond
 	return r
 }

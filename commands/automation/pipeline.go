@@ -281,7 +281,7 @@ func (p *pipeline) saveCheckpoint(ctx context.Context) error {
 	if n == 0 {
 		return nil
 	}
-	if err := p.r.checkpoints.save(ctx, Name, p.r.holder, reached); err != nil {
+	if err := p.r.saveCheckpoint(ctx, reached); err != nil {
 		return err
 	}
 	p.mu.Lock()

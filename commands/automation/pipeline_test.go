@@ -157,7 +157,7 @@ func TestAnOrderIsInvoicedWithoutWaitingForTheLog(t *testing.T) {
 			return ev.Type == (domain.OrderPlaced{}).EventType() && ev.Stream == domain.OrderStream("o1")
 		}
 		reg, withReg := withMetrics()
-		r := New(commands.NewHandler(gated), e.checkpoints, withReg, WithLogger(testLogger(t)), WithHolder("test-runner"))
+		r := New(commands.NewHandler(gated), e.checkpoints, withReg, WithLogger(testLogger(t)))
 		ctx, cancel := context.WithCancel(t.Context())
 		done := runAlone(ctx, r)
 		defer func() { cancel(); <-done }()
@@ -210,7 +210,7 @@ func TestAPlacedOrderIsHandedOverWithoutWaitingForTheLog(t *testing.T) {
 		gated.after = func(ev eventstore.Event) bool { return ev.ID == last.ID }
 		reg, withReg := withMetrics()
 		h := commands.NewHandler(gated)
-		r := New(h, e.checkpoints, withReg, WithLogger(testLogger(t)), WithHolder("test-runner"))
+		r := New(h, e.checkpoints, withReg, WithLogger(testLogger(t)))
 		ctx, cancel := context.WithCancel(t.Context())
 		done := runAlone(ctx, r)
 		defer func() { cancel(); <-done }()

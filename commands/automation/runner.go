@@ -17,67 +17,70 @@
 // (ahead.go), and the numbers of the invoices confirmed meanwhile are taken in one append
 // (numbering.go).
 //
-// Only one runner acts on a log at a time: it holds a lease, a row in the checkpoint table
-// renewed while it runs. A second server's runner waits in standby and takes over from the
-// saved checkpoint when the lease is released (a clean stop) or expires (a crash). Should two
-// ever act at once — a paused holder waking after its lease expired — they send the same
-// commands with the same IDs, which costs work and nothing else; the paused one stops as soon
-// as it tries to save a checkpoint or renew the lease.
+// Only one runner acts on a log at a time: it holds the lease "order-to-cash" of package
+// follow, which frees the moment its holder dies (an advisory lock on the holder's database
+// session, or a file lock beside a SQLite store). A second server's runner waits in standby
+// and takes over from the saved checkpoint at once. Should two ever act at once — a holder
+// cut off from the database that has not noticed yet — they send the same commands with the
+// same IDs, which costs work and nothing else; the one cut off stops as soon as its lease
+// session is found dead, and its checkpoint writes are refused from the moment the other took
+// the lease (they are fenced by the term's token).
 package automation
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	mathrand "math/rand/v2"
-	"os"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/orderledger/orderledger/commands"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/follow"
 )
 
-// Name is the automation's row in the checkpoint table.
+// Name is the automation's lease and checkpoint in package follow.
 const Name = "order-to-cash"
 
 // Actor is the actor recorded on every event the automation causes.
 const Actor = "automation"
 
-// Runner states, as Status reports them.
+// Runner states, as Status reports them: those of every follower (package follow).
 const (
-	StateStarting = "starting" // not yet holding the lease
-	StateStandby  = "standby"  // another runner holds the lease
-	StateRunning  = "running"  // following the log
-	StateRetrying = "retrying" // a store is failing; retrying without advancing
-	StateFailed   = "failed"   // an event cannot be handled: a bug, see Failure
-	StateStopped  = "stopped"  // Run has returned
+	StateStarting = follow.StateStarting // not yet holding the lease
+	StateStandby  = follow.StateStandby  // another runner holds the lease
+	StateActive   = follow.StateActive   // holds the lease and follows the log
+	StateRetrying = follow.StateRetrying // a store is failing; retrying without advancing
+	StateFailed   = follow.StateFailed   // an event cannot be handled: a bug, see Failure
+	StateStopped  = follow.StateStopped  // Run has returned
 )
+
+// ErrLeaseLost: the runner's term ended (another process took the lease): it stops acting
+// until it holds the lease again.
+var ErrLeaseLost = follow.ErrLeaseLost
 
 // Runner follows the log and sends the order-to-cash commands. Create it with New, start it
 // with Run, and read Status for readiness and diagnostics.
 type Runner struct {
-	h           *commands.Handler
-	store       eventstore.Store
-	checkpoints *Checkpoints
-	holder      string
-	leaseTTL    time.Duration
-	lanes       int
-	log         *slog.Logger
-	metrics     *Metrics
-	minBackoff  time.Duration
-	maxBackoff  time.Duration
+	h          *commands.Handler
+	store      eventstore.Store
+	leases     *follow.Store
+	holder     string
+	lanes      int
+	log        *slog.Logger
+	metrics    *Metrics
+	minBackoff time.Duration
+	maxBackoff time.Duration
 
 	// afterSend, when set (by tests), is called after each command is sent and before the
 	// batch's checkpoint is saved: the moment a crash is most likely to cause a repeat.
 	afterSend func(e eventstore.Event, purpose string)
 
 	mu           sync.Mutex
+	term         *follow.Term // while the runner holds the lease
 	status       Status
 	pendingSince time.Time // recorded time of the oldest event delivered and not yet handled
 	// newestSent is the position of the newest event the runner's commands appended (or found
@@ -102,13 +105,6 @@ func WithMetrics(m *Metrics) Option {
 	}
 }
 
-// WithLeaseTTL sets how long the lease lasts without renewal (default 15 s): how long a
-// standby runner waits before it takes over from one that crashed. It is renewed every third.
-func WithLeaseTTL(d time.Duration) Option { return func(r *Runner) { r.leaseTTL = d } }
-
-// WithHolder names this runner in the lease (default host:pid:random).
-func WithHolder(id string) Option { return func(r *Runner) { r.holder = id } }
-
 // WithLanes sets how many subjects — orders, purchase orders — have their events handled at
 // once (default 256). The events about one subject are handled one after another, in log
 // order; see pipeline. A lane waits on round trips, not work: an order is a chain of
@@ -118,19 +114,18 @@ func WithHolder(id string) Option { return func(r *Runner) { r.holder = id } }
 func WithLanes(n int) Option { return func(r *Runner) { r.lanes = max(n, 1) } }
 
 // New returns a runner that sends commands through h, to h's store, and keeps its checkpoint
-// and lease in checkpoints.
-func New(h *commands.Handler, checkpoints *Checkpoints, opts ...Option) *Runner {
+// and lease in leases (named after this process there).
+func New(h *commands.Handler, leases *follow.Store, opts ...Option) *Runner {
 	r := &Runner{
-		h:           h,
-		store:       h.Store(),
-		checkpoints: checkpoints,
-		holder:      defaultHolder(),
-		leaseTTL:    15 * time.Second,
-		lanes:       256,
-		log:         slog.Default(),
-		minBackoff:  100 * time.Millisecond,
-		maxBackoff:  10 * time.Second,
-		status:      Status{State: StateStarting},
+		h:          h,
+		store:      h.Store(),
+		leases:     leases,
+		holder:     leases.Holder(),
+		lanes:      256,
+		log:        slog.Default(),
+		minBackoff: 100 * time.Millisecond,
+		maxBackoff: 10 * time.Second,
+		status:     Status{State: StateStarting},
 	}
 	for _, o := range opts {
 		o(r)
@@ -153,17 +148,11 @@ func (r *Runner) orderPlaced(placed eventstore.Event, order domain.OrderPlaced) 
 	}
 }
 
-func defaultHolder() string {
-	host, _ := os.Hostname()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return host + ":" + strconv.Itoa(os.Getpid()) + ":" + hex.EncodeToString(b[:])
-}
-
 // Status is what the runner is doing, for /readyz and operators.
 type Status struct {
 	State string `json:"state"`
-	// Holder is this runner's name in the lease; LeaseHolder, while in standby, the other's.
+	// Holder is this runner's name in the lease; LeaseHolder, while in standby, the active
+	// runner's term (its name, '#', and the number of the term).
 	Holder      string `json:"holder,omitempty"`
 	LeaseHolder string `json:"lease_holder,omitempty"`
 	// Position is the checkpoint: every event up to it has been handled.
@@ -249,89 +238,66 @@ func (r *Runner) Run(ctx context.Context) error {
 			s.State = StateStopped
 		}
 	})
-	for {
-		if err := r.acquireLease(ctx); err != nil {
-			return err
-		}
+	err := r.leases.Lead(ctx, Name, r.report, func(ctx context.Context, t *follow.Term) error {
+		r.mu.Lock()
+		r.term = t
+		r.mu.Unlock()
+		r.metrics.leaseHeld(true)
+		defer func() {
+			r.metrics.leaseHeld(false)
+			r.mu.Lock()
+			r.term = nil
+			r.mu.Unlock()
+		}()
 		err := r.lead(ctx)
-		r.releaseLease(ctx)
 		var failure *Failure
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case errors.As(err, &failure):
-			return failure
-		case errors.Is(err, ErrLeaseLost):
-			r.log.Warn("automation: lease lost; back to standby", "holder", r.holder, "error", err)
-		default:
-			return err
+		if errors.As(err, &failure) {
+			return follow.Fail(failure)
 		}
+		return err
+	}, follow.WithLogger(r.log))
+	var failure *Failure
+	if errors.As(err, &failure) {
+		return failure
 	}
+	return err
 }
 
-// acquireLease waits until this runner holds the lease.
-func (r *Runner) acquireLease(ctx context.Context) error {
-	var lastHolder string
+// report records what the lease loop is doing.
+func (r *Runner) report(state, holder string, err error) {
+	if state == StateFailed {
+		return // fail recorded the failure already
+	}
+	if err != nil {
+		r.metrics.errorSeen("transient")
+	}
+	r.update(func(s *Status) {
+		s.State, s.LeaseHolder, s.LastError = state, holder, ""
+		if err != nil {
+			s.LastError = err.Error()
+		}
+	})
+}
+
+// saveCheckpoint records that every event up to p is handled, fenced by the runner's term.
+func (r *Runner) saveCheckpoint(ctx context.Context, p eventstore.Position) error {
+	r.mu.Lock()
+	t := r.term
+	r.mu.Unlock()
+	if t == nil {
+		return fmt.Errorf("%w: the runner holds no term", ErrLeaseLost)
+	}
+	return r.leases.Save(ctx, t, p)
+}
+
+// lead follows the log while this runner holds the lease. It returns when ctx is done (the
+// lease lost among the reasons), or an event cannot be handled; store failures are retried
+// in place.
+func (r *Runner) lead(work context.Context) error {
 	for attempt := 0; ; attempt++ {
-		acquired, current, err := r.checkpoints.acquire(ctx, Name, r.holder, r.leaseTTL)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		// A standby runner looks often, so that it takes over soon after a clean stop.
-		wait := min(r.leaseTTL/3, time.Second)
-		switch {
-		case err != nil:
-			r.transient(err, "take the lease")
-			wait = r.backoff(attempt)
-		case acquired:
-			r.metrics.leaseHeld(true)
-			r.log.Info("automation: lease taken", "holder", r.holder, "ttl", r.leaseTTL)
-			return nil
-		default:
-			attempt = 0
-			if current.Holder != lastHolder {
-				r.log.Info("automation: standby, another runner holds the lease", "holder", r.holder, "lease_holder", current.Holder, "expires_in", current.ExpiresIn)
-				lastHolder = current.Holder
-			}
-			r.update(func(s *Status) { s.State, s.LeaseHolder, s.LastError = StateStandby, current.Holder, "" })
-			if current.ExpiresIn > 0 && current.ExpiresIn < wait {
-				wait = current.ExpiresIn + 10*time.Millisecond
-			}
-		}
-		if err := sleep(ctx, wait); err != nil {
-			return err
-		}
-	}
-}
-
-// releaseLease hands the lease back on the way out, so that a standby runner need not wait
-// for it to expire. It runs after ctx is done, so it has a short context of its own.
-func (r *Runner) releaseLease(ctx context.Context) {
-	r.metrics.leaseHeld(false)
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := r.checkpoints.release(rctx, Name, r.holder); err != nil && !errors.Is(err, ErrLeaseLost) {
-		r.log.Warn("automation: could not release the lease; it will expire", "holder", r.holder, "error", err)
-	}
-}
-
-// lead follows the log while this runner holds the lease. It returns when ctx is done, the
-// lease is lost, or an event cannot be handled; store failures are retried in place.
-func (r *Runner) lead(ctx context.Context) error {
-	work, stop := context.WithCancelCause(ctx)
-	var renewer sync.WaitGroup
-	renewer.Add(1)
-	go func() {
-		defer renewer.Done()
-		r.keepLease(work, stop)
-	}()
-	defer renewer.Wait()
-	defer stop(nil)
-
-	for attempt := 0; ; attempt++ {
-		from, err := r.checkpoints.Position(work, Name)
+		from, err := r.leases.Position(work, Name)
 		if err == nil {
-			r.update(func(s *Status) { s.State, s.Position, s.LeaseHolder, s.LastError = StateRunning, from, "", "" })
+			r.update(func(s *Status) { s.State, s.Position, s.LeaseHolder, s.LastError = StateActive, from, "", "" })
 			r.log.Info("automation: following the log", "from", from.String())
 			err = r.follow(work, from)
 		}
@@ -355,37 +321,6 @@ func (r *Runner) lead(ctx context.Context) error {
 	}
 }
 
-// keepLease renews the lease every third of its TTL. When another runner took it, or it could
-// not be renewed for a whole TTL (so it may have expired and been taken), it cancels the work
-// with ErrLeaseLost.
-func (r *Runner) keepLease(ctx context.Context, lost context.CancelCauseFunc) {
-	ticker := time.NewTicker(r.leaseTTL / 3)
-	defer ticker.Stop()
-	renewed := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-		err := r.checkpoints.renew(ctx, Name, r.holder, r.leaseTTL)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err == nil:
-			renewed = time.Now()
-		case errors.Is(err, ErrLeaseLost):
-			lost(err)
-			return
-		case time.Since(renewed) >= r.leaseTTL:
-			lost(fmt.Errorf("%w: not renewed for %s: %v", ErrLeaseLost, r.leaseTTL, err))
-			return
-		default:
-			r.log.Warn("automation: could not renew the lease; retrying", "holder", r.holder, "error", err)
-		}
-	}
-}
-
 // setPendingSince records when the oldest event delivered and not yet handled was recorded;
 // the zero time when there is none.
 func (r *Runner) setPendingSince(t time.Time) {
@@ -404,7 +339,7 @@ func (r *Runner) checkpointed(position eventstore.Position, at time.Time, n int,
 	r.status.LastEventAt = at
 	r.status.EventsHandled += uint64(n)
 	if smooth && r.status.State == StateRetrying {
-		r.status.State, r.status.LastError = StateRunning, ""
+		r.status.State, r.status.LastError = StateActive, ""
 	}
 }
 

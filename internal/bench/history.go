@@ -18,6 +18,7 @@ import (
 
 	"github.com/orderledger/orderledger/commands/automation"
 	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/follow"
 	"github.com/orderledger/orderledger/internal/historygen"
 )
 
@@ -122,7 +123,7 @@ func generateOrders(ctx context.Context, st Stores, n int, logf func(string, ...
 	if err != nil {
 		return "", 0, err
 	}
-	checkpoints, err := automation.OpenCheckpoints(ctx, st.ReadDSN)
+	checkpoints, err := follow.Open(ctx, st.ReadDSN)
 	if err != nil {
 		return "", 0, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/orderledger/orderledger/commands"
 	"github.com/orderledger/orderledger/commands/automation"
 	"github.com/orderledger/orderledger/eventstore/sqlite"
+	"github.com/orderledger/orderledger/follow"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/readapi"
 )
@@ -39,7 +40,7 @@ func TestRunAgainstAServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkpoints, err := automation.OpenCheckpoints(ctx, "sqlite:"+path)
+	checkpoints, err := follow.Open(ctx, "sqlite:"+path, follow.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}
