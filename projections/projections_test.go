@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -350,7 +351,7 @@ func TestRebuildReplaysIdentically(t *testing.T) {
 		sameDump(t, "rebuild during appends vs. a quiet rebuild", afterAll, dump(t, env.Read))
 		noMissingIndexes(t, env.Read)
 		for _, p := range r.Status().Projectors {
-			if p.State == projections.StateStopped {
+			if p.State == projections.StateFailed {
 				t.Errorf("projector %s stopped: %s", p.Name, p.Error)
 			}
 		}
@@ -386,12 +387,12 @@ func TestBrokenEventStopsOnlyItsProjector(t *testing.T) {
 		for _, p := range r.Status().Projectors {
 			if p.Name == "inventory" {
 				inv = p
-			} else if p.State != projections.StateRunning || p.LagEvents != 0 {
+			} else if p.State != projections.StateActive || p.LagEvents != 0 {
 				t.Errorf("projector %s: %+v, want running and caught up", p.Name, p)
 			}
 		}
 		b := inv.BrokenEvent
-		if inv.State != projections.StateStopped || b == nil || b.Position != broken.Position.String() ||
+		if inv.State != projections.StateFailed || b == nil || b.Position != broken.Position.String() ||
 			b.Stream != "stock-SKU-A" || b.Version != broken.Version || b.Type != "ReplenishmentPolicySet.v1" || b.Error == "" {
 			t.Fatalf("inventory status %+v (broken event %+v), want it stopped at %s", inv, b, broken.Position)
 		}
@@ -504,7 +505,7 @@ func TestWaitFor(t *testing.T) {
 			t.Fatalf("waiting for an unknown projector: %v", err)
 		}
 		for _, p := range r.Status().Projectors {
-			if p.LagEvents != 0 || p.State != projections.StateRunning {
+			if p.LagEvents != 0 || p.State != projections.StateActive {
 				t.Errorf("projector %s: %+v, want running with no lag", p.Name, p)
 			}
 		}
@@ -523,12 +524,12 @@ func TestFollowOnly(t *testing.T) {
 		t.Fatalf("order-2 once the follower has seen %s: paid %d, err %v", pos, o.Paid, err)
 	}
 	for _, p := range follower.Status().Projectors {
-		if p.State != projections.StateStandby || p.LeaseHolder != "projecting" {
+		if p.State != projections.StateStandby || !strings.HasPrefix(p.LeaseHolder, "projecting#") {
 			t.Errorf("follower's %s: %+v, want standing by for the projecting runner", p.Name, p)
 		}
 	}
 	for _, p := range projector.Status().Projectors {
-		if p.State != projections.StateRunning {
+		if p.State != projections.StateActive {
 			t.Errorf("projecting runner's %s: %+v, want running", p.Name, p)
 		}
 	}

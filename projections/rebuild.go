@@ -25,6 +25,13 @@ var (
 	rebuildCacheRows = 250000
 )
 
+// rebuildOwner begins the name a rebuild writes as the owner of the projectors' rows; a
+// runner does not take a row from it while its lease lasts.
+const (
+	rebuildOwner       = "rebuild"
+	rebuildOwnerPrefix = rebuildOwner + "@"
+)
+
 // rebuildLeaseTTL is how long a rebuild's lease lasts without renewal.
 const rebuildLeaseTTL = time.Minute
 
@@ -89,7 +96,7 @@ func rebuildLog(ctx context.Context, store eventstore.Store, read *ReadStore, na
 		head = last
 	}
 	total := read.countedUpTo(ctx, head)
-	writers, err := read.takeOver(ctx, ps, ownerID("rebuild"), rebuildLeaseTTL, time.Now)
+	writers, err := read.takeOver(ctx, ps, ownerID(rebuildOwner), rebuildLeaseTTL, time.Now)
 	if err != nil {
 		return rebuildResult{}, fmt.Errorf("projections: rebuild: take over: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/follow"
 )
 
 // Errors WaitFor returns besides the context's.
@@ -26,21 +27,25 @@ var (
 	ErrUnknownProjector = errors.New("projections: no such projector in this runner")
 )
 
-// Projector states, as Status reports them.
+// Projector states, as Status reports them: those of every follower (package follow).
 const (
-	StateStarting = "starting" // not yet holding its lease
-	StateRunning  = "running"  // following the log
-	StateStandby  = "standby"  // another process holds the lease; this one takes over if it lapses
-	StateRetrying = "retrying" // the last attempt failed (store unreachable…); it tries again
-	StateStopped  = "stopped"  // a broken event stopped it; see BrokenEvent
+	StateStarting = follow.StateStarting // not yet holding its lease
+	StateActive   = follow.StateActive   // holds its lease and follows the log
+	StateStandby  = follow.StateStandby  // another process holds the lease; this one takes over when it goes
+	StateRetrying = follow.StateRetrying // the last attempt failed (store unreachable…); it tries again
+	StateFailed   = follow.StateFailed   // a broken event stopped it; see BrokenEvent
 )
 
 // Defaults of a Runner.
 const (
+	// defaultLeaseTTL is how long the checkpoint row names a runner as its writer without
+	// renewal. Who may project is decided by the lease of package follow, which frees the
+	// moment its holder dies; the row's expiry only tells a replay that a server is live, and
+	// lets a runner take a row from a rebuild that died.
 	defaultLeaseTTL = 15 * time.Second
 	// standbyRetry is how often a projector in standby tries the lease and reads the
 	// checkpoint its holder reached, which is what ?after= waits then see.
-	standbyRetry = time.Second
+	standbyRetry = 200 * time.Millisecond
 	retryMin     = 100 * time.Millisecond
 	retryMax     = 10 * time.Second
 	// liveCacheRows bounds the rows a running projector keeps from one batch to the next;
@@ -60,6 +65,8 @@ type Runner struct {
 	now      func() time.Time
 	// followOnly: project nothing, only follow the checkpoints others write.
 	followOnly bool
+	// leases decide which process projects; nil until Run when the Runner opens its own.
+	leases *follow.Store
 
 	workers []*worker // the projectors, in report order
 	counter *worker   // counts the log's events, for lag
@@ -77,7 +84,13 @@ type runnerConfig struct {
 	log        *slog.Logger
 	owner      string
 	registry   *prometheus.Registry
+	leases     *follow.Store
 }
+
+// WithLeases takes the projectors' leases in leases (one per projector, named after it), as
+// the other followers of the process do. By default Run opens leases of its own in the read
+// store's database, named after WithOwner.
+func WithLeases(l *follow.Store) Option { return func(c *runnerConfig) { c.leases = l } }
 
 // WithProjectors runs only the named projectors (all by default).
 func WithProjectors(names ...string) Option {
@@ -96,7 +109,7 @@ func WithLeaseTTL(d time.Duration) Option { return func(c *runnerConfig) { c.lea
 // WithLogger sets the logger (slog.Default by default).
 func WithLogger(l *slog.Logger) Option { return func(c *runnerConfig) { c.log = l } }
 
-// WithOwner names this process in leases (host:pid:random by default).
+// WithOwner names this process in the leases it opens (host:pid:random by default).
 func WithOwner(id string) Option { return func(c *runnerConfig) { c.owner = id } }
 
 // WithRegistry registers the lag metrics on reg.
@@ -120,7 +133,7 @@ func NewRunner(store eventstore.Store, read *ReadStore, opts ...Option) (*Runner
 	}
 	r := &Runner{
 		store: store, read: read, owner: cfg.owner, leaseTTL: cfg.leaseTTL, log: cfg.log, now: time.Now,
-		followOnly: cfg.followOnly, byName: map[string]*worker{},
+		followOnly: cfg.followOnly, byName: map[string]*worker{}, leases: cfg.leases,
 	}
 	for _, p := range ps {
 		w := newWorker(r, p, p.name())
@@ -167,6 +180,14 @@ func (r *Runner) Run(ctx context.Context) error {
 			return nil
 		}
 		return fmt.Errorf("projections: %w", err)
+	}
+	if r.leases == nil && !r.followOnly {
+		leases, err := follow.Open(ctx, r.read.dsn, follow.WithHolder(r.owner), follow.WithLogger(r.log))
+		if err != nil {
+			return fmt.Errorf("projections: %w", err)
+		}
+		defer leases.Close()
+		r.leases = leases
 	}
 	r.feed.open(ctx)
 	var wg sync.WaitGroup
@@ -277,23 +298,45 @@ func (w *worker) setState(state, holder string, err error) {
 func (w *worker) stop(broken *EventError) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.state, w.broken, w.lastErr = StateStopped, broken, broken
+	w.state, w.broken, w.lastErr = StateFailed, broken, broken
 	// Wake WaitFor callers so they learn at once.
 	close(w.changed)
 	w.changed = make(chan struct{})
 }
 
+// LeaseName is the name of a projector's lease in package follow ("log" is the counter of
+// the log's events that every projector's lag is measured against).
+func LeaseName(projector string) string { return "projector-" + projector }
+
+// LeaseNames are the leases of every projector and of the log counter.
+func LeaseNames() []string {
+	names := []string{LeaseName(logCounter)}
+	for _, n := range Names() {
+		names = append(names, LeaseName(n))
+	}
+	return names
+}
+
 // run takes the lease and follows the log until ctx ends or a broken event stops it, waiting
 // in standby while another process holds the lease and retrying after failures.
+//
+// The lease (package follow) decides which process projects; it frees the moment its holder
+// dies. The projector's checkpoint row carries the term's token, and every batch commits only
+// while the row still carries it, so a holder cut off from the database that has not noticed
+// yet commits nothing once another has taken over.
 func (w *worker) run(ctx context.Context) {
 	log := w.r.log.With("projector", w.name)
+	token := ""
 	defer func() {
-		// A lease taken just as ctx ended, before this worker learned it had it, would
-		// otherwise keep the next process waiting until it lapses.
+		if token == "" {
+			return
+		}
+		// A row taken just as ctx ended, before this worker learned it had it, would
+		// otherwise name this process as a live writer to a replay until it lapses.
 		dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := w.r.read.dropLease(dropCtx, w.name, w.r.owner); err != nil {
-			log.Warn("freeing the projector's lease failed; it lapses on its own", "err", err)
+		if err := w.r.read.dropLease(dropCtx, w.name, token); err != nil {
+			log.Warn("freeing the projector's checkpoint row failed; it lapses on its own", "err", err)
 		}
 	}()
 	backoff := retryMin
@@ -303,27 +346,56 @@ func (w *worker) run(ctx context.Context) {
 		sleep(ctx, backoff)
 		backoff = min(2*backoff, retryMax)
 	}
+	standby := func(holder string) {
+		// The holder's checkpoint is what the read models show: report it.
+		cp, err := w.r.read.readCheckpoint(ctx, w.r.read.reads, w.name)
+		if err != nil {
+			if ctx.Err() == nil {
+				retry(err)
+			}
+			return
+		}
+		w.publish(cp.progress)
+		if holder == "" {
+			holder = cp.leaseOwner
+		}
+		w.setState(StateStandby, holder, nil)
+		sleep(ctx, standbyRetry)
+	}
 	for ctx.Err() == nil {
 		if w.r.followOnly {
 			w.follower(ctx)
 			continue
 		}
-		cp, holds, err := w.r.read.acquire(ctx, w.name, w.r.owner, w.r.leaseTTL, w.r.now())
-		if err != nil {
-			if ctx.Err() == nil {
+		term, err := w.r.leases.Acquire(ctx, LeaseName(w.name))
+		var held *follow.HeldError
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.As(err, &held):
+			standby(held.Holder)
+			continue
+		case err != nil:
+			retry(err)
+			continue
+		}
+		token = term.Token()
+		cp, holds, err := w.r.read.acquire(ctx, w.name, token, w.r.leaseTTL, w.r.now())
+		if err != nil || !holds {
+			term.Release()
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
 				retry(err)
+			default:
+				// A rebuild or a replay has the row: wait for it to finish.
+				standby(cp.leaseOwner)
 			}
 			continue
 		}
-		if !holds {
-			// The holder's checkpoint is what the read models show: report it.
-			w.publish(cp.progress)
-			w.setState(StateStandby, cp.leaseOwner, nil)
-			sleep(ctx, min(standbyRetry, w.r.leaseTTL/3))
-			continue
-		}
 		w.writeMu.Lock()
-		w.w = writer{owner: w.r.owner, generation: cp.generation, leaseTTL: w.r.leaseTTL, now: w.r.now}
+		w.w = writer{owner: token, generation: cp.generation, leaseTTL: w.r.leaseTTL, now: w.r.now}
 		w.persisted = cp.progress
 		// Whoever held the lease meanwhile may have changed any row.
 		w.rows = nil
@@ -332,6 +404,7 @@ func (w *worker) run(ctx context.Context) {
 			// A rebuild that died before its end leaves the indexes it dropped missing.
 			if err := w.r.read.ensureIndexes(ctx, w.p.tables()...); err != nil {
 				w.release(ctx)
+				term.Release()
 				if ctx.Err() == nil {
 					retry(err)
 				}
@@ -341,28 +414,40 @@ func (w *worker) run(ctx context.Context) {
 		// Every write to the projector's tables now goes through this worker.
 		w.r.read.startCaching(w.name)
 		w.publish(cp.progress)
-		w.setState(StateRunning, "", nil)
-		log.Info("projector running", "from", cp.progress.pos.String(), "events", cp.progress.events)
+		w.setState(StateActive, "", nil)
+		log.Info("projector active", "from", cp.progress.pos.String(), "events", cp.progress.events, "term", token)
 
-		err = w.follow(ctx)
+		termCtx, endTerm := follow.WithTerm(ctx, term)
+		err = w.follow(termCtx)
+		lost := errors.Is(context.Cause(termCtx), follow.ErrLeaseLost)
+		endTerm()
 		// Before anything else is published: another process may write the tables from now on.
 		w.r.read.stopCaching(w.name)
 		var broken *EventError
 		switch {
 		case ctx.Err() != nil:
 			w.release(ctx)
+			term.Release()
 			return
 		case errors.As(err, &broken):
 			log.Error("projector stopped on a broken event", "position", broken.Position.String(), "stream", broken.Stream,
 				"version", broken.Version, "type", broken.Type, "event_id", broken.EventID.String(), "err", broken.Err)
 			w.release(ctx)
+			term.Release()
 			w.stop(broken)
 			return
+		case lost:
+			log.Warn("projector's lease session ended; standing by")
+			term.Release()
+			w.setState(StateStarting, "", nil)
+			backoff = retryMin
 		case errors.Is(err, errFenced):
 			log.Warn("projector taken over by another process; standing by")
+			term.Release()
 			backoff = retryMin
 		default:
 			w.release(ctx)
+			term.Release()
 			retry(err)
 		}
 	}

@@ -67,12 +67,17 @@ func (s *ReadStore) readCheckpoint(ctx context.Context, q queryer, name string) 
 	return cp, nil
 }
 
-// acquire takes the projector's lease for owner if it is free, expired or owner's already,
-// and returns the row; holds reports whether owner now holds the lease.
+// acquire names owner, a term of the projector's lease (package follow), as the writer of the
+// projector's row and returns the row; holds reports whether it now does. The lease is the
+// term's, so whichever runner the row names is gone or about to be fenced off by this
+// update: the row is taken from any runner. Not from a rebuild (rebuildOwnerPrefix) until it
+// releases the row or its lease lapses, nor from a replay's seal.
 func (s *ReadStore) acquire(ctx context.Context, name, owner string, ttl time.Duration, now time.Time) (cp checkpoint, holds bool, err error) {
 	_, err = s.writes.ExecContext(ctx, s.dialect.sql(`UPDATE rm_projector_state SET lease_owner = ?, lease_expires = ?, updated_at = ?
-		WHERE name = ? AND (lease_owner = ? OR lease_owner = '' OR lease_expires < ?)`),
-		owner, now.Add(ttl).UnixMicro(), now.UnixMicro(), name, owner, now.UnixMicro())
+		WHERE name = ? AND (lease_owner = ? OR lease_owner = '' OR lease_expires < ?
+			OR (lease_owner NOT LIKE ? AND lease_owner NOT LIKE ?))`),
+		owner, now.Add(ttl).UnixMicro(), now.UnixMicro(), name, owner, now.UnixMicro(),
+		rebuildOwnerPrefix+"%", replaySealPrefix+"%")
 	if err != nil {
 		return cp, false, err
 	}

@@ -51,7 +51,7 @@ type BrokenEvent struct {
 // Healthy reports whether no projector has stopped on a broken event.
 func (s Status) Healthy() bool {
 	for _, p := range s.Projectors {
-		if p.State == StateStopped {
+		if p.State == StateFailed {
 			return false
 		}
 	}
@@ -127,7 +127,7 @@ func (c runnerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(lagEventsDesc, prometheus.GaugeValue, float64(p.LagEvents), p.Name)
 		ch <- prometheus.MustNewConstMetric(lagSecondsDesc, prometheus.GaugeValue, p.LagSeconds, p.Name)
 		ch <- prometheus.MustNewConstMetric(eventsDesc, prometheus.GaugeValue, float64(p.Events), p.Name)
-		ch <- prometheus.MustNewConstMetric(runningDesc, prometheus.GaugeValue, flag(p.State == StateRunning), p.Name)
-		ch <- prometheus.MustNewConstMetric(stoppedDesc, prometheus.GaugeValue, flag(p.State == StateStopped), p.Name)
+		ch <- prometheus.MustNewConstMetric(runningDesc, prometheus.GaugeValue, flag(p.State == StateActive), p.Name)
+		ch <- prometheus.MustNewConstMetric(stoppedDesc, prometheus.GaugeValue, flag(p.State == StateFailed), p.Name)
 	}
 }
