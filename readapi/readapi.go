@@ -202,7 +202,7 @@ func (a *API) waitAfter(ctx context.Context, q query, projector string) error {
 		return httpx.Errorf(http.StatusGatewayTimeout, "timeout",
 			"the %s read model did not reach position %s within %s; retry later", projector, pos, a.afterTimeout)
 	case errors.Is(err, projections.ErrProjectorStopped):
-		return httpx.Errorf(http.StatusServiceUnavailable, "store_unavailable",
+		return httpx.Errorf(http.StatusServiceUnavailable, "unavailable",
 			"the %s read model cannot reach position %s: %v", projector, pos, err)
 	}
 	return err

@@ -66,8 +66,14 @@ var servingLine = regexp.MustCompile(`msg="orderledger serving" addr=(\S+)`)
 // The process is stopped when the test ends (if nothing stopped it before).
 func startServer(t *testing.T, events string) *server {
 	t.Helper()
+	return startServerWith(t, events)
+}
+
+// startServerWith is startServer with more arguments to serve, such as --roles.
+func startServerWith(t *testing.T, events string, args ...string) *server {
+	t.Helper()
 	s := &server{events: events, dir: t.TempDir(), log: &syncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--events", events)
+	s.cmd = exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--events", events}, args...)...)
 	s.cmd.Dir = s.dir
 	s.cmd.Env = cleanEnv()
 	stderr, err := s.cmd.StderrPipe()

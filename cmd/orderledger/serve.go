@@ -138,6 +138,11 @@ func openService(ctx context.Context, cfg *config, roles []string, log *slog.Log
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The write routes and the automation share one handler, so their cached folds agree.
 	s.handler = commands.NewHandler(s.events, append([]commands.Option{commands.WithMetrics(commands.NewMetrics(s.reg))}, handlerOpts...)...)
+	if s.roles[roleAutomate] || s.roles[roleProject] || s.roles[roleRead] {
+		if s.leases, err = follow.Open(ctx, readDSN, follow.WithLogger(log)); err != nil {
+			return nil, fmt.Errorf("open the followers' leases in %s: %w", stores.Redact(readDSN), err)
+		}
+	}
 	if s.roles[roleProject] || s.roles[roleRead] {
 		opts := []projections.Option{projections.WithLogger(log)}
 		if s.roles[roleProject] {
@@ -148,13 +153,8 @@ func openService(ctx context.Context, cfg *config, roles []string, log *slog.Log
 			// its ?after= waits end when the read models include the position.
 			opts = append(opts, projections.WithFollowOnly())
 		}
-		if s.projectors, err = projections.NewRunner(s.events, s.read, opts...); err != nil {
+		if s.projectors, err = projections.NewRunner(s.events, s.read, append(opts, projections.WithLeases(s.leases))...); err != nil {
 			return nil, err
-		}
-	}
-	if s.roles[roleAutomate] || s.roles[roleProject] || s.roles[roleRead] {
-		if s.leases, err = follow.Open(ctx, readDSN, follow.WithLogger(log)); err != nil {
-			return nil, fmt.Errorf("open the followers' leases in %s: %w", stores.Redact(readDSN), err)
 		}
 	}
 	if s.roles[roleAutomate] {
@@ -289,8 +289,10 @@ func (s *service) router() *mux.Router {
 // storeUnreachable is what /readyz says of a store it cannot reach.
 const storeUnreachable = "unreachable; the server log has the details"
 
-// ready answers /readyz: the stores are reachable, and no projector or process manager has
-// stopped on a broken event.
+// ready answers /readyz: the stores are reachable, no projector or process manager has
+// stopped on a broken event, and — on a process that serves reads — the read models are not
+// left behind the log with no process anywhere projecting. "roles" names each role as this
+// process has it: active, standby (another process is the active one) or absent.
 func (s *service) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -299,7 +301,8 @@ func (s *service) ready(w http.ResponseWriter, r *http.Request) {
 	// /readyz needs no credentials, so it names no host, process or address: a store's error
 	// (which may name its host) goes to the log, the answer says only that it is unreachable,
 	// and the lease holders (host:pid) are left out.
-	if _, err := s.events.Head(ctx); err != nil {
+	head, err := s.events.Head(ctx)
+	if err != nil {
 		ok = false
 		s.log.Warn("readyz: event store unreachable", "err", err)
 		report["events"] = storeUnreachable
@@ -313,6 +316,13 @@ func (s *service) ready(w http.ResponseWriter, r *http.Request) {
 	} else {
 		report["read"] = "ok"
 	}
+	roles := map[string]string{roleWrite: roleAbsent, roleRead: roleAbsent, roleProject: roleAbsent, roleAutomate: roleAbsent}
+	if s.roles[roleWrite] {
+		roles[roleWrite] = follow.StateActive
+	}
+	if s.roles[roleRead] {
+		roles[roleRead] = follow.StateActive
+	}
 	if s.roles[roleProject] {
 		status := s.projectors.Status()
 		for i := range status.Projectors {
@@ -320,6 +330,12 @@ func (s *service) ready(w http.ResponseWriter, r *http.Request) {
 		}
 		report["projections"] = status
 		ok = ok && status.Healthy()
+		roles[roleProject] = follow.StateActive
+		for _, p := range status.Projectors {
+			if p.State != follow.StateActive {
+				roles[roleProject] = follow.StateStandby
+			}
+		}
 	}
 	if s.automation != nil {
 		status := s.automation.Status()
@@ -333,14 +349,59 @@ func (s *service) ready(w http.ResponseWriter, r *http.Request) {
 				report["orders"] = "refused: the automation is behind by more than " + s.maxAutomationLag.String()
 			}
 		}
+		roles[roleAutomate] = follow.StateStandby
+		if status.State == follow.StateActive {
+			roles[roleAutomate] = follow.StateActive
+		}
 	}
+	if s.roles[roleRead] && !s.roles[roleProject] && err == nil {
+		behind, projecting, checkErr := s.readModelsStranded(ctx, head)
+		switch {
+		case checkErr != nil:
+			ok = false
+			s.log.Warn("readyz: cannot tell whether a process projects", "err", checkErr)
+			report["projecting"] = storeUnreachable
+		default:
+			report["projecting"] = projecting
+			if behind && !projecting {
+				ok = false
+				report["reason"] = "the log holds events the read models lack, and no process is projecting"
+			}
+		}
+	}
+	report["roles"] = roles
 	code := http.StatusOK
 	report["status"] = "ready"
 	if !ok {
 		code = http.StatusServiceUnavailable
 		report["status"] = "not ready"
+		w.Header().Set("Retry-After", httpx.RetryAfterSeconds)
 	}
 	httpx.WriteJSON(w, code, report)
+}
+
+// roleAbsent: this process does not take the role.
+const roleAbsent = "absent"
+
+// readModelsStranded reports whether some read model is behind head, and whether any process
+// holds a projector's lease.
+func (s *service) readModelsStranded(ctx context.Context, head eventstore.Position) (behind, projecting bool, err error) {
+	for _, p := range s.projectors.Status().Projectors {
+		pos, err := eventstore.ParsePosition(p.Position)
+		if err != nil || pos.Compare(head) < 0 {
+			behind = true
+		}
+	}
+	for _, name := range projections.Names() {
+		held, err := s.leases.Held(ctx, projections.LeaseName(name))
+		if err != nil {
+			return behind, false, err
+		}
+		if held {
+			return behind, true, nil
+		}
+	}
+	return behind, false, nil
 }
 
 // splitList splits a comma-separated environment value.

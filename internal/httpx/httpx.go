@@ -5,20 +5,33 @@ package httpx
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 )
+
+// StatusClientClosedRequest is the status a request is logged and counted with when its
+// client hung up before the answer (nginx's 499): not a failure of the server.
+const StatusClientClosedRequest = 499
+
+// RetryAfterSeconds is the Retry-After of a 503: a store outage, or a read model that cannot
+// catch up for now.
+const RetryAfterSeconds = "2"
 
 // MaxBodyBytes is the largest request body accepted (413 beyond).
 const MaxBodyBytes = 1 << 20
@@ -74,19 +87,52 @@ func Classify(err error) (status int, code string) {
 		return statusOfKind[kind], c
 	}
 	switch {
-	case errors.Is(err, eventstore.ErrUnavailable):
-		return http.StatusServiceUnavailable, "store_unavailable"
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, "timeout"
+	case Unavailable(err):
+		return http.StatusServiceUnavailable, "unavailable"
 	}
 	return http.StatusInternalServerError, "internal"
+}
+
+// Unavailable reports whether err says a store cannot be reached (an event store's
+// ErrUnavailable, or a database connection refused, cut or shutting down), rather than that
+// something is wrong with the request or the server.
+func Unavailable(err error) bool {
+	if errors.Is(err, eventstore.ErrUnavailable) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08: connection exception; 57P: the server is shutting down or starting.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	// A statement that never reached the server: its connection was closed.
+	return pgconn.SafeToRetry(err)
 }
 
 // WriteError answers err as problem+json. A 5xx detail never leaks internals: it is logged with
 // the request and the client gets a generic sentence.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client hung up: no one reads an answer, and it is no fault of the server.
+		w.WriteHeader(StatusClientClosedRequest)
+		return
+	}
 	status, code := Classify(err)
 	detail := err.Error()
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", RetryAfterSeconds)
+	}
 	if status >= 500 && status != http.StatusGatewayTimeout && status != http.StatusServiceUnavailable {
 		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		detail = "internal error; the server log has the details"

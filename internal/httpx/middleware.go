@@ -61,10 +61,15 @@ func Instrument(reg prometheus.Registerer, r *mux.Router, log *slog.Logger) http
 				}
 			}
 			elapsed := time.Since(started)
+			if req.Context().Err() != nil && (rec.status >= 500 || !rec.wrote) {
+				// The client hung up: whatever the handler made of its cancelled work, no
+				// one got the answer, and it is no failure of the server.
+				rec.status = StatusClientClosedRequest
+			}
 			requests.WithLabelValues(rec.route, req.Method, strconv.Itoa(rec.status)).Inc()
 			latency.WithLabelValues(rec.route, req.Method).Observe(elapsed.Seconds())
 			level := slog.LevelDebug
-			if rec.status >= 500 {
+			if rec.status >= 500 && rec.status != StatusClientClosedRequest {
 				level = slog.LevelWarn
 			}
 			log.Log(req.Context(), level, "request", "method", req.Method, "path", req.URL.Path, "status", rec.status, "duration_ms", float64(elapsed.Microseconds())/1000)
