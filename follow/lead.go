@@ -64,6 +64,9 @@ func (s *Store) Lead(ctx context.Context, name string, report Reporter, act func
 		var held *HeldError
 		switch {
 		case ctx.Err() != nil:
+			if t != nil {
+				t.Release() // taken just as ctx ended
+			}
 			return ctx.Err()
 		case errors.As(err, &held):
 			if held.Holder != lastHolder {

@@ -51,7 +51,10 @@ type pgLocker struct {
 
 	mu      sync.Mutex
 	session *pgSession // nil until needed, and after it died
-	closed  bool
+	// schema is the session's current schema: advisory locks are per database, and two
+	// deployments may share a database in schemas of their own (as bench's stages do).
+	schema string
+	closed bool
 }
 
 // pgSession is one lease session and the leases held on it.
@@ -94,6 +97,10 @@ func (l *pgLocker) connect(ctx context.Context) (*pgSession, error) {
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, l.config)
 	if err != nil {
+		return nil, err
+	}
+	if err := conn.QueryRow(ctx, `SELECT coalesce(current_schema(), '')`).Scan(&l.schema); err != nil {
+		_ = conn.Close(ctx)
 		return nil, err
 	}
 	s := &pgSession{conn: conn, held: map[string]bool{}, dead: make(chan struct{}), done: make(chan struct{})}
@@ -149,6 +156,9 @@ func (l *pgLocker) drop(s *pgSession) {
 	_ = s.conn.Close(ctx)
 }
 
+// key is name's lock key in the session's schema. Called with mu held, once connected.
+func (l *pgLocker) key(name string) int32 { return leaseLockKey(l.schema + "." + name) }
+
 func (l *pgLocker) tryLock(ctx context.Context, name string) (hold, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -168,7 +178,7 @@ func (l *pgLocker) tryLock(ctx context.Context, name string) (hold, bool, error)
 	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	var ok bool
-	if err := s.conn.QueryRow(qctx, `SELECT pg_try_advisory_lock($1, $2)`, int32(leaseLockSpace), leaseLockKey(name)).Scan(&ok); err != nil {
+	if err := s.conn.QueryRow(qctx, `SELECT pg_try_advisory_lock($1, $2)`, int32(leaseLockSpace), l.key(name)).Scan(&ok); err != nil {
 		// Whether the lock was taken is unknown: end the session, which frees it if it was.
 		l.drop(s)
 		return nil, false, err
@@ -197,7 +207,7 @@ func (l *pgLocker) held(ctx context.Context, name string) (bool, error) {
 	err = s.conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks
 		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 			AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 2`,
-		int64(leaseLockSpace), int64(leaseLockKey(name))).Scan(&n)
+		int64(leaseLockSpace), int64(l.key(name))).Scan(&n)
 	if err != nil {
 		if s.conn.IsClosed() {
 			l.drop(s)
@@ -242,7 +252,7 @@ func (h *pgHold) release() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := h.s.conn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, int32(leaseLockSpace), leaseLockKey(h.name)); err != nil {
+	if _, err := h.s.conn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, int32(leaseLockSpace), h.l.key(h.name)); err != nil {
 		// Unknown whether it was freed: end the session, which frees it for sure.
 		h.l.drop(h.s)
 	}

@@ -253,6 +253,11 @@ func (s *Store) Acquire(ctx context.Context, name string) (*Term, error) {
 		t.Release()
 		return nil, fmt.Errorf("follow: stamp lease %s: %w", name, err)
 	}
+	if err := ctx.Err(); err != nil {
+		// The caller has given up and would not release it.
+		t.Release()
+		return nil, err
+	}
 	return t, nil
 }
 

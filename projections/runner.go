@@ -371,6 +371,9 @@ func (w *worker) run(ctx context.Context) {
 		var held *follow.HeldError
 		switch {
 		case ctx.Err() != nil:
+			if term != nil {
+				term.Release() // taken just as ctx ended
+			}
 			return
 		case errors.As(err, &held):
 			standby(held.Holder)
