@@ -126,6 +126,13 @@ beside the figure that yields them):
                       and started again, and cold_first_invoice_ms_<N> is the time from
                       posting one order on the history's busiest SKU to reading it back
                       invoiced. The larger size's figures have the smaller's as baseline.
+  failover_ms         ms, no baseline: two serve processes (write,read,project) on a stage of
+                      their own; the one whose projectors are active is killed with SIGKILL
+                      and a stock receipt is written to the other at once: from the kill to
+                      the standby's read model answering it with ?after= (it took the lease
+                      over and committed a batch). Median of 5. Extra: failover_restart_ms,
+                      from starting a single serve again after a kill -9 to its read model
+                      holding a write made as soon as it listens (median of 5).
 `,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -135,7 +142,7 @@ beside the figure that yields them):
 			}
 			if kind, err := stores.KindOf(cfg.events); err == nil && kind == stores.KurrentDB {
 				if len(selected) == 0 || slices.ContainsFunc(selected, isServerFigure) {
-					return errors.New("bench: on KurrentDB the server figures (order_intake, order_to_cash, sustained_orders, projection_lag_p99, read_customer, read_inventory, serve_rss, rss_after_orders, cold_first_invoice_ms) are not available yet; pick others with --only")
+					return errors.New("bench: on KurrentDB the server figures (order_intake, order_to_cash, sustained_orders, projection_lag_p99, read_customer, read_inventory, serve_rss, rss_after_orders, cold_first_invoice_ms, failover_ms) are not available yet; pick others with --only")
 				}
 			}
 			opts.EventsDSN, opts.ReadDSN = cfg.events, cfg.read
@@ -144,6 +151,7 @@ beside the figure that yields them):
 			opts.StartServer = startBenchServer
 			opts.ServeCommand = benchServeCommand
 			opts.ServeAllCommand = benchServeAllCommand
+			opts.ServeRolesCommand = benchServeRolesCommand
 			if cpuProf != "" {
 				f, err := os.Create(cpuProf)
 				if err != nil {
@@ -177,7 +185,7 @@ beside the figure that yields them):
 
 func isServerFigure(name string) bool {
 	return slices.Contains([]string{bench.OrderIntake, bench.OrderToCash, bench.SustainedOrders, bench.ProjectionLagP99,
-		bench.ReadCustomer, bench.ReadInventory, bench.ServeRSS, bench.RSSAfterOrders, bench.ColdFirstInvoice}, name)
+		bench.ReadCustomer, bench.ReadInventory, bench.ServeRSS, bench.RSSAfterOrders, bench.ColdFirstInvoice, bench.Failover}, name)
 }
 
 // benchServeCommand runs this very binary's serve on a stage's stores, with every role but
@@ -201,6 +209,17 @@ func benchServeAllCommand(ctx context.Context, st bench.Stores, addr string) *ex
 		}
 	}
 	return cmd
+}
+
+// benchServeRolesCommand runs this very binary's serve on a stage's stores with roles, its
+// log kept to warnings (see bench's failover_ms).
+func benchServeRolesCommand(ctx context.Context, st bench.Stores, addr, roles string) *exec.Cmd {
+	self, err := os.Executable()
+	if err != nil {
+		self = os.Args[0]
+	}
+	return exec.CommandContext(ctx, self, "serve", "--addr", addr, "--events", st.EventsDSN, "--read", st.ReadDSN,
+		"--roles", roles, "--log-level", "warn")
 }
 
 // appendsCommitted counts the appends the handler has made (orderledger_append_duration_seconds

@@ -38,6 +38,7 @@ const (
 	// rss_after_orders_100k, cold_first_invoice_ms_1m and so on (see historyStage).
 	RSSAfterOrders   = "rss_after_orders"
 	ColdFirstInvoice = "cold_first_invoice_ms"
+	Failover         = "failover_ms"
 
 	// Extras, reported beside the figure whose measurement yields them.
 	OrderIntakeP50      = "order_intake_p50"
@@ -52,6 +53,7 @@ const (
 	LogEvents           = "log_events"
 	ServeStartup        = "serve_startup"
 	ServeCatchUp        = "serve_catchup"
+	FailoverRestart     = "failover_restart_ms"
 )
 
 // Names lists the figures --only accepts, in the order a run measures them.
@@ -59,7 +61,7 @@ var Names = []string{
 	AppendSingle, AppendBatch100,
 	OrderIntake, ProjectionLagP99, OrderToCash, SustainedOrders, ReadCustomer, ReadInventory,
 	ProjectionRebuild, AuditVerify, Export, ServeRSS,
-	RSSAfterOrders, ColdFirstInvoice,
+	RSSAfterOrders, ColdFirstInvoice, Failover,
 }
 
 // The stages of a run; each has stores of its own in the scratch space, so that the append
@@ -76,6 +78,8 @@ const (
 	// The histories of rss_after_orders and cold_first_invoice_ms, one per size.
 	stageHistory1 = "history1"
 	stageHistory2 = "history2"
+	// stageFailover holds the log the failover figures' processes write and project.
+	stageFailover = "failover"
 )
 
 var (
@@ -155,6 +159,9 @@ type Config struct {
 	// HistoryOrders are the history sizes rss_after_orders and cold_first_invoice_ms are
 	// measured after, one or two (default DefaultHistoryOrders).
 	HistoryOrders []int
+	// ServeRolesCommand returns the command that runs `orderledger serve` on stores at addr
+	// with the roles given (comma-separated); needed by failover_ms.
+	ServeRolesCommand func(ctx context.Context, stores Stores, addr, roles string) *exec.Cmd
 	// Progress receives what the run is doing, line by line; nil discards it.
 	Progress io.Writer
 }
@@ -217,6 +224,9 @@ func Run(ctx context.Context, cfg Config) (report Report, err error) {
 	if r.any(serveFigures...) && cfg.StartServer == nil {
 		return Report{}, errors.New("bench: the server figures need Config.StartServer")
 	}
+	if r.selected[Failover] && cfg.ServeRolesCommand == nil {
+		return Report{}, errors.New("bench: failover_ms needs Config.ServeRolesCommand")
+	}
 	if r.selected[ServeRSS] && cfg.ServeCommand == nil {
 		return Report{}, errors.New("bench: serve_rss needs Config.ServeCommand")
 	}
@@ -241,7 +251,7 @@ func Run(ctx context.Context, cfg Config) (report Report, err error) {
 			err = errors.Join(err, rmErr)
 		}
 	}()
-	if r.any(serveFigures...) || r.selected[ProjectionRebuild] || r.selected[ServeRSS] || r.any(historyFigures...) {
+	if r.any(serveFigures...) || r.selected[ProjectionRebuild] || r.selected[ServeRSS] || r.any(historyFigures...) || r.selected[Failover] {
 		if err := space.needRead(); err != nil {
 			return Report{}, err
 		}
@@ -264,6 +274,11 @@ func Run(ctx context.Context, cfg Config) (report Report, err error) {
 	}
 	if r.any(historyFigures...) {
 		if err := r.historyStage(ctx, space); err != nil {
+			return Report{}, err
+		}
+	}
+	if r.selected[Failover] {
+		if err := r.failover(ctx, space.stores(stageFailover)); err != nil {
 			return Report{}, err
 		}
 	}

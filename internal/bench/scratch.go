@@ -167,7 +167,7 @@ func createSchemas(ctx context.Context, dsn string) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	for _, stage := range []string{stageAppend, stageServe, stageLog, stageFresh, stageHistory1, stageHistory2} {
+	for _, stage := range []string{stageAppend, stageServe, stageLog, stageFresh, stageHistory1, stageHistory2, stageFailover} {
 		if _, err := conn.Exec(ctx, "CREATE SCHEMA bench_"+stage); err != nil {
 			return err
 		}
