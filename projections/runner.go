@@ -184,6 +184,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.leases == nil && !r.followOnly {
 		leases, err := follow.Open(ctx, r.read.dsn, follow.WithHolder(r.owner), follow.WithLogger(r.log))
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return fmt.Errorf("projections: %w", err)
 		}
 		defer leases.Close()
