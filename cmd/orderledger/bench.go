@@ -103,6 +103,10 @@ beside the figure that yields them):
   read_inventory      GET /healthz on the same server, what the HTTP stack itself costs.
                       Both read what the figures before them left. Extras: read_customer_p99
                       and read_inventory_p99 (ms).
+  stream_fanout       orders/s: POST /v1/orders from --clients clients while 200 clients read
+                      GET /v1/stream (live). Baseline: the same with no listener, in
+                      alternating turns; the ratio is what the listeners cost the intake
+                      (target >= 0.9).
   projection_rebuild  events/s over a generated order-to-cash history of --log-events events
   audit_verify        (log_events, default 1,000,000): every projection rebuilt, every hash
   export              chain verified, every event exported to nowhere, in whole passes.
@@ -142,7 +146,7 @@ beside the figure that yields them):
 			}
 			if kind, err := stores.KindOf(cfg.events); err == nil && kind == stores.KurrentDB {
 				if len(selected) == 0 || slices.ContainsFunc(selected, isServerFigure) {
-					return errors.New("bench: on KurrentDB the server figures (order_intake, order_to_cash, sustained_orders, projection_lag_p99, read_customer, read_inventory, serve_rss, rss_after_orders, cold_first_invoice_ms, failover_ms) are not available yet; pick others with --only")
+					return errors.New("bench: on KurrentDB the server figures (order_intake, order_to_cash, sustained_orders, projection_lag_p99, read_customer, read_inventory, stream_fanout, serve_rss, rss_after_orders, cold_first_invoice_ms, failover_ms) are not available yet; pick others with --only")
 				}
 			}
 			opts.EventsDSN, opts.ReadDSN = cfg.events, cfg.read
@@ -185,7 +189,7 @@ beside the figure that yields them):
 
 func isServerFigure(name string) bool {
 	return slices.Contains([]string{bench.OrderIntake, bench.OrderToCash, bench.SustainedOrders, bench.ProjectionLagP99,
-		bench.ReadCustomer, bench.ReadInventory, bench.ServeRSS, bench.RSSAfterOrders, bench.ColdFirstInvoice, bench.Failover}, name)
+		bench.ReadCustomer, bench.ReadInventory, bench.StreamFanout, bench.ServeRSS, bench.RSSAfterOrders, bench.ColdFirstInvoice, bench.Failover}, name)
 }
 
 // benchServeCommand runs this very binary's serve on a stage's stores, with every role but
@@ -263,6 +267,7 @@ func startBenchServer(ctx context.Context, st bench.Stores) (*bench.Server, erro
 	background, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	wait := s.runBackground(background)
 	srv := &http.Server{Handler: httpx.Instrument(s.reg, s.router(), log), ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(s.broadcaster.Stop)
 	go func() { _ = srv.Serve(listener) }()
 	return &bench.Server{
 		URL:     "http://" + listener.Addr().String(),

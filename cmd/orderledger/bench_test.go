@@ -38,7 +38,7 @@ type benchResult struct {
 // have none.
 var withBaseline = []string{
 	bench.AppendSingle, bench.AppendBatch100, bench.OrderIntake, bench.ReadCustomer, bench.ReadInventory,
-	bench.ProjectionRebuild, bench.AuditVerify, bench.Export,
+	bench.StreamFanout, bench.ProjectionRebuild, bench.AuditVerify, bench.Export,
 	// The larger history's figures, beside the smaller's (TestBenchSQLite's --history-orders).
 	bench.RSSAfterOrders + "_600", bench.ColdFirstInvoice + "_600",
 }

@@ -157,7 +157,7 @@ func TestReadAnswersMatchTheDocument(t *testing.T) {
 		// Errors: 404s (also before a document existed) and 400s.
 		"/v1/orders/order-9", "/v1/orders/order-1?as_of=2025-02-01T00:00:00Z", "/v1/orders/order-9/history",
 		"/v1/customers/dave", "/v1/inventory/SKU-Z", "/v1/inventory/SKU-A?as_of=2025-03-01",
-		"/v1/orders?limit=0", "/v1/ledger/entries?cursor=x", "/v1/sales/daily?from=soon", "/v1/audit/verify?stream=%20",
+		"/v1/orders?limit=0", "/v1/ledger/entries?cursor=x", "/v1/sales/daily?from=soon", "/v1/audit/verify?stream=%20", "/v1/stream?types=Nope.v1", "/v1/webhooks", "/v1/webhooks/nope",
 		"/readyz", "/healthz",
 	} {
 		req := httptest.NewRequest(http.MethodGet, target, nil)

@@ -24,6 +24,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/follow"
+	"github.com/orderledger/orderledger/integrations"
 	"github.com/orderledger/orderledger/internal/httpx"
 	"github.com/orderledger/orderledger/internal/openapi"
 	"github.com/orderledger/orderledger/internal/stores"
@@ -78,15 +79,18 @@ balancer and one "project,automate" process.`,
 
 // service is one serve process: its stores and the parts its roles run.
 type service struct {
-	roles      map[string]bool
-	events     eventstore.Store
-	read       *projections.ReadStore
-	handler    *commands.Handler
-	projectors *projections.Runner
-	automation *automation.Runner
-	leases     *follow.Store // the followers' leases and checkpoints
-	reg        *prometheus.Registry
-	log        *slog.Logger
+	roles       map[string]bool
+	events      eventstore.Store
+	read        *projections.ReadStore
+	handler     *commands.Handler
+	projectors  *projections.Runner
+	automation  *automation.Runner
+	leases      *follow.Store             // the followers' leases and checkpoints
+	broadcaster *integrations.Broadcaster // feeds GET /v1/stream (read role)
+	webhooks    *integrations.Webhooks    // the webhook routes (write and read roles)
+	deliverer   *integrations.Deliverer   // delivers the webhooks (automate role)
+	reg         *prometheus.Registry
+	log         *slog.Logger
 	// maxAutomationLag, when set, is the automation lag beyond which new orders are refused.
 	maxAutomationLag time.Duration
 	// baseCurrency is serve --base-currency; empty means readapi's default.
@@ -138,7 +142,8 @@ func openService(ctx context.Context, cfg *config, roles []string, log *slog.Log
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The write routes and the automation share one handler, so their cached folds agree.
 	s.handler = commands.NewHandler(s.events, append([]commands.Option{commands.WithMetrics(commands.NewMetrics(s.reg))}, handlerOpts...)...)
-	if s.roles[roleAutomate] || s.roles[roleProject] || s.roles[roleRead] {
+	if s.roles[roleAutomate] || s.roles[roleProject] || s.roles[roleRead] || s.roles[roleWrite] {
+		// The write role needs them too: the webhook routes keep their signing key beside them.
 		if s.leases, err = follow.Open(ctx, readDSN, follow.WithLogger(log)); err != nil {
 			return nil, fmt.Errorf("open the followers' leases in %s: %w", stores.Redact(readDSN), err)
 		}
@@ -156,6 +161,18 @@ func openService(ctx context.Context, cfg *config, roles []string, log *slog.Log
 		if s.projectors, err = projections.NewRunner(s.events, s.read, append(opts, projections.WithLeases(s.leases))...); err != nil {
 			return nil, err
 		}
+	}
+	if s.roles[roleRead] {
+		s.broadcaster = integrations.NewBroadcaster(s.events, integrations.WithBroadcastLogger(log))
+	}
+	if s.roles[roleWrite] || s.roles[roleRead] || s.roles[roleAutomate] {
+		kind, _ := stores.KindOf(readDSN)
+		if s.webhooks, err = integrations.OpenWebhooks(ctx, s.events, s.leases, kind == stores.Postgres); err != nil {
+			return nil, err
+		}
+	}
+	if s.roles[roleAutomate] {
+		s.deliverer = integrations.NewDeliverer(s.events, s.webhooks, integrations.WithDelivererLogger(log))
 	}
 	if s.roles[roleAutomate] {
 		s.automation = automation.New(s.handler, s.leases,
@@ -195,6 +212,12 @@ func (s *service) runBackground(ctx context.Context) (wait func()) {
 	if s.automation != nil {
 		start("automation", s.automation.Run)
 	}
+	if s.broadcaster != nil {
+		start("stream broadcaster", s.broadcaster.Run)
+	}
+	if s.deliverer != nil {
+		start("webhook deliverer", s.deliverer.Run)
+	}
 	return wg.Wait
 }
 
@@ -224,6 +247,10 @@ func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      5 * time.Minute, // an audit verify of a large log takes a while
 		IdleTimeout:       120 * time.Second,
+	}
+	if s.broadcaster != nil {
+		// Streams never end on their own: a shutdown ends them rather than wait for them.
+		srv.RegisterOnShutdown(s.broadcaster.Stop)
 	}
 	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
@@ -268,6 +295,7 @@ func (s *service) router() *mux.Router {
 			api.LimitOrdersByLag(s.maxAutomationLag, s.automation.Lag)
 		}
 		api.Register(router)
+		s.webhooks.RegisterWrites(router)
 	}
 	if s.roles[roleRead] {
 		var opts []readapi.Option
@@ -276,6 +304,8 @@ func (s *service) router() *mux.Router {
 		}
 		readapi.New(s.read, s.events, s.projectors, opts...).Register(router)
 		audit.NewAPI(s.events).Register(router)
+		integrations.NewStreamAPI(s.broadcaster).Register(router)
+		s.webhooks.RegisterReads(router)
 	}
 	router.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -370,6 +400,11 @@ func (s *service) ready(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	report["roles"] = roles
+	if s.deliverer != nil {
+		// Without the holder's name: /readyz needs no credentials, so it names no host or process.
+		st := s.deliverer.Status()
+		report["webhooks"] = map[string]string{"name": st.Name, "state": st.State, "position": st.Position, "last_error": st.LastError}
+	}
 	code := http.StatusOK
 	report["status"] = "ready"
 	if !ok {

@@ -39,6 +39,7 @@ const (
 	RSSAfterOrders   = "rss_after_orders"
 	ColdFirstInvoice = "cold_first_invoice_ms"
 	Failover         = "failover_ms"
+	StreamFanout     = "stream_fanout"
 
 	// Extras, reported beside the figure whose measurement yields them.
 	OrderIntakeP50      = "order_intake_p50"
@@ -59,7 +60,7 @@ const (
 // Names lists the figures --only accepts, in the order a run measures them.
 var Names = []string{
 	AppendSingle, AppendBatch100,
-	OrderIntake, ProjectionLagP99, OrderToCash, SustainedOrders, ReadCustomer, ReadInventory,
+	OrderIntake, ProjectionLagP99, OrderToCash, SustainedOrders, ReadCustomer, ReadInventory, StreamFanout,
 	ProjectionRebuild, AuditVerify, Export, ServeRSS,
 	RSSAfterOrders, ColdFirstInvoice, Failover,
 }
@@ -84,7 +85,7 @@ const (
 
 var (
 	appendFigures  = []string{AppendSingle, AppendBatch100}
-	serveFigures   = []string{OrderIntake, ProjectionLagP99, OrderToCash, SustainedOrders, ReadCustomer, ReadInventory}
+	serveFigures   = []string{OrderIntake, ProjectionLagP99, OrderToCash, SustainedOrders, ReadCustomer, ReadInventory, StreamFanout}
 	logFigures     = []string{ProjectionRebuild, AuditVerify, Export, ServeRSS}
 	historyFigures = []string{RSSAfterOrders, ColdFirstInvoice}
 )

@@ -115,6 +115,15 @@ func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
 		}
 	}
 
+	if r.selected[StreamFanout] {
+		if err := r.streamFanout(ctx, h, turnLength); err != nil {
+			return err
+		}
+		if err := r.settle(ctx, srv); err != nil {
+			return err
+		}
+	}
+
 	for _, read := range []struct {
 		name, p99, path string
 		pick            func() string

@@ -79,9 +79,10 @@ func TestDocumentIsOpenAPI31(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 13 write routes, 14 read routes (the ledger's currencies and journal among them), the
-	// audit route, health, readiness, metrics and this document.
-	if len(ops) != 32 {
-		t.Errorf("%d operations documented, want 32: %v", len(ops), ops)
+	// audit route, health, readiness, metrics, this document, the event stream and the five
+	// webhook routes.
+	if len(ops) != 38 {
+		t.Errorf("%d operations documented, want 38: %v", len(ops), ops)
 	}
 }
 

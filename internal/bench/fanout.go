@@ -1,0 +1,119 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// StreamListeners is how many GET /v1/stream clients stream_fanout keeps connected.
+const StreamListeners = 200
+
+// streamFanout measures POST /v1/orders from the clients with StreamListeners clients reading
+// GET /v1/stream, beside the same without them: the ratio says what a crowd of live listeners
+// costs the order intake. The listeners connect before each of their turns and leave after it;
+// only the posting is timed.
+func (r *run) streamFanout(ctx context.Context, h *httpLoad, turnLength time.Duration) error {
+	r.logf("measuring %s: %d clients posting orders with %d stream listeners connected, beside none (%s)",
+		StreamFanout, r.cfg.Clients, StreamListeners, r.cfg.Duration)
+	intake := crew(r.cfg.Clients, turnLength, func(ctx context.Context, _ int, _ int64) error {
+		_, err := h.placeOrder(ctx)
+		return err
+	})
+	var received, cut atomic.Int64
+	listened := func(ctx context.Context) (int64, time.Duration, error) {
+		stop, err := listen(ctx, h.base, StreamListeners, &received, &cut)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer stop()
+		return intake(ctx)
+	}
+	value, baseline, err := alternate(ctx, r.cfg.Duration, listened, intake)
+	if err != nil {
+		return fmt.Errorf("bench: %s: %w", StreamFanout, err)
+	}
+	r.logf("%s: the listeners received %d events in all; %d were cut for falling behind", StreamFanout, received.Load(), cut.Load())
+	if received.Load() == 0 {
+		return fmt.Errorf("bench: %s: the stream listeners received no event", StreamFanout)
+	}
+	return r.add(StreamFanout, value, "orders/s", baseline)
+}
+
+// listen connects n clients to GET /v1/stream (live, from the head of the log), each reading
+// every message, and returns once all are connected; stop disconnects them.
+func listen(ctx context.Context, base string, n int, received, cut *atomic.Int64) (stop func(), err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	// Large reads, as a listener on another machine would make them: the default 4 KiB
+	// buffer costs this machine, which serves the orders too, a system call per 4 KiB.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, ReadBufferSize: 64 << 10}}
+	var wg sync.WaitGroup
+	connected := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/stream", nil)
+			if err != nil {
+				connected <- err
+				return
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				connected <- err
+				return
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				connected <- fmt.Errorf("GET /v1/stream: %d", resp.StatusCode)
+				return
+			}
+			connected <- nil
+			received.Add(countMessages(resp.Body))
+			if ctx.Err() == nil {
+				cut.Add(1) // the server ended the stream: this listener fell too far behind
+			}
+		})
+	}
+	stop = func() {
+		cancel()
+		wg.Wait()
+		client.CloseIdleConnections()
+	}
+	for range n {
+		var err error
+		select {
+		case err = <-connected:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			stop()
+			return nil, errors.Join(errors.New("connect the stream listeners"), err)
+		}
+	}
+	return stop, nil
+}
+
+// countMessages reads a stream to its end and counts its messages (their "id: " lines), in
+// large reads and without splitting lines: the listeners share the machine with the server.
+func countMessages(r io.Reader) int64 {
+	marker := []byte("\nid: ")
+	buf := make([]byte, 64<<10)
+	var n int64
+	carry := 0 // bytes kept from the previous read, so a marker split across reads counts
+	for {
+		m, err := r.Read(buf[carry:])
+		end := carry + m
+		n += int64(bytes.Count(buf[:end], marker))
+		if err != nil {
+			return n
+		}
+		carry = min(len(marker)-1, end)
+		copy(buf, buf[end-carry:end])
+	}
+}
