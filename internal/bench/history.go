@@ -1,14 +1,12 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -293,24 +291,4 @@ func (p *serveProcess) failed(err error) error {
 }
 
 // residentMB is a process's resident set size now (VmRSS of /proc/PID/status), in MiB.
-func residentMB(pid int) (float64, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, fmt.Errorf("resident memory is read from /proc (Linux): %w", err)
-	}
-	defer f.Close()
-	lines := bufio.NewScanner(f)
-	for lines.Scan() {
-		if rest, ok := strings.CutPrefix(lines.Text(), "VmRSS:"); ok {
-			kB, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
-			if err != nil {
-				return 0, fmt.Errorf("VmRSS %q: %w", rest, err)
-			}
-			return kB / 1024, nil
-		}
-	}
-	if err := lines.Err(); err != nil {
-		return 0, err
-	}
-	return 0, errors.New("no VmRSS line in /proc/PID/status")
-}
+func residentMB(pid int) (float64, error) { return procStatusMB(pid, "VmRSS") }

@@ -223,18 +223,21 @@ func freeAddr() (string, error) {
 
 // peakResidentMB is a process's peak resident set size so far (VmHWM of /proc/PID/status), in
 // MiB.
-func peakResidentMB(pid int) (float64, error) {
+func peakResidentMB(pid int) (float64, error) { return procStatusMB(pid, "VmHWM") }
+
+// procStatusMB reads one kB-valued field (VmRSS, VmHWM…) of /proc/PID/status, in MiB.
+func procStatusMB(pid int, field string) (float64, error) {
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return 0, fmt.Errorf("peak resident memory is read from /proc (Linux): %w", err)
+		return 0, fmt.Errorf("%s is read from /proc (Linux): %w", field, err)
 	}
 	defer f.Close()
 	lines := bufio.NewScanner(f)
 	for lines.Scan() {
-		if rest, ok := strings.CutPrefix(lines.Text(), "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(lines.Text(), field+":"); ok {
 			kB, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
 			if err != nil {
-				return 0, fmt.Errorf("VmHWM %q: %w", rest, err)
+				return 0, fmt.Errorf("%s %q: %w", field, rest, err)
 			}
 			return kB / 1024, nil
 		}
@@ -242,7 +245,7 @@ func peakResidentMB(pid int) (float64, error) {
 	if err := lines.Err(); err != nil {
 		return 0, err
 	}
-	return 0, errors.New("no VmHWM line in /proc/PID/status")
+	return 0, fmt.Errorf("no %s line in /proc/PID/status", field)
 }
 
 // tail keeps the last max bytes written to it: a child's output, quoted when it fails.
