@@ -119,7 +119,10 @@ func reactions(ctx context.Context, h *commands.Handler, numbers *invoiceNumberi
 		if err != nil {
 			return nil, err
 		}
-		if status == domain.StatusCancelled && !invoiced {
+		if invoiced || status == domain.StatusCancelled {
+			// Invoiced already (its number taken ahead, with the allocations): asking the series
+			// again is no no-op once the series has forgotten the order (it remembers only its
+			// recent assignments), so a second number would be taken.
 			return nil, nil
 		}
 		return []command{toSeries("assign-invoice-number/"+e.OrderID, domain.InvoiceSeriesStream, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
