@@ -161,13 +161,10 @@ func TestRestartedServerReadsAtOnce(t *testing.T) {
 		}) {
 			t.Fatal("the order placed after the restart was never invoiced")
 		}
-		ready := restarted.expect(t, 200, "GET", "/readyz", nil)
-		roles, _ := ready["roles"].(map[string]any)
-		for _, r := range []string{"write", "read", "project", "automate"} {
-			if roles[r] != "active" {
-				t.Fatalf("/readyz roles after the restart: %v; want every role active", roles)
-			}
-		}
+		// Each projector takes its lease on its own; the one that feeds this order (orders)
+		// was active above, the others (sales…) may take a moment longer on a loaded machine.
+		waitRoles(t, restarted, "every role active after the restart", map[string]string{
+			"write": "active", "read": "active", "project": "active", "automate": "active"})
 	})
 }
 
