@@ -8,7 +8,12 @@
 //   - A stream is named "<category>-<id>" and its versions start at 0 with no gaps.
 //   - Append takes an ExpectedRevision; a mismatch is ErrWrongExpectedRevision (errors.Is).
 //   - Appending a batch whose first event ID is already in the stream is a retry: it succeeds,
-//     appends nothing and reports where those events are.
+//     appends nothing and reports where those events are (Retried). With NoStream or an exact
+//     revision every adapter recognises a retry of any age, since it looks right after that
+//     revision; the command handlers append so. With Any or StreamExists an adapter may look
+//     only at the stream's recent events: the SQL adapters recognise any age (a unique event
+//     ID), KurrentDB only while at most 64 events were appended after the batch, and a later
+//     retry is appended again. Use Any only where a repeat is harmless (generators, benches).
 //   - One append holds at most MaxAppendSize bytes (see AppendSize); an event type may not start
 //     with "$", nor a stream name.
 //   - A stream deleted in the store by other means than this port (KurrentDB's soft delete or
