@@ -187,12 +187,12 @@ func (r *Runner) numberEarly(ctx context.Context, p *pipeline, last eventstore.E
 	if err != nil || !confirms {
 		return nil
 	}
-	meta := commandMeta(last, "assign-invoice-number/"+orderID)
+	meta := commandMeta(last, numberPurpose+orderID)
 	out := make(chan earlyNumber, 1)
 	p.wg.Go(func() {
 		res, err := p.numbers.assign(ctx, domain.AssignInvoiceNumber{OrderID: orderID, At: r.h.Now()}, meta)
 		if err == nil {
-			r.sent(last, "assign-invoice-number/"+orderID, res)
+			r.sent(last, numberPurpose+orderID, res)
 		}
 		out <- earlyNumber{sentCommand{meta, domain.InvoiceSeriesStream, res}, err}
 	})

@@ -18,8 +18,8 @@ const maxNumbersPerAppend = 256
 // the lanes' requests queue here and one goroutine takes, in each append, the numbers of
 // every request that queued while the last append was under way. The series decides them
 // together (domain.DecideAssignInvoiceNumbers), gapless and once per order, and each number is
-// stored with the ID it would have had taken alone, derived from the lane's command: a replay
-// after a crash, batched with other orders or not, finds the number it took.
+// stored with the ID it would have had taken alone, derived from its order (see assign): a
+// replay after a crash, batched with other orders or not, finds the number it took.
 type invoiceNumbering struct {
 	h        *commands.Handler
 	requests chan *numberRequest
@@ -42,6 +42,7 @@ func newInvoiceNumbering(h *commands.Handler) *invoiceNumbering {
 
 // assign asks for cmd's number and waits for it. The answer is the number's event appended
 // now, or AlreadyApplied for an order numbered before; its Version is the number's.
+// Its command's ID is derived from the order alone (see commandMeta).
 func (n *invoiceNumbering) assign(ctx context.Context, cmd domain.AssignInvoiceNumber, meta commands.Meta) (commands.Result, error) {
 	req := &numberRequest{cmd: cmd, meta: meta, answer: make(chan numberAnswer, 1)}
 	select {

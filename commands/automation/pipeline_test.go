@@ -246,3 +246,43 @@ func TestAPlacedOrderIsHandedOverWithoutWaitingForTheLog(t *testing.T) {
 		}
 	})
 }
+
+// An order numbered ahead (with its allocations) and asked for again by its confirmation
+// after more numbers than the series remembers: the second request, sent in answer to another
+// event, finds the number taken and takes none. Before the numbering derived its command from
+// the order, it took a second number and the order's invoice stopped the automation.
+func TestInvoiceNumberAskedAgainAfterTheSeriesForgotTheOrder(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		numbers := newInvoiceNumbering(commands.NewHandler(e.store))
+		ctx, stop := context.WithCancel(t.Context())
+		var running sync.WaitGroup
+		running.Go(func() { numbers.run(ctx) })
+		defer func() { stop(); running.Wait() }()
+		answering := func() eventstore.Event { return eventstore.Event{ID: e.meta().CommandID} }
+		ask := func(n *invoiceNumbering, order string) commands.Result {
+			t.Helper()
+			res, err := n.assign(ctx, domain.AssignInvoiceNumber{OrderID: order, At: e.h.Now()}, commandMeta(answering(), numberPurpose+order))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+
+		first := ask(numbers, "early")
+		const later = 300 // more than the series remembers
+		for i := range later {
+			ask(numbers, fmt.Sprintf("later%d", i))
+		}
+		// Asked again by the same numbering, and by a fresh one as after a restart.
+		again := newInvoiceNumbering(commands.NewHandler(e.store))
+		running.Go(func() { again.run(ctx) })
+		for _, n := range []*invoiceNumbering{numbers, again} {
+			if res := ask(n, "early"); res.Version != first.Version || !res.AlreadyApplied {
+				t.Fatalf("asked again: version %d (number %d), already applied %v; the order took number %d", res.Version, res.Version+1, res.AlreadyApplied, first.Version+1)
+			}
+		}
+		if n := len(readStream(t, e.store, domain.InvoiceSeriesStream)); n != later+1 {
+			t.Fatalf("the series holds %d numbers, want %d: an order was numbered twice", n, later+1)
+		}
+	})
+}

@@ -125,7 +125,7 @@ func reactions(ctx context.Context, h *commands.Handler, numbers *invoiceNumberi
 			// recent assignments), so a second number would be taken.
 			return nil, nil
 		}
-		return []command{toSeries("assign-invoice-number/"+e.OrderID, domain.InvoiceSeriesStream, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+		return []command{toSeries(numberPurpose+e.OrderID, domain.InvoiceSeriesStream, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
 			return numbers.assign(ctx, domain.AssignInvoiceNumber{OrderID: e.OrderID, At: h.Now()}, m)
 		})}, nil
 

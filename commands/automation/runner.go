@@ -33,8 +33,11 @@ import (
 	"fmt"
 	"log/slog"
 	mathrand "math/rand/v2"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/orderledger/orderledger/commands"
 	"github.com/orderledger/orderledger/domain"
@@ -408,6 +411,12 @@ func (r *Runner) react(ctx context.Context, e eventstore.Event, de domain.Event,
 	return nil
 }
 
+// numberPurpose, followed by an order's ID, is the purpose of the command that takes the
+// order's invoice number; numberCommands is the namespace of those commands' IDs.
+const numberPurpose = "assign-invoice-number/"
+
+var numberCommands = uuid.MustParse("5b0c1a1e-6f7d-4e55-9a43-1f4e0c2d7a90")
+
 // sentCommand is a command sent and its result.
 type sentCommand struct {
 	meta   commands.Meta
@@ -417,13 +426,23 @@ type sentCommand struct {
 
 // commandMeta is the Meta of the command sent for purpose in answer to e: its ID is derived
 // from both, so that answering e again sends the very same command.
+//
+// The one exception is an order's invoice number, asked for by two events (the allocations
+// that confirm the order, ahead, and its confirmation read from the log): its ID is derived
+// from the order alone. The series remembers the orders of its last numbers only, and a second
+// request for an order it has forgotten is then still recognised by its event, which the store
+// finds by ID, instead of taking a second number.
 func commandMeta(e eventstore.Event, purpose string) commands.Meta {
 	correlation := e.Metadata.CorrelationID
 	if correlation == "" {
 		correlation = e.ID.String()
 	}
+	id := commands.DeriveID(e.ID, purpose)
+	if strings.HasPrefix(purpose, numberPurpose) {
+		id = commands.DeriveID(numberCommands, purpose)
+	}
 	return commands.Meta{
-		CommandID:     commands.DeriveID(e.ID, purpose),
+		CommandID:     id,
 		CausationID:   e.ID.String(),
 		CorrelationID: correlation,
 		Actor:         Actor,
