@@ -1,6 +1,3 @@
-// Package commands is orderledger's write side: the command handler that loads a stream,
-// folds it, decides and appends with the loaded version as the expected revision; idempotency
-// keys; the order-to-cash process managers; and the HTTP write routes.
 package commands
 
 import (

@@ -1,5 +1,3 @@
-// Command orderledger runs the order ledger: the HTTP service (serve) and the tools auditors and
-// operators use on its stores. It only reads configuration and wires packages together.
 package main
 
 import (

@@ -1,5 +1,3 @@
-// Package storetest is the one contract suite that every eventstore adapter runs. An adapter's
-// test calls Run with a Harness that makes fresh, empty stores.
 package storetest
 
 import (

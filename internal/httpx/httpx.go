@@ -1,6 +1,3 @@
-// Package httpx holds what every HTTP handler of orderledger shares: strict JSON request
-// decoding with the 1 MiB body limit, JSON answers, and RFC 9457 problem+json errors from the
-// one table that maps error classes to statuses.
 package httpx
 
 import (

@@ -1,6 +1,3 @@
-// Package openapi holds orderledger's API reference, an OpenAPI 3.1 document of every route the
-// service answers, embedded so that the binary serves the document of its own version at
-// GET /v1/openapi.json.
 package openapi
 
 import (

@@ -1,5 +1,3 @@
-// Package pgtest gives tests and benchmarks a PostgreSQL database of their own on the server
-// named by ORDERLEDGER_TEST_POSTGRES, and removes it when they end.
 package pgtest
 
 import (

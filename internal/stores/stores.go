@@ -1,5 +1,3 @@
-// Package stores turns the DSNs users give (`sqlite:PATH`, `postgres://…`, `esdb://…`) into
-// open stores, so every command of the CLI reads its configuration the same way.
 package stores
 
 import (
