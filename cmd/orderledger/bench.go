@@ -19,7 +19,6 @@ import (
 
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/bench"
-	"github.com/orderledger/orderledger/internal/httpx"
 	"github.com/orderledger/orderledger/internal/stores"
 )
 
@@ -264,9 +263,10 @@ func startBenchServer(ctx context.Context, st bench.Stores) (*bench.Server, erro
 		s.close()
 		return nil, err
 	}
+	s.openAllowed = true // a loopback address
 	background, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	wait := s.runBackground(background)
-	srv := &http.Server{Handler: httpx.Instrument(s.reg, s.router(), log), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.httpHandler(log), ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(s.broadcaster.Stop)
 	go func() { _ = srv.Serve(listener) }()
 	return &bench.Server{

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/orderledger/orderledger/internal/demo"
-	"github.com/orderledger/orderledger/internal/httpx"
 )
 
 func newDemoCmd(cfg *config) *cobra.Command {
@@ -68,9 +67,10 @@ func startLocalServer(ctx context.Context, cfg *config) (stop func(), addr strin
 		s.close()
 		return nil, "", err
 	}
+	s.openAllowed = true // a loopback address
 	background, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	wait := s.runBackground(background)
-	srv := &http.Server{Handler: httpx.Instrument(s.reg, s.router(), slog.Default()), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.httpHandler(slog.Default()), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(listener) }()
 	return func() {
 		shutdown, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

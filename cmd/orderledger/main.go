@@ -75,6 +75,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newProjectionsCmd(cfg))
 	root.AddCommand(newReplayCmd(cfg))
 	root.AddCommand(newLedgerCmd(cfg))
+	root.AddCommand(newTokensCmd(cfg))
 	return root
 }
 

@@ -129,6 +129,15 @@ func TestReadAnswersMatchTheDocument(t *testing.T) {
 		historygen.Record{Stream: domain.CustomerStream("carol"), Event: domain.CustomerRegistered{CustomerID: "carol", Name: "Carol", Email: "carol@example.com", RegisteredAt: projectionstest.Day(5, 13, 0)}},
 		historygen.Record{Stream: domain.StockStream("SKU-C"), Event: domain.StockReceived{SKU: "SKU-C", Quantity: 5, ReceivedAt: projectionstest.Day(5, 13, 1)}})
 	after := "after=" + projectionstest.AppendAsRecorded(t, s.events, records).String()
+	if _, err := s.tokens.Create(t.Context(), "till-3", "clerk", "cli:ops", projectionstest.Day(5, 14, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.tokens.Create(t.Context(), "left", "viewer", "cli:ops", projectionstest.Day(5, 14, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.tokens.Revoke(t.Context(), "left", "cli:ops", projectionstest.Day(5, 15, 0)); err != nil {
+		t.Fatal(err)
+	}
 
 	router := s.router()
 	var doc map[string]any
@@ -158,7 +167,7 @@ func TestReadAnswersMatchTheDocument(t *testing.T) {
 		"/v1/orders/order-9", "/v1/orders/order-1?as_of=2025-02-01T00:00:00Z", "/v1/orders/order-9/history",
 		"/v1/customers/dave", "/v1/inventory/SKU-Z", "/v1/inventory/SKU-A?as_of=2025-03-01",
 		"/v1/orders?limit=0", "/v1/ledger/entries?cursor=x", "/v1/sales/daily?from=soon", "/v1/audit/verify?stream=%20", "/v1/stream?types=Nope.v1", "/v1/webhooks", "/v1/webhooks/nope",
-		"/readyz", "/healthz",
+		"/v1/tokens", "/v1/tokens?x=1", "/readyz", "/healthz",
 	} {
 		req := httptest.NewRequest(http.MethodGet, target, nil)
 		var match mux.RouteMatch

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/orderledger/orderledger/access"
 	"github.com/orderledger/orderledger/audit"
 	"github.com/orderledger/orderledger/commands"
 	"github.com/orderledger/orderledger/commands/automation"
@@ -49,6 +51,7 @@ type serveOptions struct {
 	shutdownTimeout  time.Duration
 	maxAutomationLag time.Duration
 	cacheBytes       int
+	insecureNoAuth   bool
 }
 
 func newServeCmd(cfg *config) *cobra.Command {
@@ -74,6 +77,8 @@ balancer and one "project,automate" process.`,
 		"refuse new orders (503 with Retry-After) while the automation is further behind than this; 0: never (needs the write and automate roles)")
 	cmd.Flags().IntVar(&opts.cacheBytes, "command-cache-bytes", commands.DefaultCacheBytes,
 		"bytes the write side's cache of folded streams may hold (orderledger_command_cache_bytes on /metrics)")
+	cmd.Flags().BoolVar(&opts.insecureNoAuth, "insecure-no-auth", os.Getenv("ORDERLEDGER_INSECURE_NO_AUTH") == "1",
+		"serve without tokens on a non-loopback address while none was ever created: anyone who reaches the port may do anything (env ORDERLEDGER_INSECURE_NO_AUTH=1)")
 	return cmd
 }
 
@@ -95,6 +100,11 @@ type service struct {
 	maxAutomationLag time.Duration
 	// baseCurrency is serve --base-currency; empty means readapi's default.
 	baseCurrency string
+	// tokens is the token registry every request is authenticated against, followed from the log.
+	tokens *access.Tokens
+	// openAllowed: open mode may hold (a loopback address, or --insecure-no-auth); it holds
+	// while no token was ever created.
+	openAllowed bool
 }
 
 // openService opens the stores and builds the parts the roles need. close releases them.
@@ -137,6 +147,10 @@ func openService(ctx context.Context, cfg *config, roles []string, log *slog.Log
 			return nil, fmt.Errorf("read store %s holds the read models as of %s (orderledger replay); serve it with --roles read",
 				stores.Redact(readDSN), asOf.Format(time.RFC3339Nano))
 		}
+	}
+	s.tokens = access.NewTokens(s.events, log)
+	if err := s.tokens.Refresh(ctx); err != nil {
+		return nil, err
 	}
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -206,6 +220,10 @@ func (s *service) runBackground(ctx context.Context) (wait func()) {
 			}
 		}()
 	}
+	start("token registry", func(ctx context.Context) error {
+		s.tokens.Follow(ctx, access.RefreshInterval)
+		return nil
+	})
 	if s.projectors != nil {
 		start("projectors", s.projectors.Run)
 	}
@@ -241,8 +259,22 @@ func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.addr, err)
 	}
+	loopback := isLoopback(listener.Addr())
+	switch {
+	case s.tokens.AnyCreated():
+		log.Info("tokens in force: every route but /healthz and /readyz needs one")
+	case loopback:
+		log.Warn("OPEN MODE: no token was ever created and the address is loopback, so every request may do anything; create one with: orderledger tokens create --name admin --role admin")
+	case opts.insecureNoAuth:
+		log.Warn("OPEN MODE on a non-loopback address (--insecure-no-auth): anyone who reaches " + listener.Addr().String() + " may do anything")
+	default:
+		_ = listener.Close()
+		return &exitError{code: 2, err: fmt.Errorf("refusing to serve %s without tokens: no token was ever created; "+
+			"create one with `orderledger tokens create --name admin --role admin`, or pass --insecure-no-auth", listener.Addr())}
+	}
+	s.openAllowed = loopback || opts.insecureNoAuth
 	srv := &http.Server{
-		Handler:           httpx.Instrument(s.reg, s.router(), log),
+		Handler:           s.httpHandler(log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      5 * time.Minute, // an audit verify of a large log takes a while
@@ -284,12 +316,53 @@ func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 	return nil
 }
 
+// isLoopback reports whether addr is a loopback address (127.0.0.0/8, ::1).
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
+
+// open reports whether open mode holds now: allowed, and no token ever created. The first
+// token created anywhere ends it within access.RefreshInterval.
+func (s *service) open() bool { return s.openAllowed && !s.tokens.AnyCreated() }
+
+// httpHandler is what the process serves: the router behind the access guard, instrumented.
+func (s *service) httpHandler(log *slog.Logger) http.Handler {
+	router := s.router()
+	return httpx.Instrument(s.reg, router, log, s.guard(router).Wrap)
+}
+
+// guard is the access guard of router, with the roles each route declares in the OpenAPI
+// document.
+func (s *service) guard(router *mux.Router) *access.Guard {
+	return access.NewGuard(router, routePolicy(), s.tokens, s.open)
+}
+
+// routePolicy reads each operation's x-roles (or its "security": []) from the OpenAPI
+// document: one declaration both documents and enforces who may call a route.
+func routePolicy() *access.Policy {
+	ops, err := openapi.Operations()
+	if err != nil {
+		panic(err) // the embedded document is tested to parse
+	}
+	routes := make([]access.Route, len(ops))
+	for i, op := range ops {
+		routes[i] = access.Route{Method: op.Method, Path: op.Path, Public: op.Public}
+		for _, r := range op.Roles {
+			routes[i].Roles = append(routes[i].Roles, access.Role(r))
+		}
+	}
+	return access.NewPolicy(routes)
+}
+
 // router mounts every route the process's roles answer. The OpenAPI test walks the router of
 // a process with every role, so a route added here and not documented (or documented and
 // gone) fails a test.
 func (s *service) router() *mux.Router {
 	router := mux.NewRouter()
+	tokens := access.NewAPI(s.tokens, time.Now)
 	if s.roles[roleWrite] {
+		tokens.RegisterWrites(router)
 		api := commands.NewAPI(s.handler)
 		if s.maxAutomationLag > 0 {
 			api.LimitOrdersByLag(s.maxAutomationLag, s.automation.Lag)
@@ -306,6 +379,7 @@ func (s *service) router() *mux.Router {
 		audit.NewAPI(s.events).Register(router)
 		integrations.NewStreamAPI(s.broadcaster).Register(router)
 		s.webhooks.RegisterReads(router)
+		tokens.RegisterReads(router)
 	}
 	router.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -326,7 +400,10 @@ const storeUnreachable = "unreachable; the server log has the details"
 func (s *service) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	report := map[string]any{}
+	report := map[string]any{"auth": "tokens"}
+	if s.open() {
+		report["auth"] = "open"
+	}
 	ok := true
 	// /readyz needs no credentials, so it names no host, process or address: a store's error
 	// (which may name its host) goes to the log, the answer says only that it is unreachable,

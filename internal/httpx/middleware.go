@@ -14,8 +14,9 @@ import (
 
 // Instrument wraps a router: it counts and times every request by route template, logs it,
 // turns a panic into a 500 problem (the process keeps serving) and answers unknown routes and
-// methods with problem+json.
-func Instrument(reg prometheus.Registerer, r *mux.Router, log *slog.Logger) http.Handler {
+// methods with problem+json. Each of guards wraps the router inside the instrumentation (the
+// first outermost), so that what a guard refuses is counted and logged too.
+func Instrument(reg prometheus.Registerer, r *mux.Router, log *slog.Logger, guards ...func(http.Handler) http.Handler) http.Handler {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "orderledger_http_requests_total",
 		Help: "HTTP requests by route template, method and status.",
@@ -50,6 +51,10 @@ func Instrument(reg prometheus.Registerer, r *mux.Router, log *slog.Logger) http
 		})
 	})
 
+	var inner http.Handler = r
+	for i := len(guards) - 1; i >= 0; i-- {
+		inner = guards[i](inner)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		started := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK, route: "unmatched"}
@@ -75,7 +80,7 @@ func Instrument(reg prometheus.Registerer, r *mux.Router, log *slog.Logger) http
 			log.Log(req.Context(), level, "request", "method", req.Method, "path", req.URL.Path, "status", rec.status, "duration_ms", float64(elapsed.Microseconds())/1000)
 		}()
 		setSecurityHeaders(rec.Header())
-		r.ServeHTTP(rec, asGet(r, req))
+		inner.ServeHTTP(rec, asGet(r, req))
 	})
 }
 

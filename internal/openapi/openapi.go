@@ -29,6 +29,10 @@ func Handler() http.Handler {
 type Operation struct {
 	Method string
 	Path   string
+	// Public: the operation declares "security": [] and needs no credential.
+	Public bool
+	// Roles are the roles its "x-roles" admits; none when it declares none.
+	Roles []string
 }
 
 func (o Operation) String() string { return o.Method + " " + o.Path }
@@ -42,15 +46,25 @@ func Operations() ([]Operation, error) {
 	var doc struct {
 		Paths map[string]map[string]json.RawMessage `json:"paths"`
 	}
+	type operation struct {
+		Security *[]json.RawMessage `json:"security"`
+		Roles    []string           `json:"x-roles"`
+	}
 	if err := json.Unmarshal(document, &doc); err != nil {
 		return nil, fmt.Errorf("openapi: %w", err)
 	}
 	var ops []Operation
 	for path, item := range doc.Paths {
 		for key := range item {
-			if slices.Contains(operationMethods, key) {
-				ops = append(ops, Operation{Method: strings.ToUpper(key), Path: path})
+			if !slices.Contains(operationMethods, key) {
+				continue
 			}
+			var op operation
+			if err := json.Unmarshal(item[key], &op); err != nil {
+				return nil, fmt.Errorf("openapi: %s %s: %w", key, path, err)
+			}
+			ops = append(ops, Operation{Method: strings.ToUpper(key), Path: path,
+				Public: op.Security != nil && len(*op.Security) == 0, Roles: op.Roles})
 		}
 	}
 	slices.SortFunc(ops, func(a, b Operation) int {

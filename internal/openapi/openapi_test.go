@@ -79,10 +79,10 @@ func TestDocumentIsOpenAPI31(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 13 write routes, 14 read routes (the ledger's currencies and journal among them), the
-	// audit route, health, readiness, metrics, this document, the event stream and the five
-	// webhook routes.
-	if len(ops) != 38 {
-		t.Errorf("%d operations documented, want 38: %v", len(ops), ops)
+	// audit route, health, readiness, metrics, this document, the event stream, the five
+	// webhook routes and the three token routes.
+	if len(ops) != 41 {
+		t.Errorf("%d operations documented, want 41: %v", len(ops), ops)
 	}
 }
 
@@ -177,6 +177,11 @@ func TestWriteOperationsDocumentTheirErrors(t *testing.T) {
 				continue
 			}
 			where := strings.ToUpper(method) + " " + path
+			if where == "POST /v1/tokens" {
+				// It answers a secret shown once and kept only as a hash, so no retry could
+				// answer it again: it takes no Idempotency-Key, and its actor is its caller.
+				continue
+			}
 			var headers []string
 			params, _ := op["parameters"].([]any)
 			for _, p := range params {

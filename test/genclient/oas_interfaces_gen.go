@@ -13,6 +13,18 @@ type ChangeCustomerRes interface {
 	changeCustomerRes()
 }
 
+type CreateTokenRes interface {
+	createTokenRes()
+}
+
+type CreateWebhookRes interface {
+	createWebhookRes()
+}
+
+type DeleteWebhookRes interface {
+	deleteWebhookRes()
+}
+
 type DeliverOrderRes interface {
 	deliverOrderRes()
 }
@@ -31,6 +43,14 @@ type GetHealthRes interface {
 
 type GetInventoryRes interface {
 	getInventoryRes()
+}
+
+type GetLedgerCurrenciesRes interface {
+	getLedgerCurrenciesRes()
+}
+
+type GetLedgerJournalRes interface {
+	getLedgerJournalRes()
 }
 
 type GetMetricsRes interface {
@@ -61,6 +81,10 @@ type GetTrialBalanceRes interface {
 	getTrialBalanceRes()
 }
 
+type GetWebhookRes interface {
+	getWebhookRes()
+}
+
 type IssueRefundRes interface {
 	issueRefundRes()
 }
@@ -85,6 +109,14 @@ type ListPurchaseOrdersRes interface {
 	listPurchaseOrdersRes()
 }
 
+type ListTokensRes interface {
+	listTokensRes()
+}
+
+type ListWebhooksRes interface {
+	listWebhooksRes()
+}
+
 type PlaceOrderRes interface {
 	placeOrderRes()
 }
@@ -105,8 +137,16 @@ type RegisterCustomerRes interface {
 	registerCustomerRes()
 }
 
+type ResumeWebhookRes interface {
+	resumeWebhookRes()
+}
+
 type ReturnItemsRes interface {
 	returnItemsRes()
+}
+
+type RevokeTokenRes interface {
+	revokeTokenRes()
 }
 
 type SetReplenishmentPolicyRes interface {
@@ -115,6 +155,10 @@ type SetReplenishmentPolicyRes interface {
 
 type ShipOrderRes interface {
 	shipOrderRes()
+}
+
+type StreamEventsRes interface {
+	streamEventsRes()
 }
 
 type VerifyHashChainsRes interface {

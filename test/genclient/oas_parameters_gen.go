@@ -50,6 +50,36 @@ type ChangeCustomerParams struct {
 	ID Identifier
 }
 
+// CreateWebhookParams is parameters of createWebhook operation.
+type CreateWebhookParams struct {
+	// 1..255 printable ASCII characters. A repeat with the same key and the same request returns the same
+	// status and byte-identical body and appends nothing, also after a restart (the answer is kept in the
+	// event store); the same key with another request is a 422. 409 answers are kept too; 400s are not
+	// (nothing was done).
+	IdempotencyKey OptString `json:",omitempty,omitzero"`
+	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
+	// default the command's ID).
+	XCorrelationID OptString `json:",omitempty,omitzero"`
+	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
+	XActor OptString `json:",omitempty,omitzero"`
+}
+
+// DeleteWebhookParams is parameters of deleteWebhook operation.
+type DeleteWebhookParams struct {
+	// 1..255 printable ASCII characters. A repeat with the same key and the same request returns the same
+	// status and byte-identical body and appends nothing, also after a restart (the answer is kept in the
+	// event store); the same key with another request is a 422. 409 answers are kept too; 400s are not
+	// (nothing was done).
+	IdempotencyKey OptString `json:",omitempty,omitzero"`
+	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
+	// default the command's ID).
+	XCorrelationID OptString `json:",omitempty,omitzero"`
+	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
+	XActor OptString `json:",omitempty,omitzero"`
+	// The webhook's id, as POST /v1/webhooks answered it.
+	ID string
+}
+
 // DeliverOrderParams is parameters of deliverOrder operation.
 type DeliverOrderParams struct {
 	// 1..255 printable ASCII characters. A repeat with the same key and the same request returns the same
@@ -77,6 +107,10 @@ type GetCustomerParams struct {
 
 // GetDailySalesParams is parameters of getDailySales operation.
 type GetDailySalesParams struct {
+	// The currency to answer in (three capital letters); absent: the base currency (serve --base-currency,
+	// default EUR). Books are kept per currency and never added across currencies; a currency the books do
+	// not hold answers zeros.
+	Currency OptString `json:",omitempty,omitzero"`
 	// Start of the period, included: a date (`2025-03-01`, from the start of that UTC day) or an RFC 3339
 	// date-time (exact); absent: from the beginning. With `to`, it must be before `to` (else 400).
 	From OptString `json:",omitempty,omitzero"`
@@ -104,6 +138,33 @@ type GetInventoryParams struct {
 	AsOf OptTimestamp `json:",omitempty,omitzero"`
 	// The SKU.
 	Sku Identifier
+}
+
+// GetLedgerCurrenciesParams is parameters of getLedgerCurrencies operation.
+type GetLedgerCurrenciesParams struct {
+	// A position a write returned: the answer waits until the read models include everything up to it (at
+	// most 10 s, then 504). Malformed: 400.
+	After OptPosition `json:",omitempty,omitzero"`
+}
+
+// GetLedgerJournalParams is parameters of getLedgerJournal operation.
+type GetLedgerJournalParams struct {
+	// The currency to answer in (three capital letters); absent: the base currency (serve --base-currency,
+	// default EUR). Books are kept per currency and never added across currencies; a currency the books do
+	// not hold answers zeros.
+	Currency OptString `json:",omitempty,omitzero"`
+	// Keep postings at or after this instant: a date (from the start of that UTC day) or an RFC 3339 time
+	// (inclusive).
+	From OptString `json:",omitempty,omitzero"`
+	// Keep postings at or before this instant: a date (2025-03-31, through the end of that UTC day) or an
+	// RFC 3339 time (inclusive). Absent: every posting. The books as of a closing date, read from the
+	// journal without a replay.
+	To OptString `json:",omitempty,omitzero"`
+	// Journal (default) or csv.
+	Format OptGetLedgerJournalFormat `json:",omitempty,omitzero"`
+	// A position a write returned: the answer waits until the read models include everything up to it (at
+	// most 10 s, then 504). Malformed: 400.
+	After OptPosition `json:",omitempty,omitzero"`
 }
 
 // GetOrderParams is parameters of getOrder operation.
@@ -135,6 +196,10 @@ type GetOrderHistoryParams struct {
 
 // GetSalesSummaryParams is parameters of getSalesSummary operation.
 type GetSalesSummaryParams struct {
+	// The currency to answer in (three capital letters); absent: the base currency (serve --base-currency,
+	// default EUR). Books are kept per currency and never added across currencies; a currency the books do
+	// not hold answers zeros.
+	Currency OptString `json:",omitempty,omitzero"`
 	// Start of the period, included: a date (`2025-03-01`, from the start of that UTC day) or an RFC 3339
 	// date-time (exact); absent: from the beginning. With `to`, it must be before `to` (else 400).
 	From OptString `json:",omitempty,omitzero"`
@@ -148,9 +213,23 @@ type GetSalesSummaryParams struct {
 
 // GetTrialBalanceParams is parameters of getTrialBalance operation.
 type GetTrialBalanceParams struct {
+	// The currency to answer in (three capital letters); absent: the base currency (serve --base-currency,
+	// default EUR). Books are kept per currency and never added across currencies; a currency the books do
+	// not hold answers zeros.
+	Currency OptString `json:",omitempty,omitzero"`
+	// Keep postings at or before this instant: a date (2025-03-31, through the end of that UTC day) or an
+	// RFC 3339 time (inclusive). Absent: every posting. The books as of a closing date, read from the
+	// journal without a replay.
+	To OptString `json:",omitempty,omitzero"`
 	// A position a write returned: the answer waits until the read models include everything up to it (at
 	// most 10 s, then 504). Malformed: 400.
 	After OptPosition `json:",omitempty,omitzero"`
+}
+
+// GetWebhookParams is parameters of getWebhook operation.
+type GetWebhookParams struct {
+	// The webhook's id, as POST /v1/webhooks answered it.
+	ID string
 }
 
 // IssueRefundParams is parameters of issueRefund operation.
@@ -193,6 +272,8 @@ type ListInventoryParams struct {
 type ListLedgerEntriesParams struct {
 	// Only this order's entries.
 	OrderID OptIdentifier `json:",omitempty,omitzero"`
+	// Only the entries in this currency; absent: every currency.
+	Currency OptString `json:",omitempty,omitzero"`
 	// Page size.
 	Limit OptInt `json:",omitempty,omitzero"`
 	// The next_cursor of the previous page.
@@ -306,6 +387,22 @@ type RegisterCustomerParams struct {
 	XActor OptString `json:",omitempty,omitzero"`
 }
 
+// ResumeWebhookParams is parameters of resumeWebhook operation.
+type ResumeWebhookParams struct {
+	// 1..255 printable ASCII characters. A repeat with the same key and the same request returns the same
+	// status and byte-identical body and appends nothing, also after a restart (the answer is kept in the
+	// event store); the same key with another request is a 422. 409 answers are kept too; 400s are not
+	// (nothing was done).
+	IdempotencyKey OptString `json:",omitempty,omitzero"`
+	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
+	// default the command's ID).
+	XCorrelationID OptString `json:",omitempty,omitzero"`
+	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
+	XActor OptString `json:",omitempty,omitzero"`
+	// The webhook's id, as POST /v1/webhooks answered it.
+	ID string
+}
+
 // ReturnItemsParams is parameters of returnItems operation.
 type ReturnItemsParams struct {
 	// 1..255 printable ASCII characters. A repeat with the same key and the same request returns the same
@@ -320,6 +417,12 @@ type ReturnItemsParams struct {
 	XActor OptString `json:",omitempty,omitzero"`
 	// The order ID.
 	ID Identifier
+}
+
+// RevokeTokenParams is parameters of revokeToken operation.
+type RevokeTokenParams struct {
+	// The token's name.
+	Name string
 }
 
 // SetReplenishmentPolicyParams is parameters of setReplenishmentPolicy operation.
@@ -352,6 +455,24 @@ type ShipOrderParams struct {
 	XActor OptString `json:",omitempty,omitzero"`
 	// The order ID.
 	ID Identifier
+}
+
+// StreamEventsParams is parameters of streamEvents operation.
+type StreamEventsParams struct {
+	// Send the events after this position (an event's `id`, or a position a write returned); `0-0` is the
+	// start of the log. Malformed: 400.
+	After OptPosition `json:",omitempty,omitzero"`
+	// The `id` of the last message received: the feed resumes exactly after it. Takes precedence over
+	// `after` (a browser's EventSource sends it when it reconnects to the URL it first used). Malformed:
+	// 400.
+	LastEventID OptPosition `json:",omitempty,omitzero"`
+	// Only events of these types, comma-separated, e.g. `OrderPlaced.v1,OrderShipped.v1`. An unknown type:
+	// 400 naming `types`.
+	Types OptString `json:",omitempty,omitzero"`
+	// Only events of streams of these categories, comma-separated: `order` (orders and their payments),
+	// `customer`, `stock`, `purchase_order`, `invoice_series`, `credit_note_series`, `idempotency`,
+	// `webhook`. Anything else: 400 naming `category`.
+	Category OptString `json:",omitempty,omitzero"`
 }
 
 // VerifyHashChainsParams is parameters of verifyHashChains operation.

@@ -70,8 +70,8 @@ func (s *Account) UnmarshalText(data []byte) error {
 // Ref: #/components/schemas/AccountBalance
 type AccountBalance struct {
 	Account Account `json:"account"`
-	Debit   Money   `json:"debit"`
-	Credit  Money   `json:"credit"`
+	Debit   Sum     `json:"debit"`
+	Credit  Sum     `json:"credit"`
 }
 
 // GetAccount returns the value of Account.
@@ -80,12 +80,12 @@ func (s *AccountBalance) GetAccount() Account {
 }
 
 // GetDebit returns the value of Debit.
-func (s *AccountBalance) GetDebit() Money {
+func (s *AccountBalance) GetDebit() Sum {
 	return s.Debit
 }
 
 // GetCredit returns the value of Credit.
-func (s *AccountBalance) GetCredit() Money {
+func (s *AccountBalance) GetCredit() Sum {
 	return s.Credit
 }
 
@@ -95,12 +95,12 @@ func (s *AccountBalance) SetAccount(val Account) {
 }
 
 // SetDebit sets the value of Debit.
-func (s *AccountBalance) SetDebit(val Money) {
+func (s *AccountBalance) SetDebit(val Sum) {
 	s.Debit = val
 }
 
 // SetCredit sets the value of Credit.
-func (s *AccountBalance) SetCredit(val Money) {
+func (s *AccountBalance) SetCredit(val Sum) {
 	s.Credit = val
 }
 
@@ -461,6 +461,9 @@ func (*AuditVerification) verifyHashChainsRes() {}
 
 // Ref: #/components/schemas/AutomationStatus
 type AutomationStatus struct {
+	// The states every follower of the log shares: starting, active (holds the lease and follows the log),
+	// standby (another process is active; this one takes over the moment it goes), retrying, failed (an
+	// event cannot be handled: a bug), stopped (not running).
 	State AutomationStatusState `json:"state"`
 	// This process's name in the automation's lease. /readyz leaves it out: it names the host and process
 	// to anyone who asks.
@@ -628,12 +631,15 @@ func (s *AutomationStatusFailure) SetError(val string) {
 	s.Error = val
 }
 
+// The states every follower of the log shares: starting, active (holds the lease and follows the log),
+// standby (another process is active; this one takes over the moment it goes), retrying, failed (an
+// event cannot be handled: a bug), stopped (not running).
 type AutomationStatusState string
 
 const (
 	AutomationStatusStateStarting AutomationStatusState = "starting"
+	AutomationStatusStateActive   AutomationStatusState = "active"
 	AutomationStatusStateStandby  AutomationStatusState = "standby"
-	AutomationStatusStateRunning  AutomationStatusState = "running"
 	AutomationStatusStateRetrying AutomationStatusState = "retrying"
 	AutomationStatusStateFailed   AutomationStatusState = "failed"
 	AutomationStatusStateStopped  AutomationStatusState = "stopped"
@@ -643,8 +649,8 @@ const (
 func (AutomationStatusState) AllValues() []AutomationStatusState {
 	return []AutomationStatusState{
 		AutomationStatusStateStarting,
+		AutomationStatusStateActive,
 		AutomationStatusStateStandby,
-		AutomationStatusStateRunning,
 		AutomationStatusStateRetrying,
 		AutomationStatusStateFailed,
 		AutomationStatusStateStopped,
@@ -656,9 +662,9 @@ func (s AutomationStatusState) MarshalText() ([]byte, error) {
 	switch s {
 	case AutomationStatusStateStarting:
 		return []byte(s), nil
-	case AutomationStatusStateStandby:
+	case AutomationStatusStateActive:
 		return []byte(s), nil
-	case AutomationStatusStateRunning:
+	case AutomationStatusStateStandby:
 		return []byte(s), nil
 	case AutomationStatusStateRetrying:
 		return []byte(s), nil
@@ -677,11 +683,11 @@ func (s *AutomationStatusState) UnmarshalText(data []byte) error {
 	case AutomationStatusStateStarting:
 		*s = AutomationStatusStateStarting
 		return nil
+	case AutomationStatusStateActive:
+		*s = AutomationStatusStateActive
+		return nil
 	case AutomationStatusStateStandby:
 		*s = AutomationStatusStateStandby
-		return nil
-	case AutomationStatusStateRunning:
-		*s = AutomationStatusStateRunning
 		return nil
 	case AutomationStatusStateRetrying:
 		*s = AutomationStatusStateRetrying
@@ -774,19 +780,24 @@ func (s *BadReadRequest) SetInstance(val string) {
 	s.Instance = val
 }
 
-func (*BadReadRequest) getCustomerRes()        {}
-func (*BadReadRequest) getDailySalesRes()      {}
-func (*BadReadRequest) getInventoryRes()       {}
-func (*BadReadRequest) getOrderHistoryRes()    {}
-func (*BadReadRequest) getOrderRes()           {}
-func (*BadReadRequest) getSalesSummaryRes()    {}
-func (*BadReadRequest) getTrialBalanceRes()    {}
-func (*BadReadRequest) listCustomersRes()      {}
-func (*BadReadRequest) listInventoryRes()      {}
-func (*BadReadRequest) listLedgerEntriesRes()  {}
-func (*BadReadRequest) listOrdersRes()         {}
-func (*BadReadRequest) listPurchaseOrdersRes() {}
-func (*BadReadRequest) verifyHashChainsRes()   {}
+func (*BadReadRequest) getCustomerRes()         {}
+func (*BadReadRequest) getDailySalesRes()       {}
+func (*BadReadRequest) getInventoryRes()        {}
+func (*BadReadRequest) getLedgerCurrenciesRes() {}
+func (*BadReadRequest) getLedgerJournalRes()    {}
+func (*BadReadRequest) getOrderHistoryRes()     {}
+func (*BadReadRequest) getOrderRes()            {}
+func (*BadReadRequest) getSalesSummaryRes()     {}
+func (*BadReadRequest) getTrialBalanceRes()     {}
+func (*BadReadRequest) listCustomersRes()       {}
+func (*BadReadRequest) listInventoryRes()       {}
+func (*BadReadRequest) listLedgerEntriesRes()   {}
+func (*BadReadRequest) listOrdersRes()          {}
+func (*BadReadRequest) listPurchaseOrdersRes()  {}
+func (*BadReadRequest) listTokensRes()          {}
+func (*BadReadRequest) listWebhooksRes()        {}
+func (*BadReadRequest) streamEventsRes()        {}
+func (*BadReadRequest) verifyHashChainsRes()    {}
 
 // Merged schema.
 type BadReadRequestCode string
@@ -903,6 +914,9 @@ func (s *BadRequest) SetInstance(val string) {
 func (*BadRequest) adjustStockRes()            {}
 func (*BadRequest) cancelOrderRes()            {}
 func (*BadRequest) changeCustomerRes()         {}
+func (*BadRequest) createTokenRes()            {}
+func (*BadRequest) createWebhookRes()          {}
+func (*BadRequest) deleteWebhookRes()          {}
 func (*BadRequest) deliverOrderRes()           {}
 func (*BadRequest) issueRefundRes()            {}
 func (*BadRequest) placeOrderRes()             {}
@@ -910,6 +924,7 @@ func (*BadRequest) receivePurchaseOrderRes()   {}
 func (*BadRequest) receiveStockRes()           {}
 func (*BadRequest) recordPaymentRes()          {}
 func (*BadRequest) registerCustomerRes()       {}
+func (*BadRequest) resumeWebhookRes()          {}
 func (*BadRequest) returnItemsRes()            {}
 func (*BadRequest) setReplenishmentPolicyRes() {}
 func (*BadRequest) shipOrderRes()              {}
@@ -961,6 +976,31 @@ func (s *BadRequestCode) UnmarshalText(data []byte) error {
 	default:
 		return errors.Errorf("invalid value: %q", data)
 	}
+}
+
+type Bearer struct {
+	Token string
+	Roles []string
+}
+
+// GetToken returns the value of Token.
+func (s *Bearer) GetToken() string {
+	return s.Token
+}
+
+// GetRoles returns the value of Roles.
+func (s *Bearer) GetRoles() []string {
+	return s.Roles
+}
+
+// SetToken sets the value of Token.
+func (s *Bearer) SetToken(val string) {
+	s.Token = val
+}
+
+// SetRoles sets the value of Roles.
+func (s *Bearer) SetRoles(val []string) {
+	s.Roles = val
 }
 
 // Merged schema.
@@ -1623,7 +1663,7 @@ func (s *ChannelCounts) SetPhone(val int64) {
 // Ref: #/components/schemas/ChannelSales
 type ChannelSales struct {
 	Orders   int64 `json:"orders"`
-	NetSales Money `json:"net_sales"`
+	NetSales Sum   `json:"net_sales"`
 }
 
 // GetOrders returns the value of Orders.
@@ -1632,7 +1672,7 @@ func (s *ChannelSales) GetOrders() int64 {
 }
 
 // GetNetSales returns the value of NetSales.
-func (s *ChannelSales) GetNetSales() Money {
+func (s *ChannelSales) GetNetSales() Sum {
 	return s.NetSales
 }
 
@@ -1642,8 +1682,122 @@ func (s *ChannelSales) SetOrders(val int64) {
 }
 
 // SetNetSales sets the value of NetSales.
-func (s *ChannelSales) SetNetSales(val Money) {
+func (s *ChannelSales) SetNetSales(val Sum) {
 	s.NetSales = val
+}
+
+// Merged schema.
+type CreateTokenConflict struct {
+	// Https://orderledger.dev/problems/ followed by the code.
+	Type url.URL `json:"type"`
+	// The HTTP status text.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What went wrong, naming the offending field or the rule; for a 5xx a generic sentence (the server
+	// log has the cause).
+	Detail string `json:"detail"`
+	// Merged property.
+	Code CreateTokenConflictCode `json:"code"`
+	// The request path.
+	Instance string `json:"instance"`
+}
+
+// GetType returns the value of Type.
+func (s *CreateTokenConflict) GetType() url.URL {
+	return s.Type
+}
+
+// GetTitle returns the value of Title.
+func (s *CreateTokenConflict) GetTitle() string {
+	return s.Title
+}
+
+// GetStatus returns the value of Status.
+func (s *CreateTokenConflict) GetStatus() int {
+	return s.Status
+}
+
+// GetDetail returns the value of Detail.
+func (s *CreateTokenConflict) GetDetail() string {
+	return s.Detail
+}
+
+// GetCode returns the value of Code.
+func (s *CreateTokenConflict) GetCode() CreateTokenConflictCode {
+	return s.Code
+}
+
+// GetInstance returns the value of Instance.
+func (s *CreateTokenConflict) GetInstance() string {
+	return s.Instance
+}
+
+// SetType sets the value of Type.
+func (s *CreateTokenConflict) SetType(val url.URL) {
+	s.Type = val
+}
+
+// SetTitle sets the value of Title.
+func (s *CreateTokenConflict) SetTitle(val string) {
+	s.Title = val
+}
+
+// SetStatus sets the value of Status.
+func (s *CreateTokenConflict) SetStatus(val int) {
+	s.Status = val
+}
+
+// SetDetail sets the value of Detail.
+func (s *CreateTokenConflict) SetDetail(val string) {
+	s.Detail = val
+}
+
+// SetCode sets the value of Code.
+func (s *CreateTokenConflict) SetCode(val CreateTokenConflictCode) {
+	s.Code = val
+}
+
+// SetInstance sets the value of Instance.
+func (s *CreateTokenConflict) SetInstance(val string) {
+	s.Instance = val
+}
+
+func (*CreateTokenConflict) createTokenRes() {}
+
+// Merged schema.
+type CreateTokenConflictCode string
+
+const (
+	CreateTokenConflictCodeTokenExists CreateTokenConflictCode = "token_exists"
+)
+
+// AllValues returns all CreateTokenConflictCode values.
+func (CreateTokenConflictCode) AllValues() []CreateTokenConflictCode {
+	return []CreateTokenConflictCode{
+		CreateTokenConflictCodeTokenExists,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s CreateTokenConflictCode) MarshalText() ([]byte, error) {
+	switch s {
+	case CreateTokenConflictCodeTokenExists:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *CreateTokenConflictCode) UnmarshalText(data []byte) error {
+	switch CreateTokenConflictCode(data) {
+	case CreateTokenConflictCodeTokenExists:
+		*s = CreateTokenConflictCodeTokenExists
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
 }
 
 // A credit note issued for the order.
@@ -1772,6 +1926,24 @@ func (s *CreditNoteReason) UnmarshalText(data []byte) error {
 	}
 }
 
+// Ref: #/components/schemas/Currencies
+type Currencies struct {
+	// Every currency the books hold an entry in, in code order.
+	Items []Currency `json:"items"`
+}
+
+// GetItems returns the value of Items.
+func (s *Currencies) GetItems() []Currency {
+	return s.Items
+}
+
+// SetItems sets the value of Items.
+func (s *Currencies) SetItems(val []Currency) {
+	s.Items = val
+}
+
+func (*Currencies) getLedgerCurrenciesRes() {}
+
 type Currency string
 
 // Ref: #/components/schemas/Customer
@@ -1784,10 +1956,14 @@ type Customer struct {
 	PaymentPreference string `json:"payment_preference"`
 	// Every order placed.
 	OrderCount int64 `json:"order_count"`
-	// Invoiced − credited over the customer's orders.
-	LifetimeValue Money `json:"lifetime_value"`
-	// Sum of the outstanding amounts of the customer's invoiced orders.
-	OutstandingBalance Money `json:"outstanding_balance"`
+	// Invoiced − credited over the customer's orders in the base currency (serve --base-currency); 0
+	// without orders in it.
+	LifetimeValue Sum `json:"lifetime_value"`
+	// The sum of the outstanding amounts of the customer's invoiced orders in the base currency.
+	OutstandingBalance Sum `json:"outstanding_balance"`
+	// The customer's figures in every currency they have orders in that moved money (invoiced, paid,
+	// credited), keyed by currency code; never added across currencies.
+	ByCurrency CustomerByCurrency `json:"by_currency"`
 	// Null before the first order.
 	FirstOrderAt NilTimestamp `json:"first_order_at"`
 	// Null before the first order.
@@ -1827,13 +2003,18 @@ func (s *Customer) GetOrderCount() int64 {
 }
 
 // GetLifetimeValue returns the value of LifetimeValue.
-func (s *Customer) GetLifetimeValue() Money {
+func (s *Customer) GetLifetimeValue() Sum {
 	return s.LifetimeValue
 }
 
 // GetOutstandingBalance returns the value of OutstandingBalance.
-func (s *Customer) GetOutstandingBalance() Money {
+func (s *Customer) GetOutstandingBalance() Sum {
 	return s.OutstandingBalance
+}
+
+// GetByCurrency returns the value of ByCurrency.
+func (s *Customer) GetByCurrency() CustomerByCurrency {
+	return s.ByCurrency
 }
 
 // GetFirstOrderAt returns the value of FirstOrderAt.
@@ -1887,13 +2068,18 @@ func (s *Customer) SetOrderCount(val int64) {
 }
 
 // SetLifetimeValue sets the value of LifetimeValue.
-func (s *Customer) SetLifetimeValue(val Money) {
+func (s *Customer) SetLifetimeValue(val Sum) {
 	s.LifetimeValue = val
 }
 
 // SetOutstandingBalance sets the value of OutstandingBalance.
-func (s *Customer) SetOutstandingBalance(val Money) {
+func (s *Customer) SetOutstandingBalance(val Sum) {
 	s.OutstandingBalance = val
+}
+
+// SetByCurrency sets the value of ByCurrency.
+func (s *Customer) SetByCurrency(val CustomerByCurrency) {
+	s.ByCurrency = val
 }
 
 // SetFirstOrderAt sets the value of FirstOrderAt.
@@ -1918,6 +2104,47 @@ func (s *Customer) SetRecentOrders(val []CustomerOrderSummary) {
 
 func (*Customer) getCustomerRes() {}
 
+// Ref: #/components/schemas/CustomerBalance
+type CustomerBalance struct {
+	// Invoiced − credited over the customer's orders in this currency.
+	LifetimeValue Sum `json:"lifetime_value"`
+	// The sum of the outstanding amounts of the customer's invoiced orders in this currency.
+	OutstandingBalance Sum `json:"outstanding_balance"`
+}
+
+// GetLifetimeValue returns the value of LifetimeValue.
+func (s *CustomerBalance) GetLifetimeValue() Sum {
+	return s.LifetimeValue
+}
+
+// GetOutstandingBalance returns the value of OutstandingBalance.
+func (s *CustomerBalance) GetOutstandingBalance() Sum {
+	return s.OutstandingBalance
+}
+
+// SetLifetimeValue sets the value of LifetimeValue.
+func (s *CustomerBalance) SetLifetimeValue(val Sum) {
+	s.LifetimeValue = val
+}
+
+// SetOutstandingBalance sets the value of OutstandingBalance.
+func (s *CustomerBalance) SetOutstandingBalance(val Sum) {
+	s.OutstandingBalance = val
+}
+
+// The customer's figures in every currency they have orders in that moved money (invoiced, paid,
+// credited), keyed by currency code; never added across currencies.
+type CustomerByCurrency map[string]CustomerBalance
+
+func (s *CustomerByCurrency) init() CustomerByCurrency {
+	m := *s
+	if m == nil {
+		m = map[string]CustomerBalance{}
+		*s = m
+	}
+	return m
+}
+
 // Ref: #/components/schemas/CustomerList
 type CustomerList struct {
 	Items []Customer `json:"items"`
@@ -1939,6 +2166,7 @@ func (*CustomerList) listCustomersRes() {}
 type CustomerOrderSummary struct {
 	OrderID  Identifier  `json:"order_id"`
 	Status   OrderStatus `json:"status"`
+	Currency Currency    `json:"currency"`
 	Total    Money       `json:"total"`
 	PlacedAt Timestamp   `json:"placed_at"`
 }
@@ -1951,6 +2179,11 @@ func (s *CustomerOrderSummary) GetOrderID() Identifier {
 // GetStatus returns the value of Status.
 func (s *CustomerOrderSummary) GetStatus() OrderStatus {
 	return s.Status
+}
+
+// GetCurrency returns the value of Currency.
+func (s *CustomerOrderSummary) GetCurrency() Currency {
+	return s.Currency
 }
 
 // GetTotal returns the value of Total.
@@ -1971,6 +2204,11 @@ func (s *CustomerOrderSummary) SetOrderID(val Identifier) {
 // SetStatus sets the value of Status.
 func (s *CustomerOrderSummary) SetStatus(val OrderStatus) {
 	s.Status = val
+}
+
+// SetCurrency sets the value of Currency.
+func (s *CustomerOrderSummary) SetCurrency(val Currency) {
+	s.Currency = val
 }
 
 // SetTotal sets the value of Total.
@@ -2036,6 +2274,127 @@ func (s *CustomerRegisteredHeaders) SetResponse(val CustomerRegistered) {
 }
 
 func (*CustomerRegisteredHeaders) registerCustomerRes() {}
+
+// Merged schema.
+type DeleteWebhookNotFound struct {
+	// Https://orderledger.dev/problems/ followed by the code.
+	Type url.URL `json:"type"`
+	// The HTTP status text.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What went wrong, naming the offending field or the rule; for a 5xx a generic sentence (the server
+	// log has the cause).
+	Detail string `json:"detail"`
+	// Merged property.
+	Code DeleteWebhookNotFoundCode `json:"code"`
+	// The request path.
+	Instance string `json:"instance"`
+}
+
+// GetType returns the value of Type.
+func (s *DeleteWebhookNotFound) GetType() url.URL {
+	return s.Type
+}
+
+// GetTitle returns the value of Title.
+func (s *DeleteWebhookNotFound) GetTitle() string {
+	return s.Title
+}
+
+// GetStatus returns the value of Status.
+func (s *DeleteWebhookNotFound) GetStatus() int {
+	return s.Status
+}
+
+// GetDetail returns the value of Detail.
+func (s *DeleteWebhookNotFound) GetDetail() string {
+	return s.Detail
+}
+
+// GetCode returns the value of Code.
+func (s *DeleteWebhookNotFound) GetCode() DeleteWebhookNotFoundCode {
+	return s.Code
+}
+
+// GetInstance returns the value of Instance.
+func (s *DeleteWebhookNotFound) GetInstance() string {
+	return s.Instance
+}
+
+// SetType sets the value of Type.
+func (s *DeleteWebhookNotFound) SetType(val url.URL) {
+	s.Type = val
+}
+
+// SetTitle sets the value of Title.
+func (s *DeleteWebhookNotFound) SetTitle(val string) {
+	s.Title = val
+}
+
+// SetStatus sets the value of Status.
+func (s *DeleteWebhookNotFound) SetStatus(val int) {
+	s.Status = val
+}
+
+// SetDetail sets the value of Detail.
+func (s *DeleteWebhookNotFound) SetDetail(val string) {
+	s.Detail = val
+}
+
+// SetCode sets the value of Code.
+func (s *DeleteWebhookNotFound) SetCode(val DeleteWebhookNotFoundCode) {
+	s.Code = val
+}
+
+// SetInstance sets the value of Instance.
+func (s *DeleteWebhookNotFound) SetInstance(val string) {
+	s.Instance = val
+}
+
+func (*DeleteWebhookNotFound) deleteWebhookRes() {}
+
+// Merged schema.
+type DeleteWebhookNotFoundCode string
+
+const (
+	DeleteWebhookNotFoundCodeWebhookNotFound DeleteWebhookNotFoundCode = "webhook_not_found"
+	DeleteWebhookNotFoundCodeRouteNotFound   DeleteWebhookNotFoundCode = "route_not_found"
+)
+
+// AllValues returns all DeleteWebhookNotFoundCode values.
+func (DeleteWebhookNotFoundCode) AllValues() []DeleteWebhookNotFoundCode {
+	return []DeleteWebhookNotFoundCode{
+		DeleteWebhookNotFoundCodeWebhookNotFound,
+		DeleteWebhookNotFoundCodeRouteNotFound,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s DeleteWebhookNotFoundCode) MarshalText() ([]byte, error) {
+	switch s {
+	case DeleteWebhookNotFoundCodeWebhookNotFound:
+		return []byte(s), nil
+	case DeleteWebhookNotFoundCodeRouteNotFound:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *DeleteWebhookNotFoundCode) UnmarshalText(data []byte) error {
+	switch DeleteWebhookNotFoundCode(data) {
+	case DeleteWebhookNotFoundCodeWebhookNotFound:
+		*s = DeleteWebhookNotFoundCodeWebhookNotFound
+		return nil
+	case DeleteWebhookNotFoundCodeRouteNotFound:
+		*s = DeleteWebhookNotFoundCodeRouteNotFound
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
 
 // Merged schema.
 type DeliverOrderConflict struct {
@@ -2301,6 +2660,158 @@ func (s *DeliverOrderNotFoundCode) UnmarshalText(data []byte) error {
 // An empty JSON object; an empty body is accepted too.
 // Ref: #/components/schemas/EmptyRequest
 type EmptyRequest struct{}
+
+// Merged schema.
+type Forbidden struct {
+	// Https://orderledger.dev/problems/ followed by the code.
+	Type url.URL `json:"type"`
+	// The HTTP status text.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What went wrong, naming the offending field or the rule; for a 5xx a generic sentence (the server
+	// log has the cause).
+	Detail string `json:"detail"`
+	// Merged property.
+	Code ForbiddenCode `json:"code"`
+	// The request path.
+	Instance string `json:"instance"`
+}
+
+// GetType returns the value of Type.
+func (s *Forbidden) GetType() url.URL {
+	return s.Type
+}
+
+// GetTitle returns the value of Title.
+func (s *Forbidden) GetTitle() string {
+	return s.Title
+}
+
+// GetStatus returns the value of Status.
+func (s *Forbidden) GetStatus() int {
+	return s.Status
+}
+
+// GetDetail returns the value of Detail.
+func (s *Forbidden) GetDetail() string {
+	return s.Detail
+}
+
+// GetCode returns the value of Code.
+func (s *Forbidden) GetCode() ForbiddenCode {
+	return s.Code
+}
+
+// GetInstance returns the value of Instance.
+func (s *Forbidden) GetInstance() string {
+	return s.Instance
+}
+
+// SetType sets the value of Type.
+func (s *Forbidden) SetType(val url.URL) {
+	s.Type = val
+}
+
+// SetTitle sets the value of Title.
+func (s *Forbidden) SetTitle(val string) {
+	s.Title = val
+}
+
+// SetStatus sets the value of Status.
+func (s *Forbidden) SetStatus(val int) {
+	s.Status = val
+}
+
+// SetDetail sets the value of Detail.
+func (s *Forbidden) SetDetail(val string) {
+	s.Detail = val
+}
+
+// SetCode sets the value of Code.
+func (s *Forbidden) SetCode(val ForbiddenCode) {
+	s.Code = val
+}
+
+// SetInstance sets the value of Instance.
+func (s *Forbidden) SetInstance(val string) {
+	s.Instance = val
+}
+
+func (*Forbidden) adjustStockRes()            {}
+func (*Forbidden) cancelOrderRes()            {}
+func (*Forbidden) changeCustomerRes()         {}
+func (*Forbidden) createTokenRes()            {}
+func (*Forbidden) createWebhookRes()          {}
+func (*Forbidden) deleteWebhookRes()          {}
+func (*Forbidden) deliverOrderRes()           {}
+func (*Forbidden) getCustomerRes()            {}
+func (*Forbidden) getDailySalesRes()          {}
+func (*Forbidden) getInventoryRes()           {}
+func (*Forbidden) getLedgerCurrenciesRes()    {}
+func (*Forbidden) getLedgerJournalRes()       {}
+func (*Forbidden) getMetricsRes()             {}
+func (*Forbidden) getOpenAPIDocumentRes()     {}
+func (*Forbidden) getOrderHistoryRes()        {}
+func (*Forbidden) getOrderRes()               {}
+func (*Forbidden) getSalesSummaryRes()        {}
+func (*Forbidden) getTrialBalanceRes()        {}
+func (*Forbidden) getWebhookRes()             {}
+func (*Forbidden) issueRefundRes()            {}
+func (*Forbidden) listCustomersRes()          {}
+func (*Forbidden) listInventoryRes()          {}
+func (*Forbidden) listLedgerEntriesRes()      {}
+func (*Forbidden) listOrdersRes()             {}
+func (*Forbidden) listPurchaseOrdersRes()     {}
+func (*Forbidden) listTokensRes()             {}
+func (*Forbidden) listWebhooksRes()           {}
+func (*Forbidden) placeOrderRes()             {}
+func (*Forbidden) receivePurchaseOrderRes()   {}
+func (*Forbidden) receiveStockRes()           {}
+func (*Forbidden) recordPaymentRes()          {}
+func (*Forbidden) registerCustomerRes()       {}
+func (*Forbidden) resumeWebhookRes()          {}
+func (*Forbidden) returnItemsRes()            {}
+func (*Forbidden) revokeTokenRes()            {}
+func (*Forbidden) setReplenishmentPolicyRes() {}
+func (*Forbidden) shipOrderRes()              {}
+func (*Forbidden) streamEventsRes()           {}
+func (*Forbidden) verifyHashChainsRes()       {}
+
+// Merged schema.
+type ForbiddenCode string
+
+const (
+	ForbiddenCodeForbidden ForbiddenCode = "forbidden"
+)
+
+// AllValues returns all ForbiddenCode values.
+func (ForbiddenCode) AllValues() []ForbiddenCode {
+	return []ForbiddenCode{
+		ForbiddenCodeForbidden,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s ForbiddenCode) MarshalText() ([]byte, error) {
+	switch s {
+	case ForbiddenCodeForbidden:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *ForbiddenCode) UnmarshalText(data []byte) error {
+	switch ForbiddenCode(data) {
+	case ForbiddenCodeForbidden:
+		*s = ForbiddenCodeForbidden
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
 
 // Ref: #/components/schemas/FulfillmentStatus
 type FulfillmentStatus string
@@ -2607,6 +3118,79 @@ func (s *GetInventoryNotFoundCode) UnmarshalText(data []byte) error {
 	}
 }
 
+type GetLedgerJournalFormat string
+
+const (
+	GetLedgerJournalFormatJournal GetLedgerJournalFormat = "journal"
+	GetLedgerJournalFormatCsv     GetLedgerJournalFormat = "csv"
+)
+
+// AllValues returns all GetLedgerJournalFormat values.
+func (GetLedgerJournalFormat) AllValues() []GetLedgerJournalFormat {
+	return []GetLedgerJournalFormat{
+		GetLedgerJournalFormatJournal,
+		GetLedgerJournalFormatCsv,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s GetLedgerJournalFormat) MarshalText() ([]byte, error) {
+	switch s {
+	case GetLedgerJournalFormatJournal:
+		return []byte(s), nil
+	case GetLedgerJournalFormatCsv:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *GetLedgerJournalFormat) UnmarshalText(data []byte) error {
+	switch GetLedgerJournalFormat(data) {
+	case GetLedgerJournalFormatJournal:
+		*s = GetLedgerJournalFormatJournal
+		return nil
+	case GetLedgerJournalFormatCsv:
+		*s = GetLedgerJournalFormatCsv
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+type GetLedgerJournalOKTextCsvCharsetUtf8 struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s GetLedgerJournalOKTextCsvCharsetUtf8) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*GetLedgerJournalOKTextCsvCharsetUtf8) getLedgerJournalRes() {}
+
+type GetLedgerJournalOKTextPlainCharsetUtf8 struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s GetLedgerJournalOKTextPlainCharsetUtf8) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*GetLedgerJournalOKTextPlainCharsetUtf8) getLedgerJournalRes() {}
+
 type GetMetricsOK struct {
 	Data io.Reader
 }
@@ -2877,6 +3461,127 @@ type GetReadinessServiceUnavailable Readiness
 
 func (*GetReadinessServiceUnavailable) getReadinessRes() {}
 
+// Merged schema.
+type GetWebhookNotFound struct {
+	// Https://orderledger.dev/problems/ followed by the code.
+	Type url.URL `json:"type"`
+	// The HTTP status text.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What went wrong, naming the offending field or the rule; for a 5xx a generic sentence (the server
+	// log has the cause).
+	Detail string `json:"detail"`
+	// Merged property.
+	Code GetWebhookNotFoundCode `json:"code"`
+	// The request path.
+	Instance string `json:"instance"`
+}
+
+// GetType returns the value of Type.
+func (s *GetWebhookNotFound) GetType() url.URL {
+	return s.Type
+}
+
+// GetTitle returns the value of Title.
+func (s *GetWebhookNotFound) GetTitle() string {
+	return s.Title
+}
+
+// GetStatus returns the value of Status.
+func (s *GetWebhookNotFound) GetStatus() int {
+	return s.Status
+}
+
+// GetDetail returns the value of Detail.
+func (s *GetWebhookNotFound) GetDetail() string {
+	return s.Detail
+}
+
+// GetCode returns the value of Code.
+func (s *GetWebhookNotFound) GetCode() GetWebhookNotFoundCode {
+	return s.Code
+}
+
+// GetInstance returns the value of Instance.
+func (s *GetWebhookNotFound) GetInstance() string {
+	return s.Instance
+}
+
+// SetType sets the value of Type.
+func (s *GetWebhookNotFound) SetType(val url.URL) {
+	s.Type = val
+}
+
+// SetTitle sets the value of Title.
+func (s *GetWebhookNotFound) SetTitle(val string) {
+	s.Title = val
+}
+
+// SetStatus sets the value of Status.
+func (s *GetWebhookNotFound) SetStatus(val int) {
+	s.Status = val
+}
+
+// SetDetail sets the value of Detail.
+func (s *GetWebhookNotFound) SetDetail(val string) {
+	s.Detail = val
+}
+
+// SetCode sets the value of Code.
+func (s *GetWebhookNotFound) SetCode(val GetWebhookNotFoundCode) {
+	s.Code = val
+}
+
+// SetInstance sets the value of Instance.
+func (s *GetWebhookNotFound) SetInstance(val string) {
+	s.Instance = val
+}
+
+func (*GetWebhookNotFound) getWebhookRes() {}
+
+// Merged schema.
+type GetWebhookNotFoundCode string
+
+const (
+	GetWebhookNotFoundCodeWebhookNotFound GetWebhookNotFoundCode = "webhook_not_found"
+	GetWebhookNotFoundCodeRouteNotFound   GetWebhookNotFoundCode = "route_not_found"
+)
+
+// AllValues returns all GetWebhookNotFoundCode values.
+func (GetWebhookNotFoundCode) AllValues() []GetWebhookNotFoundCode {
+	return []GetWebhookNotFoundCode{
+		GetWebhookNotFoundCodeWebhookNotFound,
+		GetWebhookNotFoundCodeRouteNotFound,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s GetWebhookNotFoundCode) MarshalText() ([]byte, error) {
+	switch s {
+	case GetWebhookNotFoundCodeWebhookNotFound:
+		return []byte(s), nil
+	case GetWebhookNotFoundCodeRouteNotFound:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *GetWebhookNotFoundCode) UnmarshalText(data []byte) error {
+	switch GetWebhookNotFoundCode(data) {
+	case GetWebhookNotFoundCodeWebhookNotFound:
+		*s = GetWebhookNotFoundCodeWebhookNotFound
+		return nil
+	case GetWebhookNotFoundCodeRouteNotFound:
+		*s = GetWebhookNotFoundCodeRouteNotFound
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
 // Ref: #/components/schemas/Health
 type Health struct {
 	Status string `json:"status"`
@@ -2974,6 +3679,7 @@ func (s *IdempotencyKeyReused) SetInstance(val string) {
 func (*IdempotencyKeyReused) adjustStockRes()            {}
 func (*IdempotencyKeyReused) cancelOrderRes()            {}
 func (*IdempotencyKeyReused) changeCustomerRes()         {}
+func (*IdempotencyKeyReused) createWebhookRes()          {}
 func (*IdempotencyKeyReused) deliverOrderRes()           {}
 func (*IdempotencyKeyReused) issueRefundRes()            {}
 func (*IdempotencyKeyReused) placeOrderRes()             {}
@@ -2981,6 +3687,7 @@ func (*IdempotencyKeyReused) receivePurchaseOrderRes()   {}
 func (*IdempotencyKeyReused) receiveStockRes()           {}
 func (*IdempotencyKeyReused) recordPaymentRes()          {}
 func (*IdempotencyKeyReused) registerCustomerRes()       {}
+func (*IdempotencyKeyReused) resumeWebhookRes()          {}
 func (*IdempotencyKeyReused) returnItemsRes()            {}
 func (*IdempotencyKeyReused) setReplenishmentPolicyRes() {}
 func (*IdempotencyKeyReused) shipOrderRes()              {}
@@ -3102,11 +3809,16 @@ func (s *InternalError) SetInstance(val string) {
 func (*InternalError) adjustStockRes()            {}
 func (*InternalError) cancelOrderRes()            {}
 func (*InternalError) changeCustomerRes()         {}
+func (*InternalError) createTokenRes()            {}
+func (*InternalError) createWebhookRes()          {}
+func (*InternalError) deleteWebhookRes()          {}
 func (*InternalError) deliverOrderRes()           {}
 func (*InternalError) getCustomerRes()            {}
 func (*InternalError) getDailySalesRes()          {}
 func (*InternalError) getHealthRes()              {}
 func (*InternalError) getInventoryRes()           {}
+func (*InternalError) getLedgerCurrenciesRes()    {}
+func (*InternalError) getLedgerJournalRes()       {}
 func (*InternalError) getMetricsRes()             {}
 func (*InternalError) getOpenAPIDocumentRes()     {}
 func (*InternalError) getOrderHistoryRes()        {}
@@ -3114,20 +3826,26 @@ func (*InternalError) getOrderRes()               {}
 func (*InternalError) getReadinessRes()           {}
 func (*InternalError) getSalesSummaryRes()        {}
 func (*InternalError) getTrialBalanceRes()        {}
+func (*InternalError) getWebhookRes()             {}
 func (*InternalError) issueRefundRes()            {}
 func (*InternalError) listCustomersRes()          {}
 func (*InternalError) listInventoryRes()          {}
 func (*InternalError) listLedgerEntriesRes()      {}
 func (*InternalError) listOrdersRes()             {}
 func (*InternalError) listPurchaseOrdersRes()     {}
+func (*InternalError) listTokensRes()             {}
+func (*InternalError) listWebhooksRes()           {}
 func (*InternalError) placeOrderRes()             {}
 func (*InternalError) receivePurchaseOrderRes()   {}
 func (*InternalError) receiveStockRes()           {}
 func (*InternalError) recordPaymentRes()          {}
 func (*InternalError) registerCustomerRes()       {}
+func (*InternalError) resumeWebhookRes()          {}
 func (*InternalError) returnItemsRes()            {}
+func (*InternalError) revokeTokenRes()            {}
 func (*InternalError) setReplenishmentPolicyRes() {}
 func (*InternalError) shipOrderRes()              {}
+func (*InternalError) streamEventsRes()           {}
 func (*InternalError) verifyHashChainsRes()       {}
 
 // Merged schema.
@@ -3596,14 +4314,21 @@ func (*LedgerEntries) listLedgerEntriesRes() {}
 
 // Ref: #/components/schemas/LedgerEntry
 type LedgerEntry struct {
-	EntryID string     `json:"entry_id"`
-	OrderID Identifier `json:"order_id"`
+	// The currency of the order the entry posts for.
+	Currency Currency   `json:"currency"`
+	EntryID  string     `json:"entry_id"`
+	OrderID  Identifier `json:"order_id"`
 	// Invoice, payment, credit_note or refund.
 	Kind string `json:"kind"`
 	// The document posted: an invoice or credit-note number, a payment or refund ID.
 	Document string       `json:"document"`
 	Lines    []LedgerLine `json:"lines"`
 	PostedAt Timestamp    `json:"posted_at"`
+}
+
+// GetCurrency returns the value of Currency.
+func (s *LedgerEntry) GetCurrency() Currency {
+	return s.Currency
 }
 
 // GetEntryID returns the value of EntryID.
@@ -3634,6 +4359,11 @@ func (s *LedgerEntry) GetLines() []LedgerLine {
 // GetPostedAt returns the value of PostedAt.
 func (s *LedgerEntry) GetPostedAt() Timestamp {
 	return s.PostedAt
+}
+
+// SetCurrency sets the value of Currency.
+func (s *LedgerEntry) SetCurrency(val Currency) {
+	s.Currency = val
 }
 
 // SetEntryID sets the value of EntryID.
@@ -3919,11 +4649,16 @@ func (s *MethodNotAllowedHeaders) SetResponse(val MethodNotAllowed) {
 func (*MethodNotAllowedHeaders) adjustStockRes()            {}
 func (*MethodNotAllowedHeaders) cancelOrderRes()            {}
 func (*MethodNotAllowedHeaders) changeCustomerRes()         {}
+func (*MethodNotAllowedHeaders) createTokenRes()            {}
+func (*MethodNotAllowedHeaders) createWebhookRes()          {}
+func (*MethodNotAllowedHeaders) deleteWebhookRes()          {}
 func (*MethodNotAllowedHeaders) deliverOrderRes()           {}
 func (*MethodNotAllowedHeaders) getCustomerRes()            {}
 func (*MethodNotAllowedHeaders) getDailySalesRes()          {}
 func (*MethodNotAllowedHeaders) getHealthRes()              {}
 func (*MethodNotAllowedHeaders) getInventoryRes()           {}
+func (*MethodNotAllowedHeaders) getLedgerCurrenciesRes()    {}
+func (*MethodNotAllowedHeaders) getLedgerJournalRes()       {}
 func (*MethodNotAllowedHeaders) getMetricsRes()             {}
 func (*MethodNotAllowedHeaders) getOpenAPIDocumentRes()     {}
 func (*MethodNotAllowedHeaders) getOrderHistoryRes()        {}
@@ -3931,20 +4666,26 @@ func (*MethodNotAllowedHeaders) getOrderRes()               {}
 func (*MethodNotAllowedHeaders) getReadinessRes()           {}
 func (*MethodNotAllowedHeaders) getSalesSummaryRes()        {}
 func (*MethodNotAllowedHeaders) getTrialBalanceRes()        {}
+func (*MethodNotAllowedHeaders) getWebhookRes()             {}
 func (*MethodNotAllowedHeaders) issueRefundRes()            {}
 func (*MethodNotAllowedHeaders) listCustomersRes()          {}
 func (*MethodNotAllowedHeaders) listInventoryRes()          {}
 func (*MethodNotAllowedHeaders) listLedgerEntriesRes()      {}
 func (*MethodNotAllowedHeaders) listOrdersRes()             {}
 func (*MethodNotAllowedHeaders) listPurchaseOrdersRes()     {}
+func (*MethodNotAllowedHeaders) listTokensRes()             {}
+func (*MethodNotAllowedHeaders) listWebhooksRes()           {}
 func (*MethodNotAllowedHeaders) placeOrderRes()             {}
 func (*MethodNotAllowedHeaders) receivePurchaseOrderRes()   {}
 func (*MethodNotAllowedHeaders) receiveStockRes()           {}
 func (*MethodNotAllowedHeaders) recordPaymentRes()          {}
 func (*MethodNotAllowedHeaders) registerCustomerRes()       {}
+func (*MethodNotAllowedHeaders) resumeWebhookRes()          {}
 func (*MethodNotAllowedHeaders) returnItemsRes()            {}
+func (*MethodNotAllowedHeaders) revokeTokenRes()            {}
 func (*MethodNotAllowedHeaders) setReplenishmentPolicyRes() {}
 func (*MethodNotAllowedHeaders) shipOrderRes()              {}
+func (*MethodNotAllowedHeaders) streamEventsRes()           {}
 func (*MethodNotAllowedHeaders) verifyHashChainsRes()       {}
 
 type Money int64
@@ -3988,6 +4729,51 @@ func (o NilChainFailure) Get() (v ChainFailure, ok bool) {
 
 // Or returns value if set, or given parameter if does not.
 func (o NilChainFailure) Or(d ChainFailure) ChainFailure {
+	if v, ok := o.Get(); ok {
+		return v
+	}
+	return d
+}
+
+// NewNilDateTime returns new NilDateTime with value set to v.
+func NewNilDateTime(v time.Time) NilDateTime {
+	return NilDateTime{
+		Value: v,
+	}
+}
+
+// NilDateTime is nullable time.Time.
+type NilDateTime struct {
+	Value time.Time
+	Null  bool
+}
+
+// SetTo sets value to v.
+func (o *NilDateTime) SetTo(v time.Time) {
+	o.Null = false
+	o.Value = v
+}
+
+// IsNull returns true if value is Null.
+func (o NilDateTime) IsNull() bool { return o.Null }
+
+// SetToNull sets value to null.
+func (o *NilDateTime) SetToNull() {
+	o.Null = true
+	var v time.Time
+	o.Value = v
+}
+
+// Get returns value and boolean that denotes whether value was set.
+func (o NilDateTime) Get() (v time.Time, ok bool) {
+	if o.Null {
+		return v, false
+	}
+	return o.Value, true
+}
+
+// Or returns value if set, or given parameter if does not.
+func (o NilDateTime) Or(d time.Time) time.Time {
 	if v, ok := o.Get(); ok {
 		return v
 	}
@@ -4307,6 +5093,52 @@ func (o OptChannel) Get() (v Channel, ok bool) {
 
 // Or returns value if set, or given parameter if does not.
 func (o OptChannel) Or(d Channel) Channel {
+	if v, ok := o.Get(); ok {
+		return v
+	}
+	return d
+}
+
+// NewOptGetLedgerJournalFormat returns new OptGetLedgerJournalFormat with value set to v.
+func NewOptGetLedgerJournalFormat(v GetLedgerJournalFormat) OptGetLedgerJournalFormat {
+	return OptGetLedgerJournalFormat{
+		Value: v,
+		Set:   true,
+	}
+}
+
+// OptGetLedgerJournalFormat is optional GetLedgerJournalFormat.
+type OptGetLedgerJournalFormat struct {
+	Value GetLedgerJournalFormat
+	Set   bool
+}
+
+// IsSet returns true if OptGetLedgerJournalFormat was set.
+func (o OptGetLedgerJournalFormat) IsSet() bool { return o.Set }
+
+// Reset unsets value.
+func (o *OptGetLedgerJournalFormat) Reset() {
+	var v GetLedgerJournalFormat
+	o.Value = v
+	o.Set = false
+}
+
+// SetTo sets value to v.
+func (o *OptGetLedgerJournalFormat) SetTo(v GetLedgerJournalFormat) {
+	o.Set = true
+	o.Value = v
+}
+
+// Get returns value and boolean that denotes whether value was set.
+func (o OptGetLedgerJournalFormat) Get() (v GetLedgerJournalFormat, ok bool) {
+	if !o.Set {
+		return v, false
+	}
+	return o.Value, true
+}
+
+// Or returns value if set, or given parameter if does not.
+func (o OptGetLedgerJournalFormat) Or(d GetLedgerJournalFormat) GetLedgerJournalFormat {
 	if v, ok := o.Get(); ok {
 		return v
 	}
@@ -4859,6 +5691,52 @@ func (o OptTimestamp) Get() (v Timestamp, ok bool) {
 
 // Or returns value if set, or given parameter if does not.
 func (o OptTimestamp) Or(d Timestamp) Timestamp {
+	if v, ok := o.Get(); ok {
+		return v
+	}
+	return d
+}
+
+// NewOptWebhookDelivererStatus returns new OptWebhookDelivererStatus with value set to v.
+func NewOptWebhookDelivererStatus(v WebhookDelivererStatus) OptWebhookDelivererStatus {
+	return OptWebhookDelivererStatus{
+		Value: v,
+		Set:   true,
+	}
+}
+
+// OptWebhookDelivererStatus is optional WebhookDelivererStatus.
+type OptWebhookDelivererStatus struct {
+	Value WebhookDelivererStatus
+	Set   bool
+}
+
+// IsSet returns true if OptWebhookDelivererStatus was set.
+func (o OptWebhookDelivererStatus) IsSet() bool { return o.Set }
+
+// Reset unsets value.
+func (o *OptWebhookDelivererStatus) Reset() {
+	var v WebhookDelivererStatus
+	o.Value = v
+	o.Set = false
+}
+
+// SetTo sets value to v.
+func (o *OptWebhookDelivererStatus) SetTo(v WebhookDelivererStatus) {
+	o.Set = true
+	o.Value = v
+}
+
+// Get returns value and boolean that denotes whether value was set.
+func (o OptWebhookDelivererStatus) Get() (v WebhookDelivererStatus, ok bool) {
+	if !o.Set {
+		return v, false
+	}
+	return o.Value, true
+}
+
+// Or returns value if set, or given parameter if does not.
+func (o OptWebhookDelivererStatus) Or(d WebhookDelivererStatus) WebhookDelivererStatus {
 	if v, ok := o.Get(); ok {
 		return v
 	}
@@ -5454,6 +6332,8 @@ func (s *PayloadTooLarge) SetInstance(val string) {
 func (*PayloadTooLarge) adjustStockRes()            {}
 func (*PayloadTooLarge) cancelOrderRes()            {}
 func (*PayloadTooLarge) changeCustomerRes()         {}
+func (*PayloadTooLarge) createTokenRes()            {}
+func (*PayloadTooLarge) createWebhookRes()          {}
 func (*PayloadTooLarge) deliverOrderRes()           {}
 func (*PayloadTooLarge) issueRefundRes()            {}
 func (*PayloadTooLarge) placeOrderRes()             {}
@@ -5461,6 +6341,7 @@ func (*PayloadTooLarge) receivePurchaseOrderRes()   {}
 func (*PayloadTooLarge) receiveStockRes()           {}
 func (*PayloadTooLarge) recordPaymentRes()          {}
 func (*PayloadTooLarge) registerCustomerRes()       {}
+func (*PayloadTooLarge) resumeWebhookRes()          {}
 func (*PayloadTooLarge) returnItemsRes()            {}
 func (*PayloadTooLarge) setReplenishmentPolicyRes() {}
 func (*PayloadTooLarge) shipOrderRes()              {}
@@ -6045,14 +6926,12 @@ func (s *PlaceOrderServiceUnavailable) SetInstance(val string) {
 type PlaceOrderServiceUnavailableCode string
 
 const (
-	PlaceOrderServiceUnavailableCodeStoreUnavailable PlaceOrderServiceUnavailableCode = "store_unavailable"
-	PlaceOrderServiceUnavailableCodeUnavailable      PlaceOrderServiceUnavailableCode = "unavailable"
+	PlaceOrderServiceUnavailableCodeUnavailable PlaceOrderServiceUnavailableCode = "unavailable"
 )
 
 // AllValues returns all PlaceOrderServiceUnavailableCode values.
 func (PlaceOrderServiceUnavailableCode) AllValues() []PlaceOrderServiceUnavailableCode {
 	return []PlaceOrderServiceUnavailableCode{
-		PlaceOrderServiceUnavailableCodeStoreUnavailable,
 		PlaceOrderServiceUnavailableCodeUnavailable,
 	}
 }
@@ -6060,8 +6939,6 @@ func (PlaceOrderServiceUnavailableCode) AllValues() []PlaceOrderServiceUnavailab
 // MarshalText implements encoding.TextMarshaler.
 func (s PlaceOrderServiceUnavailableCode) MarshalText() ([]byte, error) {
 	switch s {
-	case PlaceOrderServiceUnavailableCodeStoreUnavailable:
-		return []byte(s), nil
 	case PlaceOrderServiceUnavailableCodeUnavailable:
 		return []byte(s), nil
 	default:
@@ -6072,9 +6949,6 @@ func (s PlaceOrderServiceUnavailableCode) MarshalText() ([]byte, error) {
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (s *PlaceOrderServiceUnavailableCode) UnmarshalText(data []byte) error {
 	switch PlaceOrderServiceUnavailableCode(data) {
-	case PlaceOrderServiceUnavailableCodeStoreUnavailable:
-		*s = PlaceOrderServiceUnavailableCodeStoreUnavailable
-		return nil
 	case PlaceOrderServiceUnavailableCodeUnavailable:
 		*s = PlaceOrderServiceUnavailableCodeUnavailable
 		return nil
@@ -6177,28 +7051,29 @@ func (s *ProjectionsStatusLog) SetState(val ProjectorState) {
 	s.State = val
 }
 
-// Starting: not yet holding its lease; running: following the log; standby: another process holds the
-// lease (a rebuild, another server, a replay's seal); retrying: the last attempt failed; stopped: a
-// broken event stopped it.
+// The states every follower of the log shares. starting: not yet holding its lease; active: holds its
+// lease and follows the log; standby: another process holds the lease (another server, a rebuild, a
+// replay's seal) and this one takes over the moment it goes; retrying: the last attempt failed;
+// failed: a broken event stopped it.
 // Ref: #/components/schemas/ProjectorState
 type ProjectorState string
 
 const (
 	ProjectorStateStarting ProjectorState = "starting"
-	ProjectorStateRunning  ProjectorState = "running"
+	ProjectorStateActive   ProjectorState = "active"
 	ProjectorStateStandby  ProjectorState = "standby"
 	ProjectorStateRetrying ProjectorState = "retrying"
-	ProjectorStateStopped  ProjectorState = "stopped"
+	ProjectorStateFailed   ProjectorState = "failed"
 )
 
 // AllValues returns all ProjectorState values.
 func (ProjectorState) AllValues() []ProjectorState {
 	return []ProjectorState{
 		ProjectorStateStarting,
-		ProjectorStateRunning,
+		ProjectorStateActive,
 		ProjectorStateStandby,
 		ProjectorStateRetrying,
-		ProjectorStateStopped,
+		ProjectorStateFailed,
 	}
 }
 
@@ -6207,13 +7082,13 @@ func (s ProjectorState) MarshalText() ([]byte, error) {
 	switch s {
 	case ProjectorStateStarting:
 		return []byte(s), nil
-	case ProjectorStateRunning:
+	case ProjectorStateActive:
 		return []byte(s), nil
 	case ProjectorStateStandby:
 		return []byte(s), nil
 	case ProjectorStateRetrying:
 		return []byte(s), nil
-	case ProjectorStateStopped:
+	case ProjectorStateFailed:
 		return []byte(s), nil
 	default:
 		return nil, errors.Errorf("invalid value: %q", s)
@@ -6226,8 +7101,8 @@ func (s *ProjectorState) UnmarshalText(data []byte) error {
 	case ProjectorStateStarting:
 		*s = ProjectorStateStarting
 		return nil
-	case ProjectorStateRunning:
-		*s = ProjectorStateRunning
+	case ProjectorStateActive:
+		*s = ProjectorStateActive
 		return nil
 	case ProjectorStateStandby:
 		*s = ProjectorStateStandby
@@ -6235,8 +7110,8 @@ func (s *ProjectorState) UnmarshalText(data []byte) error {
 	case ProjectorStateRetrying:
 		*s = ProjectorStateRetrying
 		return nil
-	case ProjectorStateStopped:
-		*s = ProjectorStateStopped
+	case ProjectorStateFailed:
+		*s = ProjectorStateFailed
 		return nil
 	default:
 		return errors.Errorf("invalid value: %q", data)
@@ -6627,8 +7502,8 @@ func (s *PurchaseOrderStatus) UnmarshalText(data []byte) error {
 
 type Quantity int64
 
-// What the process checked: each store (ok, or the error reaching it), and the projectors and the
-// automation where this process runs them.
+// What the process checked: each store (ok, or the error reaching it), each role as this process has
+// it, and the projectors and the automation where this process runs them.
 // Ref: #/components/schemas/Readiness
 type Readiness struct {
 	Status ReadinessStatus `json:"status"`
@@ -6642,6 +7517,21 @@ type Readiness struct {
 	Projections OptProjectionsStatus `json:"projections"`
 	// With the automate role. A failed automation makes the process not ready.
 	Automation OptAutomationStatus `json:"automation"`
+	// Each role as this process has it: active (this process does it), standby (it takes the role, and
+	// another process is the active one; it takes over the moment that one goes) or absent (this process
+	// does not take the role). write and read are active wherever they are taken.
+	Roles ReadinessRoles `json:"roles"`
+	// On a process that serves reads and does not project: whether any process holds a projector's lease
+	// now. While none does and the log holds events the read models lack, the process answers 503.
+	Projecting OptBool `json:"projecting"`
+	// Why a reading process is not ready although its stores are reachable.
+	Reason OptString `json:"reason"`
+	// With the automate role: the webhook deliverer.
+	Webhooks OptWebhookDelivererStatus `json:"webhooks"`
+	// Open: no token was ever created and the server listens on a loopback address (or runs with
+	// --insecure-no-auth), so every route answers without one; tokens: every route but /healthz and
+	// /readyz needs a token.
+	Auth ReadinessAuth `json:"auth"`
 }
 
 // GetStatus returns the value of Status.
@@ -6669,6 +7559,31 @@ func (s *Readiness) GetAutomation() OptAutomationStatus {
 	return s.Automation
 }
 
+// GetRoles returns the value of Roles.
+func (s *Readiness) GetRoles() ReadinessRoles {
+	return s.Roles
+}
+
+// GetProjecting returns the value of Projecting.
+func (s *Readiness) GetProjecting() OptBool {
+	return s.Projecting
+}
+
+// GetReason returns the value of Reason.
+func (s *Readiness) GetReason() OptString {
+	return s.Reason
+}
+
+// GetWebhooks returns the value of Webhooks.
+func (s *Readiness) GetWebhooks() OptWebhookDelivererStatus {
+	return s.Webhooks
+}
+
+// GetAuth returns the value of Auth.
+func (s *Readiness) GetAuth() ReadinessAuth {
+	return s.Auth
+}
+
 // SetStatus sets the value of Status.
 func (s *Readiness) SetStatus(val ReadinessStatus) {
 	s.Status = val
@@ -6692,6 +7607,75 @@ func (s *Readiness) SetProjections(val OptProjectionsStatus) {
 // SetAutomation sets the value of Automation.
 func (s *Readiness) SetAutomation(val OptAutomationStatus) {
 	s.Automation = val
+}
+
+// SetRoles sets the value of Roles.
+func (s *Readiness) SetRoles(val ReadinessRoles) {
+	s.Roles = val
+}
+
+// SetProjecting sets the value of Projecting.
+func (s *Readiness) SetProjecting(val OptBool) {
+	s.Projecting = val
+}
+
+// SetReason sets the value of Reason.
+func (s *Readiness) SetReason(val OptString) {
+	s.Reason = val
+}
+
+// SetWebhooks sets the value of Webhooks.
+func (s *Readiness) SetWebhooks(val OptWebhookDelivererStatus) {
+	s.Webhooks = val
+}
+
+// SetAuth sets the value of Auth.
+func (s *Readiness) SetAuth(val ReadinessAuth) {
+	s.Auth = val
+}
+
+// Open: no token was ever created and the server listens on a loopback address (or runs with
+// --insecure-no-auth), so every route answers without one; tokens: every route but /healthz and
+// /readyz needs a token.
+type ReadinessAuth string
+
+const (
+	ReadinessAuthOpen   ReadinessAuth = "open"
+	ReadinessAuthTokens ReadinessAuth = "tokens"
+)
+
+// AllValues returns all ReadinessAuth values.
+func (ReadinessAuth) AllValues() []ReadinessAuth {
+	return []ReadinessAuth{
+		ReadinessAuthOpen,
+		ReadinessAuthTokens,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s ReadinessAuth) MarshalText() ([]byte, error) {
+	switch s {
+	case ReadinessAuthOpen:
+		return []byte(s), nil
+	case ReadinessAuthTokens:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *ReadinessAuth) UnmarshalText(data []byte) error {
+	switch ReadinessAuth(data) {
+	case ReadinessAuthOpen:
+		*s = ReadinessAuthOpen
+		return nil
+	case ReadinessAuthTokens:
+		*s = ReadinessAuthTokens
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
 }
 
 // Ok, or that the event store cannot be reached (the cause, which may name its host, goes to the
@@ -6773,6 +7757,248 @@ func (s *ReadinessRead) UnmarshalText(data []byte) error {
 		return nil
 	case ReadinessReadUnreachableTheServerLogHasTheDetails:
 		*s = ReadinessReadUnreachableTheServerLogHasTheDetails
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// Each role as this process has it: active (this process does it), standby (it takes the role, and
+// another process is the active one; it takes over the moment that one goes) or absent (this process
+// does not take the role). write and read are active wherever they are taken.
+type ReadinessRoles struct {
+	Write    ReadinessRolesWrite    `json:"write"`
+	Read     ReadinessRolesRead     `json:"read"`
+	Project  ReadinessRolesProject  `json:"project"`
+	Automate ReadinessRolesAutomate `json:"automate"`
+}
+
+// GetWrite returns the value of Write.
+func (s *ReadinessRoles) GetWrite() ReadinessRolesWrite {
+	return s.Write
+}
+
+// GetRead returns the value of Read.
+func (s *ReadinessRoles) GetRead() ReadinessRolesRead {
+	return s.Read
+}
+
+// GetProject returns the value of Project.
+func (s *ReadinessRoles) GetProject() ReadinessRolesProject {
+	return s.Project
+}
+
+// GetAutomate returns the value of Automate.
+func (s *ReadinessRoles) GetAutomate() ReadinessRolesAutomate {
+	return s.Automate
+}
+
+// SetWrite sets the value of Write.
+func (s *ReadinessRoles) SetWrite(val ReadinessRolesWrite) {
+	s.Write = val
+}
+
+// SetRead sets the value of Read.
+func (s *ReadinessRoles) SetRead(val ReadinessRolesRead) {
+	s.Read = val
+}
+
+// SetProject sets the value of Project.
+func (s *ReadinessRoles) SetProject(val ReadinessRolesProject) {
+	s.Project = val
+}
+
+// SetAutomate sets the value of Automate.
+func (s *ReadinessRoles) SetAutomate(val ReadinessRolesAutomate) {
+	s.Automate = val
+}
+
+type ReadinessRolesAutomate string
+
+const (
+	ReadinessRolesAutomateActive  ReadinessRolesAutomate = "active"
+	ReadinessRolesAutomateStandby ReadinessRolesAutomate = "standby"
+	ReadinessRolesAutomateAbsent  ReadinessRolesAutomate = "absent"
+)
+
+// AllValues returns all ReadinessRolesAutomate values.
+func (ReadinessRolesAutomate) AllValues() []ReadinessRolesAutomate {
+	return []ReadinessRolesAutomate{
+		ReadinessRolesAutomateActive,
+		ReadinessRolesAutomateStandby,
+		ReadinessRolesAutomateAbsent,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s ReadinessRolesAutomate) MarshalText() ([]byte, error) {
+	switch s {
+	case ReadinessRolesAutomateActive:
+		return []byte(s), nil
+	case ReadinessRolesAutomateStandby:
+		return []byte(s), nil
+	case ReadinessRolesAutomateAbsent:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *ReadinessRolesAutomate) UnmarshalText(data []byte) error {
+	switch ReadinessRolesAutomate(data) {
+	case ReadinessRolesAutomateActive:
+		*s = ReadinessRolesAutomateActive
+		return nil
+	case ReadinessRolesAutomateStandby:
+		*s = ReadinessRolesAutomateStandby
+		return nil
+	case ReadinessRolesAutomateAbsent:
+		*s = ReadinessRolesAutomateAbsent
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+type ReadinessRolesProject string
+
+const (
+	ReadinessRolesProjectActive  ReadinessRolesProject = "active"
+	ReadinessRolesProjectStandby ReadinessRolesProject = "standby"
+	ReadinessRolesProjectAbsent  ReadinessRolesProject = "absent"
+)
+
+// AllValues returns all ReadinessRolesProject values.
+func (ReadinessRolesProject) AllValues() []ReadinessRolesProject {
+	return []ReadinessRolesProject{
+		ReadinessRolesProjectActive,
+		ReadinessRolesProjectStandby,
+		ReadinessRolesProjectAbsent,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s ReadinessRolesProject) MarshalText() ([]byte, error) {
+	switch s {
+	case ReadinessRolesProjectActive:
+		return []byte(s), nil
+	case ReadinessRolesProjectStandby:
+		return []byte(s), nil
+	case ReadinessRolesProjectAbsent:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *ReadinessRolesProject) UnmarshalText(data []byte) error {
+	switch ReadinessRolesProject(data) {
+	case ReadinessRolesProjectActive:
+		*s = ReadinessRolesProjectActive
+		return nil
+	case ReadinessRolesProjectStandby:
+		*s = ReadinessRolesProjectStandby
+		return nil
+	case ReadinessRolesProjectAbsent:
+		*s = ReadinessRolesProjectAbsent
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+type ReadinessRolesRead string
+
+const (
+	ReadinessRolesReadActive  ReadinessRolesRead = "active"
+	ReadinessRolesReadStandby ReadinessRolesRead = "standby"
+	ReadinessRolesReadAbsent  ReadinessRolesRead = "absent"
+)
+
+// AllValues returns all ReadinessRolesRead values.
+func (ReadinessRolesRead) AllValues() []ReadinessRolesRead {
+	return []ReadinessRolesRead{
+		ReadinessRolesReadActive,
+		ReadinessRolesReadStandby,
+		ReadinessRolesReadAbsent,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s ReadinessRolesRead) MarshalText() ([]byte, error) {
+	switch s {
+	case ReadinessRolesReadActive:
+		return []byte(s), nil
+	case ReadinessRolesReadStandby:
+		return []byte(s), nil
+	case ReadinessRolesReadAbsent:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *ReadinessRolesRead) UnmarshalText(data []byte) error {
+	switch ReadinessRolesRead(data) {
+	case ReadinessRolesReadActive:
+		*s = ReadinessRolesReadActive
+		return nil
+	case ReadinessRolesReadStandby:
+		*s = ReadinessRolesReadStandby
+		return nil
+	case ReadinessRolesReadAbsent:
+		*s = ReadinessRolesReadAbsent
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+type ReadinessRolesWrite string
+
+const (
+	ReadinessRolesWriteActive  ReadinessRolesWrite = "active"
+	ReadinessRolesWriteStandby ReadinessRolesWrite = "standby"
+	ReadinessRolesWriteAbsent  ReadinessRolesWrite = "absent"
+)
+
+// AllValues returns all ReadinessRolesWrite values.
+func (ReadinessRolesWrite) AllValues() []ReadinessRolesWrite {
+	return []ReadinessRolesWrite{
+		ReadinessRolesWriteActive,
+		ReadinessRolesWriteStandby,
+		ReadinessRolesWriteAbsent,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s ReadinessRolesWrite) MarshalText() ([]byte, error) {
+	switch s {
+	case ReadinessRolesWriteActive:
+		return []byte(s), nil
+	case ReadinessRolesWriteStandby:
+		return []byte(s), nil
+	case ReadinessRolesWriteAbsent:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *ReadinessRolesWrite) UnmarshalText(data []byte) error {
+	switch ReadinessRolesWrite(data) {
+	case ReadinessRolesWriteActive:
+		*s = ReadinessRolesWriteActive
+		return nil
+	case ReadinessRolesWriteStandby:
+		*s = ReadinessRolesWriteStandby
+		return nil
+	case ReadinessRolesWriteAbsent:
+		*s = ReadinessRolesWriteAbsent
 		return nil
 	default:
 		return errors.Errorf("invalid value: %q", data)
@@ -7810,6 +9036,127 @@ func (s *ReplenishmentRequest) SetSupplier(val string) {
 }
 
 // Merged schema.
+type ResumeWebhookNotFound struct {
+	// Https://orderledger.dev/problems/ followed by the code.
+	Type url.URL `json:"type"`
+	// The HTTP status text.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What went wrong, naming the offending field or the rule; for a 5xx a generic sentence (the server
+	// log has the cause).
+	Detail string `json:"detail"`
+	// Merged property.
+	Code ResumeWebhookNotFoundCode `json:"code"`
+	// The request path.
+	Instance string `json:"instance"`
+}
+
+// GetType returns the value of Type.
+func (s *ResumeWebhookNotFound) GetType() url.URL {
+	return s.Type
+}
+
+// GetTitle returns the value of Title.
+func (s *ResumeWebhookNotFound) GetTitle() string {
+	return s.Title
+}
+
+// GetStatus returns the value of Status.
+func (s *ResumeWebhookNotFound) GetStatus() int {
+	return s.Status
+}
+
+// GetDetail returns the value of Detail.
+func (s *ResumeWebhookNotFound) GetDetail() string {
+	return s.Detail
+}
+
+// GetCode returns the value of Code.
+func (s *ResumeWebhookNotFound) GetCode() ResumeWebhookNotFoundCode {
+	return s.Code
+}
+
+// GetInstance returns the value of Instance.
+func (s *ResumeWebhookNotFound) GetInstance() string {
+	return s.Instance
+}
+
+// SetType sets the value of Type.
+func (s *ResumeWebhookNotFound) SetType(val url.URL) {
+	s.Type = val
+}
+
+// SetTitle sets the value of Title.
+func (s *ResumeWebhookNotFound) SetTitle(val string) {
+	s.Title = val
+}
+
+// SetStatus sets the value of Status.
+func (s *ResumeWebhookNotFound) SetStatus(val int) {
+	s.Status = val
+}
+
+// SetDetail sets the value of Detail.
+func (s *ResumeWebhookNotFound) SetDetail(val string) {
+	s.Detail = val
+}
+
+// SetCode sets the value of Code.
+func (s *ResumeWebhookNotFound) SetCode(val ResumeWebhookNotFoundCode) {
+	s.Code = val
+}
+
+// SetInstance sets the value of Instance.
+func (s *ResumeWebhookNotFound) SetInstance(val string) {
+	s.Instance = val
+}
+
+func (*ResumeWebhookNotFound) resumeWebhookRes() {}
+
+// Merged schema.
+type ResumeWebhookNotFoundCode string
+
+const (
+	ResumeWebhookNotFoundCodeWebhookNotFound ResumeWebhookNotFoundCode = "webhook_not_found"
+	ResumeWebhookNotFoundCodeRouteNotFound   ResumeWebhookNotFoundCode = "route_not_found"
+)
+
+// AllValues returns all ResumeWebhookNotFoundCode values.
+func (ResumeWebhookNotFoundCode) AllValues() []ResumeWebhookNotFoundCode {
+	return []ResumeWebhookNotFoundCode{
+		ResumeWebhookNotFoundCodeWebhookNotFound,
+		ResumeWebhookNotFoundCodeRouteNotFound,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s ResumeWebhookNotFoundCode) MarshalText() ([]byte, error) {
+	switch s {
+	case ResumeWebhookNotFoundCodeWebhookNotFound:
+		return []byte(s), nil
+	case ResumeWebhookNotFoundCodeRouteNotFound:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *ResumeWebhookNotFoundCode) UnmarshalText(data []byte) error {
+	switch ResumeWebhookNotFoundCode(data) {
+	case ResumeWebhookNotFoundCodeWebhookNotFound:
+		*s = ResumeWebhookNotFoundCodeWebhookNotFound
+		return nil
+	case ResumeWebhookNotFoundCodeRouteNotFound:
+		*s = ResumeWebhookNotFoundCodeRouteNotFound
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// Merged schema.
 type ReturnItemsConflict struct {
 	// Https://orderledger.dev/problems/ followed by the code.
 	Type url.URL `json:"type"`
@@ -8187,6 +9534,316 @@ func (s *ReturnRequest) SetReason(val string) {
 }
 
 // Merged schema.
+type RevokeTokenConflict struct {
+	// Https://orderledger.dev/problems/ followed by the code.
+	Type url.URL `json:"type"`
+	// The HTTP status text.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What went wrong, naming the offending field or the rule; for a 5xx a generic sentence (the server
+	// log has the cause).
+	Detail string `json:"detail"`
+	// Merged property.
+	Code RevokeTokenConflictCode `json:"code"`
+	// The request path.
+	Instance string `json:"instance"`
+}
+
+// GetType returns the value of Type.
+func (s *RevokeTokenConflict) GetType() url.URL {
+	return s.Type
+}
+
+// GetTitle returns the value of Title.
+func (s *RevokeTokenConflict) GetTitle() string {
+	return s.Title
+}
+
+// GetStatus returns the value of Status.
+func (s *RevokeTokenConflict) GetStatus() int {
+	return s.Status
+}
+
+// GetDetail returns the value of Detail.
+func (s *RevokeTokenConflict) GetDetail() string {
+	return s.Detail
+}
+
+// GetCode returns the value of Code.
+func (s *RevokeTokenConflict) GetCode() RevokeTokenConflictCode {
+	return s.Code
+}
+
+// GetInstance returns the value of Instance.
+func (s *RevokeTokenConflict) GetInstance() string {
+	return s.Instance
+}
+
+// SetType sets the value of Type.
+func (s *RevokeTokenConflict) SetType(val url.URL) {
+	s.Type = val
+}
+
+// SetTitle sets the value of Title.
+func (s *RevokeTokenConflict) SetTitle(val string) {
+	s.Title = val
+}
+
+// SetStatus sets the value of Status.
+func (s *RevokeTokenConflict) SetStatus(val int) {
+	s.Status = val
+}
+
+// SetDetail sets the value of Detail.
+func (s *RevokeTokenConflict) SetDetail(val string) {
+	s.Detail = val
+}
+
+// SetCode sets the value of Code.
+func (s *RevokeTokenConflict) SetCode(val RevokeTokenConflictCode) {
+	s.Code = val
+}
+
+// SetInstance sets the value of Instance.
+func (s *RevokeTokenConflict) SetInstance(val string) {
+	s.Instance = val
+}
+
+func (*RevokeTokenConflict) revokeTokenRes() {}
+
+// Merged schema.
+type RevokeTokenConflictCode string
+
+const (
+	RevokeTokenConflictCodeTokenRevoked RevokeTokenConflictCode = "token_revoked"
+)
+
+// AllValues returns all RevokeTokenConflictCode values.
+func (RevokeTokenConflictCode) AllValues() []RevokeTokenConflictCode {
+	return []RevokeTokenConflictCode{
+		RevokeTokenConflictCodeTokenRevoked,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s RevokeTokenConflictCode) MarshalText() ([]byte, error) {
+	switch s {
+	case RevokeTokenConflictCodeTokenRevoked:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *RevokeTokenConflictCode) UnmarshalText(data []byte) error {
+	switch RevokeTokenConflictCode(data) {
+	case RevokeTokenConflictCodeTokenRevoked:
+		*s = RevokeTokenConflictCodeTokenRevoked
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// Merged schema.
+type RevokeTokenNotFound struct {
+	// Https://orderledger.dev/problems/ followed by the code.
+	Type url.URL `json:"type"`
+	// The HTTP status text.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What went wrong, naming the offending field or the rule; for a 5xx a generic sentence (the server
+	// log has the cause).
+	Detail string `json:"detail"`
+	// Merged property.
+	Code RevokeTokenNotFoundCode `json:"code"`
+	// The request path.
+	Instance string `json:"instance"`
+}
+
+// GetType returns the value of Type.
+func (s *RevokeTokenNotFound) GetType() url.URL {
+	return s.Type
+}
+
+// GetTitle returns the value of Title.
+func (s *RevokeTokenNotFound) GetTitle() string {
+	return s.Title
+}
+
+// GetStatus returns the value of Status.
+func (s *RevokeTokenNotFound) GetStatus() int {
+	return s.Status
+}
+
+// GetDetail returns the value of Detail.
+func (s *RevokeTokenNotFound) GetDetail() string {
+	return s.Detail
+}
+
+// GetCode returns the value of Code.
+func (s *RevokeTokenNotFound) GetCode() RevokeTokenNotFoundCode {
+	return s.Code
+}
+
+// GetInstance returns the value of Instance.
+func (s *RevokeTokenNotFound) GetInstance() string {
+	return s.Instance
+}
+
+// SetType sets the value of Type.
+func (s *RevokeTokenNotFound) SetType(val url.URL) {
+	s.Type = val
+}
+
+// SetTitle sets the value of Title.
+func (s *RevokeTokenNotFound) SetTitle(val string) {
+	s.Title = val
+}
+
+// SetStatus sets the value of Status.
+func (s *RevokeTokenNotFound) SetStatus(val int) {
+	s.Status = val
+}
+
+// SetDetail sets the value of Detail.
+func (s *RevokeTokenNotFound) SetDetail(val string) {
+	s.Detail = val
+}
+
+// SetCode sets the value of Code.
+func (s *RevokeTokenNotFound) SetCode(val RevokeTokenNotFoundCode) {
+	s.Code = val
+}
+
+// SetInstance sets the value of Instance.
+func (s *RevokeTokenNotFound) SetInstance(val string) {
+	s.Instance = val
+}
+
+func (*RevokeTokenNotFound) revokeTokenRes() {}
+
+// Merged schema.
+type RevokeTokenNotFoundCode string
+
+const (
+	RevokeTokenNotFoundCodeNotFound      RevokeTokenNotFoundCode = "not_found"
+	RevokeTokenNotFoundCodeRouteNotFound RevokeTokenNotFoundCode = "route_not_found"
+)
+
+// AllValues returns all RevokeTokenNotFoundCode values.
+func (RevokeTokenNotFoundCode) AllValues() []RevokeTokenNotFoundCode {
+	return []RevokeTokenNotFoundCode{
+		RevokeTokenNotFoundCodeNotFound,
+		RevokeTokenNotFoundCodeRouteNotFound,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s RevokeTokenNotFoundCode) MarshalText() ([]byte, error) {
+	switch s {
+	case RevokeTokenNotFoundCodeNotFound:
+		return []byte(s), nil
+	case RevokeTokenNotFoundCodeRouteNotFound:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *RevokeTokenNotFoundCode) UnmarshalText(data []byte) error {
+	switch RevokeTokenNotFoundCode(data) {
+	case RevokeTokenNotFoundCodeNotFound:
+		*s = RevokeTokenNotFoundCodeNotFound
+		return nil
+	case RevokeTokenNotFoundCodeRouteNotFound:
+		*s = RevokeTokenNotFoundCodeRouteNotFound
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// Admin: everything, tokens, webhooks, erasure; clerk: customers, orders (place, cancel, read,
+// history), payments; warehouse: inventory, purchase orders, shipments, deliveries, returns, reads
+// orders; accountant: payments, refunds, reads orders, customers, sales, the ledger and its journal;
+// auditor: every GET; viewer: GETs of orders, inventory, purchase orders, customers, sales and the
+// ledger with personal data as null.
+// Ref: #/components/schemas/Role
+type Role string
+
+const (
+	RoleAdmin      Role = "admin"
+	RoleClerk      Role = "clerk"
+	RoleWarehouse  Role = "warehouse"
+	RoleAccountant Role = "accountant"
+	RoleAuditor    Role = "auditor"
+	RoleViewer     Role = "viewer"
+)
+
+// AllValues returns all Role values.
+func (Role) AllValues() []Role {
+	return []Role{
+		RoleAdmin,
+		RoleClerk,
+		RoleWarehouse,
+		RoleAccountant,
+		RoleAuditor,
+		RoleViewer,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Role) MarshalText() ([]byte, error) {
+	switch s {
+	case RoleAdmin:
+		return []byte(s), nil
+	case RoleClerk:
+		return []byte(s), nil
+	case RoleWarehouse:
+		return []byte(s), nil
+	case RoleAccountant:
+		return []byte(s), nil
+	case RoleAuditor:
+		return []byte(s), nil
+	case RoleViewer:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *Role) UnmarshalText(data []byte) error {
+	switch Role(data) {
+	case RoleAdmin:
+		*s = RoleAdmin
+		return nil
+	case RoleClerk:
+		*s = RoleClerk
+		return nil
+	case RoleWarehouse:
+		*s = RoleWarehouse
+		return nil
+	case RoleAccountant:
+		*s = RoleAccountant
+		return nil
+	case RoleAuditor:
+		*s = RoleAuditor
+		return nil
+	case RoleViewer:
+		*s = RoleViewer
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// Merged schema.
 type RouteNotFound struct {
 	// Https://orderledger.dev/problems/ followed by the code.
 	Type url.URL `json:"type"`
@@ -8263,20 +9920,27 @@ func (s *RouteNotFound) SetInstance(val string) {
 	s.Instance = val
 }
 
-func (*RouteNotFound) getDailySalesRes()      {}
-func (*RouteNotFound) getHealthRes()          {}
-func (*RouteNotFound) getMetricsRes()         {}
-func (*RouteNotFound) getOpenAPIDocumentRes() {}
-func (*RouteNotFound) getReadinessRes()       {}
-func (*RouteNotFound) getSalesSummaryRes()    {}
-func (*RouteNotFound) getTrialBalanceRes()    {}
-func (*RouteNotFound) listCustomersRes()      {}
-func (*RouteNotFound) listInventoryRes()      {}
-func (*RouteNotFound) listLedgerEntriesRes()  {}
-func (*RouteNotFound) listOrdersRes()         {}
-func (*RouteNotFound) listPurchaseOrdersRes() {}
-func (*RouteNotFound) placeOrderRes()         {}
-func (*RouteNotFound) registerCustomerRes()   {}
+func (*RouteNotFound) createTokenRes()         {}
+func (*RouteNotFound) createWebhookRes()       {}
+func (*RouteNotFound) getDailySalesRes()       {}
+func (*RouteNotFound) getHealthRes()           {}
+func (*RouteNotFound) getLedgerCurrenciesRes() {}
+func (*RouteNotFound) getLedgerJournalRes()    {}
+func (*RouteNotFound) getMetricsRes()          {}
+func (*RouteNotFound) getOpenAPIDocumentRes()  {}
+func (*RouteNotFound) getReadinessRes()        {}
+func (*RouteNotFound) getSalesSummaryRes()     {}
+func (*RouteNotFound) getTrialBalanceRes()     {}
+func (*RouteNotFound) listCustomersRes()       {}
+func (*RouteNotFound) listInventoryRes()       {}
+func (*RouteNotFound) listLedgerEntriesRes()   {}
+func (*RouteNotFound) listOrdersRes()          {}
+func (*RouteNotFound) listPurchaseOrdersRes()  {}
+func (*RouteNotFound) listTokensRes()          {}
+func (*RouteNotFound) listWebhooksRes()        {}
+func (*RouteNotFound) placeOrderRes()          {}
+func (*RouteNotFound) registerCustomerRes()    {}
+func (*RouteNotFound) streamEventsRes()        {}
 
 // Merged schema.
 type RouteNotFoundCode string
@@ -8315,12 +9979,24 @@ func (s *RouteNotFoundCode) UnmarshalText(data []byte) error {
 
 // Ref: #/components/schemas/SalesDaily
 type SalesDaily struct {
-	Days []SalesDay `json:"days"`
+	// The currency every amount of this document is in.
+	Currency Currency   `json:"currency"`
+	Days     []SalesDay `json:"days"`
+}
+
+// GetCurrency returns the value of Currency.
+func (s *SalesDaily) GetCurrency() Currency {
+	return s.Currency
 }
 
 // GetDays returns the value of Days.
 func (s *SalesDaily) GetDays() []SalesDay {
 	return s.Days
+}
+
+// SetCurrency sets the value of Currency.
+func (s *SalesDaily) SetCurrency(val Currency) {
+	s.Currency = val
 }
 
 // SetDays sets the value of Days.
@@ -8334,9 +10010,9 @@ func (*SalesDaily) getDailySalesRes() {}
 type SalesDay struct {
 	Date     time.Time `json:"date"`
 	Orders   int64     `json:"orders"`
-	Invoiced Money     `json:"invoiced"`
-	Credited Money     `json:"credited"`
-	Payments Money     `json:"payments"`
+	Invoiced Sum       `json:"invoiced"`
+	Credited Sum       `json:"credited"`
+	Payments Sum       `json:"payments"`
 }
 
 // GetDate returns the value of Date.
@@ -8350,17 +10026,17 @@ func (s *SalesDay) GetOrders() int64 {
 }
 
 // GetInvoiced returns the value of Invoiced.
-func (s *SalesDay) GetInvoiced() Money {
+func (s *SalesDay) GetInvoiced() Sum {
 	return s.Invoiced
 }
 
 // GetCredited returns the value of Credited.
-func (s *SalesDay) GetCredited() Money {
+func (s *SalesDay) GetCredited() Sum {
 	return s.Credited
 }
 
 // GetPayments returns the value of Payments.
-func (s *SalesDay) GetPayments() Money {
+func (s *SalesDay) GetPayments() Sum {
 	return s.Payments
 }
 
@@ -8375,36 +10051,43 @@ func (s *SalesDay) SetOrders(val int64) {
 }
 
 // SetInvoiced sets the value of Invoiced.
-func (s *SalesDay) SetInvoiced(val Money) {
+func (s *SalesDay) SetInvoiced(val Sum) {
 	s.Invoiced = val
 }
 
 // SetCredited sets the value of Credited.
-func (s *SalesDay) SetCredited(val Money) {
+func (s *SalesDay) SetCredited(val Sum) {
 	s.Credited = val
 }
 
 // SetPayments sets the value of Payments.
-func (s *SalesDay) SetPayments(val Money) {
+func (s *SalesDay) SetPayments(val Sum) {
 	s.Payments = val
 }
 
 // Each amount is dated by its document's date (invoice, credit note, payment, refund).
 // Ref: #/components/schemas/SalesSummary
 type SalesSummary struct {
+	// The currency every amount of this document is in.
+	Currency Currency `json:"currency"`
 	// Orders placed.
 	Orders int64 `json:"orders"`
 	// Sum of invoice totals.
-	Invoiced Money `json:"invoiced"`
+	Invoiced Sum `json:"invoiced"`
 	// Sum of credit-note totals.
-	Credited Money `json:"credited"`
+	Credited Sum `json:"credited"`
 	// Invoiced − credited.
-	NetSales Money `json:"net_sales"`
+	NetSales Sum `json:"net_sales"`
 	// Invoice tax − credit-note tax.
-	Tax       Money                 `json:"tax"`
-	Payments  Money                 `json:"payments"`
-	Refunds   Money                 `json:"refunds"`
+	Tax       Sum                   `json:"tax"`
+	Payments  Sum                   `json:"payments"`
+	Refunds   Sum                   `json:"refunds"`
 	ByChannel SalesSummaryByChannel `json:"by_channel"`
+}
+
+// GetCurrency returns the value of Currency.
+func (s *SalesSummary) GetCurrency() Currency {
+	return s.Currency
 }
 
 // GetOrders returns the value of Orders.
@@ -8413,32 +10096,32 @@ func (s *SalesSummary) GetOrders() int64 {
 }
 
 // GetInvoiced returns the value of Invoiced.
-func (s *SalesSummary) GetInvoiced() Money {
+func (s *SalesSummary) GetInvoiced() Sum {
 	return s.Invoiced
 }
 
 // GetCredited returns the value of Credited.
-func (s *SalesSummary) GetCredited() Money {
+func (s *SalesSummary) GetCredited() Sum {
 	return s.Credited
 }
 
 // GetNetSales returns the value of NetSales.
-func (s *SalesSummary) GetNetSales() Money {
+func (s *SalesSummary) GetNetSales() Sum {
 	return s.NetSales
 }
 
 // GetTax returns the value of Tax.
-func (s *SalesSummary) GetTax() Money {
+func (s *SalesSummary) GetTax() Sum {
 	return s.Tax
 }
 
 // GetPayments returns the value of Payments.
-func (s *SalesSummary) GetPayments() Money {
+func (s *SalesSummary) GetPayments() Sum {
 	return s.Payments
 }
 
 // GetRefunds returns the value of Refunds.
-func (s *SalesSummary) GetRefunds() Money {
+func (s *SalesSummary) GetRefunds() Sum {
 	return s.Refunds
 }
 
@@ -8447,38 +10130,43 @@ func (s *SalesSummary) GetByChannel() SalesSummaryByChannel {
 	return s.ByChannel
 }
 
+// SetCurrency sets the value of Currency.
+func (s *SalesSummary) SetCurrency(val Currency) {
+	s.Currency = val
+}
+
 // SetOrders sets the value of Orders.
 func (s *SalesSummary) SetOrders(val int64) {
 	s.Orders = val
 }
 
 // SetInvoiced sets the value of Invoiced.
-func (s *SalesSummary) SetInvoiced(val Money) {
+func (s *SalesSummary) SetInvoiced(val Sum) {
 	s.Invoiced = val
 }
 
 // SetCredited sets the value of Credited.
-func (s *SalesSummary) SetCredited(val Money) {
+func (s *SalesSummary) SetCredited(val Sum) {
 	s.Credited = val
 }
 
 // SetNetSales sets the value of NetSales.
-func (s *SalesSummary) SetNetSales(val Money) {
+func (s *SalesSummary) SetNetSales(val Sum) {
 	s.NetSales = val
 }
 
 // SetTax sets the value of Tax.
-func (s *SalesSummary) SetTax(val Money) {
+func (s *SalesSummary) SetTax(val Sum) {
 	s.Tax = val
 }
 
 // SetPayments sets the value of Payments.
-func (s *SalesSummary) SetPayments(val Money) {
+func (s *SalesSummary) SetPayments(val Sum) {
 	s.Payments = val
 }
 
 // SetRefunds sets the value of Refunds.
-func (s *SalesSummary) SetRefunds(val Money) {
+func (s *SalesSummary) SetRefunds(val Sum) {
 	s.Refunds = val
 }
 
@@ -9024,50 +10712,24 @@ func (s *StoreUnavailable) SetInstance(val string) {
 	s.Instance = val
 }
 
-func (*StoreUnavailable) adjustStockRes()            {}
-func (*StoreUnavailable) cancelOrderRes()            {}
-func (*StoreUnavailable) changeCustomerRes()         {}
-func (*StoreUnavailable) deliverOrderRes()           {}
-func (*StoreUnavailable) getCustomerRes()            {}
-func (*StoreUnavailable) getDailySalesRes()          {}
-func (*StoreUnavailable) getInventoryRes()           {}
-func (*StoreUnavailable) getOrderHistoryRes()        {}
-func (*StoreUnavailable) getOrderRes()               {}
-func (*StoreUnavailable) getSalesSummaryRes()        {}
-func (*StoreUnavailable) getTrialBalanceRes()        {}
-func (*StoreUnavailable) issueRefundRes()            {}
-func (*StoreUnavailable) listCustomersRes()          {}
-func (*StoreUnavailable) listInventoryRes()          {}
-func (*StoreUnavailable) listLedgerEntriesRes()      {}
-func (*StoreUnavailable) listOrdersRes()             {}
-func (*StoreUnavailable) listPurchaseOrdersRes()     {}
-func (*StoreUnavailable) receivePurchaseOrderRes()   {}
-func (*StoreUnavailable) receiveStockRes()           {}
-func (*StoreUnavailable) recordPaymentRes()          {}
-func (*StoreUnavailable) registerCustomerRes()       {}
-func (*StoreUnavailable) returnItemsRes()            {}
-func (*StoreUnavailable) setReplenishmentPolicyRes() {}
-func (*StoreUnavailable) shipOrderRes()              {}
-func (*StoreUnavailable) verifyHashChainsRes()       {}
-
 // Merged schema.
 type StoreUnavailableCode string
 
 const (
-	StoreUnavailableCodeStoreUnavailable StoreUnavailableCode = "store_unavailable"
+	StoreUnavailableCodeUnavailable StoreUnavailableCode = "unavailable"
 )
 
 // AllValues returns all StoreUnavailableCode values.
 func (StoreUnavailableCode) AllValues() []StoreUnavailableCode {
 	return []StoreUnavailableCode{
-		StoreUnavailableCodeStoreUnavailable,
+		StoreUnavailableCodeUnavailable,
 	}
 }
 
 // MarshalText implements encoding.TextMarshaler.
 func (s StoreUnavailableCode) MarshalText() ([]byte, error) {
 	switch s {
-	case StoreUnavailableCodeStoreUnavailable:
+	case StoreUnavailableCodeUnavailable:
 		return []byte(s), nil
 	default:
 		return nil, errors.Errorf("invalid value: %q", s)
@@ -9077,13 +10739,76 @@ func (s StoreUnavailableCode) MarshalText() ([]byte, error) {
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (s *StoreUnavailableCode) UnmarshalText(data []byte) error {
 	switch StoreUnavailableCode(data) {
-	case StoreUnavailableCodeStoreUnavailable:
-		*s = StoreUnavailableCodeStoreUnavailable
+	case StoreUnavailableCodeUnavailable:
+		*s = StoreUnavailableCodeUnavailable
 		return nil
 	default:
 		return errors.Errorf("invalid value: %q", data)
 	}
 }
+
+// StoreUnavailableHeaders wraps StoreUnavailable with response headers.
+type StoreUnavailableHeaders struct {
+	RetryAfter OptInt
+	Response   StoreUnavailable
+}
+
+// GetRetryAfter returns the value of RetryAfter.
+func (s *StoreUnavailableHeaders) GetRetryAfter() OptInt {
+	return s.RetryAfter
+}
+
+// GetResponse returns the value of Response.
+func (s *StoreUnavailableHeaders) GetResponse() StoreUnavailable {
+	return s.Response
+}
+
+// SetRetryAfter sets the value of RetryAfter.
+func (s *StoreUnavailableHeaders) SetRetryAfter(val OptInt) {
+	s.RetryAfter = val
+}
+
+// SetResponse sets the value of Response.
+func (s *StoreUnavailableHeaders) SetResponse(val StoreUnavailable) {
+	s.Response = val
+}
+
+func (*StoreUnavailableHeaders) adjustStockRes()            {}
+func (*StoreUnavailableHeaders) cancelOrderRes()            {}
+func (*StoreUnavailableHeaders) changeCustomerRes()         {}
+func (*StoreUnavailableHeaders) createTokenRes()            {}
+func (*StoreUnavailableHeaders) createWebhookRes()          {}
+func (*StoreUnavailableHeaders) deleteWebhookRes()          {}
+func (*StoreUnavailableHeaders) deliverOrderRes()           {}
+func (*StoreUnavailableHeaders) getCustomerRes()            {}
+func (*StoreUnavailableHeaders) getDailySalesRes()          {}
+func (*StoreUnavailableHeaders) getInventoryRes()           {}
+func (*StoreUnavailableHeaders) getLedgerCurrenciesRes()    {}
+func (*StoreUnavailableHeaders) getLedgerJournalRes()       {}
+func (*StoreUnavailableHeaders) getOrderHistoryRes()        {}
+func (*StoreUnavailableHeaders) getOrderRes()               {}
+func (*StoreUnavailableHeaders) getSalesSummaryRes()        {}
+func (*StoreUnavailableHeaders) getTrialBalanceRes()        {}
+func (*StoreUnavailableHeaders) getWebhookRes()             {}
+func (*StoreUnavailableHeaders) issueRefundRes()            {}
+func (*StoreUnavailableHeaders) listCustomersRes()          {}
+func (*StoreUnavailableHeaders) listInventoryRes()          {}
+func (*StoreUnavailableHeaders) listLedgerEntriesRes()      {}
+func (*StoreUnavailableHeaders) listOrdersRes()             {}
+func (*StoreUnavailableHeaders) listPurchaseOrdersRes()     {}
+func (*StoreUnavailableHeaders) listTokensRes()             {}
+func (*StoreUnavailableHeaders) listWebhooksRes()           {}
+func (*StoreUnavailableHeaders) receivePurchaseOrderRes()   {}
+func (*StoreUnavailableHeaders) receiveStockRes()           {}
+func (*StoreUnavailableHeaders) recordPaymentRes()          {}
+func (*StoreUnavailableHeaders) registerCustomerRes()       {}
+func (*StoreUnavailableHeaders) resumeWebhookRes()          {}
+func (*StoreUnavailableHeaders) returnItemsRes()            {}
+func (*StoreUnavailableHeaders) revokeTokenRes()            {}
+func (*StoreUnavailableHeaders) setReplenishmentPolicyRes() {}
+func (*StoreUnavailableHeaders) shipOrderRes()              {}
+func (*StoreUnavailableHeaders) streamEventsRes()           {}
+func (*StoreUnavailableHeaders) verifyHashChainsRes()       {}
 
 // Ref: #/components/schemas/StoredEvent
 type StoredEvent struct {
@@ -9149,6 +10874,24 @@ func (s *StoredEvent) SetData(val StoredEventData) {
 
 // The event's data as stored.
 type StoredEventData struct{}
+
+type StreamEventsOK struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s StreamEventsOK) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*StreamEventsOK) streamEventsRes() {}
+
+type Sum int
 
 // Merged schema.
 type Timeout struct {
@@ -9227,17 +10970,19 @@ func (s *Timeout) SetInstance(val string) {
 	s.Instance = val
 }
 
-func (*Timeout) getCustomerRes()        {}
-func (*Timeout) getDailySalesRes()      {}
-func (*Timeout) getInventoryRes()       {}
-func (*Timeout) getOrderRes()           {}
-func (*Timeout) getSalesSummaryRes()    {}
-func (*Timeout) getTrialBalanceRes()    {}
-func (*Timeout) listCustomersRes()      {}
-func (*Timeout) listInventoryRes()      {}
-func (*Timeout) listLedgerEntriesRes()  {}
-func (*Timeout) listOrdersRes()         {}
-func (*Timeout) listPurchaseOrdersRes() {}
+func (*Timeout) getCustomerRes()         {}
+func (*Timeout) getDailySalesRes()       {}
+func (*Timeout) getInventoryRes()        {}
+func (*Timeout) getLedgerCurrenciesRes() {}
+func (*Timeout) getLedgerJournalRes()    {}
+func (*Timeout) getOrderRes()            {}
+func (*Timeout) getSalesSummaryRes()     {}
+func (*Timeout) getTrialBalanceRes()     {}
+func (*Timeout) listCustomersRes()       {}
+func (*Timeout) listInventoryRes()       {}
+func (*Timeout) listLedgerEntriesRes()   {}
+func (*Timeout) listOrdersRes()          {}
+func (*Timeout) listPurchaseOrdersRes()  {}
 
 // Merged schema.
 type TimeoutCode string
@@ -9276,12 +11021,169 @@ func (s *TimeoutCode) UnmarshalText(data []byte) error {
 
 type Timestamp time.Time
 
+// Ref: #/components/schemas/Token
+type Token struct {
+	Name      string    `json:"name"`
+	Role      Role      `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+	// Who created it: the name of the creator's token, or the CLI's user.
+	CreatedBy string `json:"created_by"`
+	// When it was revoked; null while it is live.
+	RevokedAt NilDateTime `json:"revoked_at"`
+}
+
+// GetName returns the value of Name.
+func (s *Token) GetName() string {
+	return s.Name
+}
+
+// GetRole returns the value of Role.
+func (s *Token) GetRole() Role {
+	return s.Role
+}
+
+// GetCreatedAt returns the value of CreatedAt.
+func (s *Token) GetCreatedAt() time.Time {
+	return s.CreatedAt
+}
+
+// GetCreatedBy returns the value of CreatedBy.
+func (s *Token) GetCreatedBy() string {
+	return s.CreatedBy
+}
+
+// GetRevokedAt returns the value of RevokedAt.
+func (s *Token) GetRevokedAt() NilDateTime {
+	return s.RevokedAt
+}
+
+// SetName sets the value of Name.
+func (s *Token) SetName(val string) {
+	s.Name = val
+}
+
+// SetRole sets the value of Role.
+func (s *Token) SetRole(val Role) {
+	s.Role = val
+}
+
+// SetCreatedAt sets the value of CreatedAt.
+func (s *Token) SetCreatedAt(val time.Time) {
+	s.CreatedAt = val
+}
+
+// SetCreatedBy sets the value of CreatedBy.
+func (s *Token) SetCreatedBy(val string) {
+	s.CreatedBy = val
+}
+
+// SetRevokedAt sets the value of RevokedAt.
+func (s *Token) SetRevokedAt(val NilDateTime) {
+	s.RevokedAt = val
+}
+
+func (*Token) revokeTokenRes() {}
+
+// Ref: #/components/schemas/TokenCreateRequest
+type TokenCreateRequest struct {
+	// The token's name: the actor recorded on every event its holder causes. Never reused, even after
+	// revocation.
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+}
+
+// GetName returns the value of Name.
+func (s *TokenCreateRequest) GetName() string {
+	return s.Name
+}
+
+// GetRole returns the value of Role.
+func (s *TokenCreateRequest) GetRole() Role {
+	return s.Role
+}
+
+// SetName sets the value of Name.
+func (s *TokenCreateRequest) SetName(val string) {
+	s.Name = val
+}
+
+// SetRole sets the value of Role.
+func (s *TokenCreateRequest) SetRole(val Role) {
+	s.Role = val
+}
+
+// Ref: #/components/schemas/TokenCreated
+type TokenCreated struct {
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+	// The secret, `olt_` and 43 base64url characters (256 random bits). Shown this once: the server keeps
+	// only its SHA-256.
+	Token string `json:"token"`
+}
+
+// GetName returns the value of Name.
+func (s *TokenCreated) GetName() string {
+	return s.Name
+}
+
+// GetRole returns the value of Role.
+func (s *TokenCreated) GetRole() Role {
+	return s.Role
+}
+
+// GetToken returns the value of Token.
+func (s *TokenCreated) GetToken() string {
+	return s.Token
+}
+
+// SetName sets the value of Name.
+func (s *TokenCreated) SetName(val string) {
+	s.Name = val
+}
+
+// SetRole sets the value of Role.
+func (s *TokenCreated) SetRole(val Role) {
+	s.Role = val
+}
+
+// SetToken sets the value of Token.
+func (s *TokenCreated) SetToken(val string) {
+	s.Token = val
+}
+
+func (*TokenCreated) createTokenRes() {}
+
+// Ref: #/components/schemas/TokenList
+type TokenList struct {
+	Items []Token `json:"items"`
+}
+
+// GetItems returns the value of Items.
+func (s *TokenList) GetItems() []Token {
+	return s.Items
+}
+
+// SetItems sets the value of Items.
+func (s *TokenList) SetItems(val []Token) {
+	s.Items = val
+}
+
+func (*TokenList) listTokensRes() {}
+
 // Ref: #/components/schemas/TrialBalance
 type TrialBalance struct {
-	// Each account's debit and credit are the sums of all its postings (a turnover trial balance).
+	// The currency every amount of this document is in.
+	Currency Currency `json:"currency"`
+	// Each account's debit and credit are the sums of its postings in this currency (a turnover trial
+	// balance), up to `to` when given.
 	Accounts    []AccountBalance `json:"accounts"`
-	TotalDebit  Money            `json:"total_debit"`
-	TotalCredit Money            `json:"total_credit"`
+	TotalDebit  Sum              `json:"total_debit"`
+	TotalCredit Sum              `json:"total_credit"`
+}
+
+// GetCurrency returns the value of Currency.
+func (s *TrialBalance) GetCurrency() Currency {
+	return s.Currency
 }
 
 // GetAccounts returns the value of Accounts.
@@ -9290,13 +11192,18 @@ func (s *TrialBalance) GetAccounts() []AccountBalance {
 }
 
 // GetTotalDebit returns the value of TotalDebit.
-func (s *TrialBalance) GetTotalDebit() Money {
+func (s *TrialBalance) GetTotalDebit() Sum {
 	return s.TotalDebit
 }
 
 // GetTotalCredit returns the value of TotalCredit.
-func (s *TrialBalance) GetTotalCredit() Money {
+func (s *TrialBalance) GetTotalCredit() Sum {
 	return s.TotalCredit
+}
+
+// SetCurrency sets the value of Currency.
+func (s *TrialBalance) SetCurrency(val Currency) {
+	s.Currency = val
 }
 
 // SetAccounts sets the value of Accounts.
@@ -9305,16 +11212,194 @@ func (s *TrialBalance) SetAccounts(val []AccountBalance) {
 }
 
 // SetTotalDebit sets the value of TotalDebit.
-func (s *TrialBalance) SetTotalDebit(val Money) {
+func (s *TrialBalance) SetTotalDebit(val Sum) {
 	s.TotalDebit = val
 }
 
 // SetTotalCredit sets the value of TotalCredit.
-func (s *TrialBalance) SetTotalCredit(val Money) {
+func (s *TrialBalance) SetTotalCredit(val Sum) {
 	s.TotalCredit = val
 }
 
 func (*TrialBalance) getTrialBalanceRes() {}
+
+// Merged schema.
+type Unauthenticated struct {
+	// Https://orderledger.dev/problems/ followed by the code.
+	Type url.URL `json:"type"`
+	// The HTTP status text.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What went wrong, naming the offending field or the rule; for a 5xx a generic sentence (the server
+	// log has the cause).
+	Detail string `json:"detail"`
+	// Merged property.
+	Code UnauthenticatedCode `json:"code"`
+	// The request path.
+	Instance string `json:"instance"`
+}
+
+// GetType returns the value of Type.
+func (s *Unauthenticated) GetType() url.URL {
+	return s.Type
+}
+
+// GetTitle returns the value of Title.
+func (s *Unauthenticated) GetTitle() string {
+	return s.Title
+}
+
+// GetStatus returns the value of Status.
+func (s *Unauthenticated) GetStatus() int {
+	return s.Status
+}
+
+// GetDetail returns the value of Detail.
+func (s *Unauthenticated) GetDetail() string {
+	return s.Detail
+}
+
+// GetCode returns the value of Code.
+func (s *Unauthenticated) GetCode() UnauthenticatedCode {
+	return s.Code
+}
+
+// GetInstance returns the value of Instance.
+func (s *Unauthenticated) GetInstance() string {
+	return s.Instance
+}
+
+// SetType sets the value of Type.
+func (s *Unauthenticated) SetType(val url.URL) {
+	s.Type = val
+}
+
+// SetTitle sets the value of Title.
+func (s *Unauthenticated) SetTitle(val string) {
+	s.Title = val
+}
+
+// SetStatus sets the value of Status.
+func (s *Unauthenticated) SetStatus(val int) {
+	s.Status = val
+}
+
+// SetDetail sets the value of Detail.
+func (s *Unauthenticated) SetDetail(val string) {
+	s.Detail = val
+}
+
+// SetCode sets the value of Code.
+func (s *Unauthenticated) SetCode(val UnauthenticatedCode) {
+	s.Code = val
+}
+
+// SetInstance sets the value of Instance.
+func (s *Unauthenticated) SetInstance(val string) {
+	s.Instance = val
+}
+
+// Merged schema.
+type UnauthenticatedCode string
+
+const (
+	UnauthenticatedCodeUnauthenticated UnauthenticatedCode = "unauthenticated"
+)
+
+// AllValues returns all UnauthenticatedCode values.
+func (UnauthenticatedCode) AllValues() []UnauthenticatedCode {
+	return []UnauthenticatedCode{
+		UnauthenticatedCodeUnauthenticated,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s UnauthenticatedCode) MarshalText() ([]byte, error) {
+	switch s {
+	case UnauthenticatedCodeUnauthenticated:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *UnauthenticatedCode) UnmarshalText(data []byte) error {
+	switch UnauthenticatedCode(data) {
+	case UnauthenticatedCodeUnauthenticated:
+		*s = UnauthenticatedCodeUnauthenticated
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// UnauthenticatedHeaders wraps Unauthenticated with response headers.
+type UnauthenticatedHeaders struct {
+	WWWAuthenticate OptString
+	Response        Unauthenticated
+}
+
+// GetWWWAuthenticate returns the value of WWWAuthenticate.
+func (s *UnauthenticatedHeaders) GetWWWAuthenticate() OptString {
+	return s.WWWAuthenticate
+}
+
+// GetResponse returns the value of Response.
+func (s *UnauthenticatedHeaders) GetResponse() Unauthenticated {
+	return s.Response
+}
+
+// SetWWWAuthenticate sets the value of WWWAuthenticate.
+func (s *UnauthenticatedHeaders) SetWWWAuthenticate(val OptString) {
+	s.WWWAuthenticate = val
+}
+
+// SetResponse sets the value of Response.
+func (s *UnauthenticatedHeaders) SetResponse(val Unauthenticated) {
+	s.Response = val
+}
+
+func (*UnauthenticatedHeaders) adjustStockRes()            {}
+func (*UnauthenticatedHeaders) cancelOrderRes()            {}
+func (*UnauthenticatedHeaders) changeCustomerRes()         {}
+func (*UnauthenticatedHeaders) createTokenRes()            {}
+func (*UnauthenticatedHeaders) createWebhookRes()          {}
+func (*UnauthenticatedHeaders) deleteWebhookRes()          {}
+func (*UnauthenticatedHeaders) deliverOrderRes()           {}
+func (*UnauthenticatedHeaders) getCustomerRes()            {}
+func (*UnauthenticatedHeaders) getDailySalesRes()          {}
+func (*UnauthenticatedHeaders) getInventoryRes()           {}
+func (*UnauthenticatedHeaders) getLedgerCurrenciesRes()    {}
+func (*UnauthenticatedHeaders) getLedgerJournalRes()       {}
+func (*UnauthenticatedHeaders) getMetricsRes()             {}
+func (*UnauthenticatedHeaders) getOpenAPIDocumentRes()     {}
+func (*UnauthenticatedHeaders) getOrderHistoryRes()        {}
+func (*UnauthenticatedHeaders) getOrderRes()               {}
+func (*UnauthenticatedHeaders) getSalesSummaryRes()        {}
+func (*UnauthenticatedHeaders) getTrialBalanceRes()        {}
+func (*UnauthenticatedHeaders) getWebhookRes()             {}
+func (*UnauthenticatedHeaders) issueRefundRes()            {}
+func (*UnauthenticatedHeaders) listCustomersRes()          {}
+func (*UnauthenticatedHeaders) listInventoryRes()          {}
+func (*UnauthenticatedHeaders) listLedgerEntriesRes()      {}
+func (*UnauthenticatedHeaders) listOrdersRes()             {}
+func (*UnauthenticatedHeaders) listPurchaseOrdersRes()     {}
+func (*UnauthenticatedHeaders) listTokensRes()             {}
+func (*UnauthenticatedHeaders) listWebhooksRes()           {}
+func (*UnauthenticatedHeaders) placeOrderRes()             {}
+func (*UnauthenticatedHeaders) receivePurchaseOrderRes()   {}
+func (*UnauthenticatedHeaders) receiveStockRes()           {}
+func (*UnauthenticatedHeaders) recordPaymentRes()          {}
+func (*UnauthenticatedHeaders) registerCustomerRes()       {}
+func (*UnauthenticatedHeaders) resumeWebhookRes()          {}
+func (*UnauthenticatedHeaders) returnItemsRes()            {}
+func (*UnauthenticatedHeaders) revokeTokenRes()            {}
+func (*UnauthenticatedHeaders) setReplenishmentPolicyRes() {}
+func (*UnauthenticatedHeaders) shipOrderRes()              {}
+func (*UnauthenticatedHeaders) streamEventsRes()           {}
+func (*UnauthenticatedHeaders) verifyHashChainsRes()       {}
 
 // Merged schema.
 type VerifyHashChainsNotFound struct {
@@ -9431,6 +11516,426 @@ func (s *VerifyHashChainsNotFoundCode) UnmarshalText(data []byte) error {
 		return nil
 	case VerifyHashChainsNotFoundCodeRouteNotFound:
 		*s = VerifyHashChainsNotFoundCodeRouteNotFound
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// Ref: #/components/schemas/Webhook
+type Webhook struct {
+	WebhookID string `json:"webhook_id"`
+	URL       string `json:"url"`
+	// The event types delivered; empty: every event.
+	Types  []string      `json:"types"`
+	Status WebhookStatus `json:"status"`
+	// Delivered up to here: every matching event up to this position was answered with a 2xx.
+	Position Position `json:"position"`
+	// Failed attempts at the event after `position` (0 when the last delivery succeeded).
+	Attempts int `json:"attempts"`
+	// Why the last failed attempt failed, e.g. `answered 503` or `no answer: connection refused`.
+	LastError   NilString   `json:"last_error"`
+	LastErrorAt NilDateTime `json:"last_error_at"`
+	// When the event now being retried first failed; 24 h later the webhook is failing.
+	FailingSince NilDateTime `json:"failing_since"`
+	RegisteredAt time.Time   `json:"registered_at"`
+}
+
+// GetWebhookID returns the value of WebhookID.
+func (s *Webhook) GetWebhookID() string {
+	return s.WebhookID
+}
+
+// GetURL returns the value of URL.
+func (s *Webhook) GetURL() string {
+	return s.URL
+}
+
+// GetTypes returns the value of Types.
+func (s *Webhook) GetTypes() []string {
+	return s.Types
+}
+
+// GetStatus returns the value of Status.
+func (s *Webhook) GetStatus() WebhookStatus {
+	return s.Status
+}
+
+// GetPosition returns the value of Position.
+func (s *Webhook) GetPosition() Position {
+	return s.Position
+}
+
+// GetAttempts returns the value of Attempts.
+func (s *Webhook) GetAttempts() int {
+	return s.Attempts
+}
+
+// GetLastError returns the value of LastError.
+func (s *Webhook) GetLastError() NilString {
+	return s.LastError
+}
+
+// GetLastErrorAt returns the value of LastErrorAt.
+func (s *Webhook) GetLastErrorAt() NilDateTime {
+	return s.LastErrorAt
+}
+
+// GetFailingSince returns the value of FailingSince.
+func (s *Webhook) GetFailingSince() NilDateTime {
+	return s.FailingSince
+}
+
+// GetRegisteredAt returns the value of RegisteredAt.
+func (s *Webhook) GetRegisteredAt() time.Time {
+	return s.RegisteredAt
+}
+
+// SetWebhookID sets the value of WebhookID.
+func (s *Webhook) SetWebhookID(val string) {
+	s.WebhookID = val
+}
+
+// SetURL sets the value of URL.
+func (s *Webhook) SetURL(val string) {
+	s.URL = val
+}
+
+// SetTypes sets the value of Types.
+func (s *Webhook) SetTypes(val []string) {
+	s.Types = val
+}
+
+// SetStatus sets the value of Status.
+func (s *Webhook) SetStatus(val WebhookStatus) {
+	s.Status = val
+}
+
+// SetPosition sets the value of Position.
+func (s *Webhook) SetPosition(val Position) {
+	s.Position = val
+}
+
+// SetAttempts sets the value of Attempts.
+func (s *Webhook) SetAttempts(val int) {
+	s.Attempts = val
+}
+
+// SetLastError sets the value of LastError.
+func (s *Webhook) SetLastError(val NilString) {
+	s.LastError = val
+}
+
+// SetLastErrorAt sets the value of LastErrorAt.
+func (s *Webhook) SetLastErrorAt(val NilDateTime) {
+	s.LastErrorAt = val
+}
+
+// SetFailingSince sets the value of FailingSince.
+func (s *Webhook) SetFailingSince(val NilDateTime) {
+	s.FailingSince = val
+}
+
+// SetRegisteredAt sets the value of RegisteredAt.
+func (s *Webhook) SetRegisteredAt(val time.Time) {
+	s.RegisteredAt = val
+}
+
+func (*Webhook) getWebhookRes() {}
+
+// Ref: #/components/schemas/WebhookChanged
+type WebhookChanged struct {
+	WebhookID string   `json:"webhook_id"`
+	Position  Position `json:"position"`
+}
+
+// GetWebhookID returns the value of WebhookID.
+func (s *WebhookChanged) GetWebhookID() string {
+	return s.WebhookID
+}
+
+// GetPosition returns the value of Position.
+func (s *WebhookChanged) GetPosition() Position {
+	return s.Position
+}
+
+// SetWebhookID sets the value of WebhookID.
+func (s *WebhookChanged) SetWebhookID(val string) {
+	s.WebhookID = val
+}
+
+// SetPosition sets the value of Position.
+func (s *WebhookChanged) SetPosition(val Position) {
+	s.Position = val
+}
+
+func (*WebhookChanged) deleteWebhookRes() {}
+func (*WebhookChanged) resumeWebhookRes() {}
+
+// Ref: #/components/schemas/WebhookCreated
+type WebhookCreated struct {
+	WebhookID string `json:"webhook_id"`
+	URL       string `json:"url"`
+	// The event types delivered; empty: every event.
+	Types []string `json:"types"`
+	// The signing secret: the HMAC-SHA256 key is its bytes as shown. Shown only in this answer (and again
+	// to a retry under the same Idempotency-Key).
+	Secret   string   `json:"secret"`
+	Position Position `json:"position"`
+}
+
+// GetWebhookID returns the value of WebhookID.
+func (s *WebhookCreated) GetWebhookID() string {
+	return s.WebhookID
+}
+
+// GetURL returns the value of URL.
+func (s *WebhookCreated) GetURL() string {
+	return s.URL
+}
+
+// GetTypes returns the value of Types.
+func (s *WebhookCreated) GetTypes() []string {
+	return s.Types
+}
+
+// GetSecret returns the value of Secret.
+func (s *WebhookCreated) GetSecret() string {
+	return s.Secret
+}
+
+// GetPosition returns the value of Position.
+func (s *WebhookCreated) GetPosition() Position {
+	return s.Position
+}
+
+// SetWebhookID sets the value of WebhookID.
+func (s *WebhookCreated) SetWebhookID(val string) {
+	s.WebhookID = val
+}
+
+// SetURL sets the value of URL.
+func (s *WebhookCreated) SetURL(val string) {
+	s.URL = val
+}
+
+// SetTypes sets the value of Types.
+func (s *WebhookCreated) SetTypes(val []string) {
+	s.Types = val
+}
+
+// SetSecret sets the value of Secret.
+func (s *WebhookCreated) SetSecret(val string) {
+	s.Secret = val
+}
+
+// SetPosition sets the value of Position.
+func (s *WebhookCreated) SetPosition(val Position) {
+	s.Position = val
+}
+
+func (*WebhookCreated) createWebhookRes() {}
+
+// The webhook deliverer of this process: whether it is the one delivering (`active`) or stands by, and
+// how far it has read the webhook definitions.
+// Ref: #/components/schemas/WebhookDelivererStatus
+type WebhookDelivererStatus struct {
+	Name      string                      `json:"name"`
+	State     WebhookDelivererStatusState `json:"state"`
+	Position  string                      `json:"position"`
+	LastError OptString                   `json:"last_error"`
+}
+
+// GetName returns the value of Name.
+func (s *WebhookDelivererStatus) GetName() string {
+	return s.Name
+}
+
+// GetState returns the value of State.
+func (s *WebhookDelivererStatus) GetState() WebhookDelivererStatusState {
+	return s.State
+}
+
+// GetPosition returns the value of Position.
+func (s *WebhookDelivererStatus) GetPosition() string {
+	return s.Position
+}
+
+// GetLastError returns the value of LastError.
+func (s *WebhookDelivererStatus) GetLastError() OptString {
+	return s.LastError
+}
+
+// SetName sets the value of Name.
+func (s *WebhookDelivererStatus) SetName(val string) {
+	s.Name = val
+}
+
+// SetState sets the value of State.
+func (s *WebhookDelivererStatus) SetState(val WebhookDelivererStatusState) {
+	s.State = val
+}
+
+// SetPosition sets the value of Position.
+func (s *WebhookDelivererStatus) SetPosition(val string) {
+	s.Position = val
+}
+
+// SetLastError sets the value of LastError.
+func (s *WebhookDelivererStatus) SetLastError(val OptString) {
+	s.LastError = val
+}
+
+type WebhookDelivererStatusState string
+
+const (
+	WebhookDelivererStatusStateStarting WebhookDelivererStatusState = "starting"
+	WebhookDelivererStatusStateActive   WebhookDelivererStatusState = "active"
+	WebhookDelivererStatusStateStandby  WebhookDelivererStatusState = "standby"
+	WebhookDelivererStatusStateRetrying WebhookDelivererStatusState = "retrying"
+	WebhookDelivererStatusStateFailed   WebhookDelivererStatusState = "failed"
+	WebhookDelivererStatusStateStopped  WebhookDelivererStatusState = "stopped"
+)
+
+// AllValues returns all WebhookDelivererStatusState values.
+func (WebhookDelivererStatusState) AllValues() []WebhookDelivererStatusState {
+	return []WebhookDelivererStatusState{
+		WebhookDelivererStatusStateStarting,
+		WebhookDelivererStatusStateActive,
+		WebhookDelivererStatusStateStandby,
+		WebhookDelivererStatusStateRetrying,
+		WebhookDelivererStatusStateFailed,
+		WebhookDelivererStatusStateStopped,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s WebhookDelivererStatusState) MarshalText() ([]byte, error) {
+	switch s {
+	case WebhookDelivererStatusStateStarting:
+		return []byte(s), nil
+	case WebhookDelivererStatusStateActive:
+		return []byte(s), nil
+	case WebhookDelivererStatusStateStandby:
+		return []byte(s), nil
+	case WebhookDelivererStatusStateRetrying:
+		return []byte(s), nil
+	case WebhookDelivererStatusStateFailed:
+		return []byte(s), nil
+	case WebhookDelivererStatusStateStopped:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *WebhookDelivererStatusState) UnmarshalText(data []byte) error {
+	switch WebhookDelivererStatusState(data) {
+	case WebhookDelivererStatusStateStarting:
+		*s = WebhookDelivererStatusStateStarting
+		return nil
+	case WebhookDelivererStatusStateActive:
+		*s = WebhookDelivererStatusStateActive
+		return nil
+	case WebhookDelivererStatusStateStandby:
+		*s = WebhookDelivererStatusStateStandby
+		return nil
+	case WebhookDelivererStatusStateRetrying:
+		*s = WebhookDelivererStatusStateRetrying
+		return nil
+	case WebhookDelivererStatusStateFailed:
+		*s = WebhookDelivererStatusStateFailed
+		return nil
+	case WebhookDelivererStatusStateStopped:
+		*s = WebhookDelivererStatusStateStopped
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// Ref: #/components/schemas/WebhookList
+type WebhookList struct {
+	Items []Webhook `json:"items"`
+}
+
+// GetItems returns the value of Items.
+func (s *WebhookList) GetItems() []Webhook {
+	return s.Items
+}
+
+// SetItems sets the value of Items.
+func (s *WebhookList) SetItems(val []Webhook) {
+	s.Items = val
+}
+
+func (*WebhookList) listWebhooksRes() {}
+
+// Ref: #/components/schemas/WebhookRequest
+type WebhookRequest struct {
+	// Where to POST the events: an http or https URL (anything else: 400 naming `url`).
+	URL url.URL `json:"url"`
+	// Deliver only events of these types (each a known type, listed once; else 400 naming `types`). Leave
+	// it out for every event.
+	Types []string `json:"types"`
+}
+
+// GetURL returns the value of URL.
+func (s *WebhookRequest) GetURL() url.URL {
+	return s.URL
+}
+
+// GetTypes returns the value of Types.
+func (s *WebhookRequest) GetTypes() []string {
+	return s.Types
+}
+
+// SetURL sets the value of URL.
+func (s *WebhookRequest) SetURL(val url.URL) {
+	s.URL = val
+}
+
+// SetTypes sets the value of Types.
+func (s *WebhookRequest) SetTypes(val []string) {
+	s.Types = val
+}
+
+type WebhookStatus string
+
+const (
+	WebhookStatusActive  WebhookStatus = "active"
+	WebhookStatusFailing WebhookStatus = "failing"
+)
+
+// AllValues returns all WebhookStatus values.
+func (WebhookStatus) AllValues() []WebhookStatus {
+	return []WebhookStatus{
+		WebhookStatusActive,
+		WebhookStatusFailing,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s WebhookStatus) MarshalText() ([]byte, error) {
+	switch s {
+	case WebhookStatusActive:
+		return []byte(s), nil
+	case WebhookStatusFailing:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *WebhookStatus) UnmarshalText(data []byte) error {
+	switch WebhookStatus(data) {
+	case WebhookStatusActive:
+		*s = WebhookStatusActive
+		return nil
+	case WebhookStatusFailing:
+		*s = WebhookStatusFailing
 		return nil
 	default:
 		return errors.Errorf("invalid value: %q", data)

@@ -1,0 +1,175 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"slices"
+
+	"github.com/gorilla/mux"
+
+	"github.com/orderledger/orderledger/internal/httpx"
+)
+
+// ErrUnauthenticated: no credential, or one no authenticator knows (unknown, revoked, expired).
+var ErrUnauthenticated = httpx.Errorf(http.StatusUnauthorized, "unauthenticated",
+	`this route needs a token: send "Authorization: Bearer <token>" (orderledger tokens create makes one)`)
+
+// ErrForbidden: the principal's role may not use this route.
+var ErrForbidden = errors.New("forbidden")
+
+// Authenticator turns a credential (the bearer token of a request, or a token typed into a
+// login form) into a Principal, or answers ErrUnauthenticated.
+type Authenticator interface {
+	Authenticate(ctx context.Context, credential string) (Principal, error)
+}
+
+// Authenticators tries each authenticator in turn; the first that knows the credential wins.
+type Authenticators []Authenticator
+
+// Authenticate implements Authenticator.
+func (as Authenticators) Authenticate(ctx context.Context, credential string) (Principal, error) {
+	for _, a := range as {
+		p, err := a.Authenticate(ctx, credential)
+		if err == nil {
+			return p, nil
+		}
+		if !errors.Is(err, ErrUnauthenticated) {
+			return Principal{}, err
+		}
+	}
+	return Principal{}, ErrUnauthenticated
+}
+
+// Route names an operation of the API and what it needs: Public (no credential at all) or one
+// of Roles.
+type Route struct {
+	Method string // GET, POST, …
+	Path   string // a template, /v1/orders/{id}
+	Public bool
+	Roles  []Role
+}
+
+// Policy is what every route needs, keyed by method and path template.
+type Policy struct {
+	routes map[string]Route
+}
+
+var pathParam = regexp.MustCompile(`\{[^}]*\}`)
+
+func routeKey(method, template string) string {
+	return method + " " + pathParam.ReplaceAllString(template, "{}")
+}
+
+// NewPolicy returns the policy of routes. A route's parameter names do not matter: /v1/x/{id}
+// and /v1/x/{id:[0-9]+} are the same route.
+func NewPolicy(routes []Route) *Policy {
+	p := &Policy{routes: make(map[string]Route, len(routes))}
+	for _, r := range routes {
+		p.routes[routeKey(r.Method, r.Path)] = r
+	}
+	return p
+}
+
+// Lookup returns what the route method template needs; a HEAD needs what its GET needs.
+func (p *Policy) Lookup(method, template string) (Route, bool) {
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	r, ok := p.routes[routeKey(method, template)]
+	return r, ok
+}
+
+// Allows reports whether role may use the route method template. A route the policy does
+// not know admits no one.
+func (p *Policy) Allows(method, template string, role Role) bool {
+	r, ok := p.Lookup(method, template)
+	return ok && slices.Contains(r.Roles, role)
+}
+
+// Guard wraps a router: every request is authenticated and authorized before the router runs
+// its handler.
+type Guard struct {
+	router *mux.Router  // matches the request's route
+	next   http.Handler // serves it: the router, or what wraps it
+	policy *Policy
+	auth   Authenticator
+	// open reports whether open mode holds now: every request is OpenPrincipal.
+	open func() bool
+}
+
+// NewGuard guards router with policy, authenticating credentials with auth; while open
+// returns true, no credential is needed.
+func NewGuard(router *mux.Router, policy *Policy, auth Authenticator, open func() bool) *Guard {
+	return &Guard{router: router, next: router, policy: policy, auth: auth, open: open}
+}
+
+// Wrap returns the guard in front of next, which serves what the guard lets through (next
+// routes with the guard's router, or wraps it).
+func (g *Guard) Wrap(next http.Handler) http.Handler {
+	c := *g
+	c.next = next
+	return &c
+}
+
+// ServeHTTP answers 401 without a known credential and 403 when the role may not use the
+// route, in problem+json; otherwise the router serves the request with the principal in its
+// context. A request for no route still needs a credential, so that the shape of the API is
+// not shown to strangers.
+func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var match mux.RouteMatch
+	var route Route
+	known := false
+	if g.router.Match(r, &match) && match.Route != nil && match.MatchErr == nil {
+		if template, err := match.Route.GetPathTemplate(); err == nil {
+			route, known = g.policy.Lookup(r.Method, template)
+			if !known {
+				// A served route that declares nothing is refused to everyone, open mode too.
+				httpx.WriteProblem(w, r, http.StatusForbidden, "forbidden", "this route declares no roles, so no one may use it")
+				return
+			}
+		}
+	}
+	if known && route.Public {
+		g.next.ServeHTTP(w, r)
+		return
+	}
+	principal, err := g.principal(r)
+	if err != nil {
+		if errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrMalformedAuthorization) {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			detail := ErrUnauthenticated.Detail
+			if errors.Is(err, ErrMalformedAuthorization) {
+				detail = ErrMalformedAuthorization.Error()
+			}
+			httpx.WriteProblem(w, r, http.StatusUnauthorized, "unauthenticated", detail)
+			return
+		}
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if known && !slices.Contains(route.Roles, principal.Role) {
+		httpx.WriteProblem(w, r, http.StatusForbidden, "forbidden",
+			"the role "+string(principal.Role)+" may not "+r.Method+" this route")
+		return
+	}
+	g.next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), principal)))
+}
+
+func (g *Guard) principal(r *http.Request) (Principal, error) {
+	if g.open() {
+		return OpenPrincipal, nil
+	}
+	if len(r.Header.Values("Authorization")) > 1 {
+		return Principal{}, ErrMalformedAuthorization
+	}
+	credential, err := ParseAuthorization(r.Header.Get("Authorization"))
+	if err != nil {
+		return Principal{}, err
+	}
+	if credential == "" {
+		return Principal{}, ErrUnauthenticated
+	}
+	return g.auth.Authenticate(r.Context(), credential)
+}

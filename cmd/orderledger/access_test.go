@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/orderledger/orderledger/access"
+)
+
+// TestEveryRouteDeclaresItsRoles: a route the router serves without "x-roles" (or
+// "security": []) in the OpenAPI document is refused to everyone; this names it.
+func TestEveryRouteDeclaresItsRoles(t *testing.T) {
+	policy := routePolicy()
+	for _, rt := range servedRoutes(t, testRouter(t)) {
+		route, ok := policy.Lookup(rt.method, rt.template)
+		switch {
+		case !ok:
+			t.Errorf("%s %s is served but declares no x-roles in internal/openapi/openapi.json", rt.method, rt.template)
+		case route.Public && len(route.Roles) > 0:
+			t.Errorf("%s %s is public and declares roles", rt.method, rt.template)
+		case !route.Public && !slices.Contains(route.Roles, access.Admin):
+			t.Errorf("%s %s: admin may do everything, but x-roles is %v", rt.method, rt.template, route.Roles)
+		case route.Public && rt.template != "/healthz" && rt.template != "/readyz":
+			t.Errorf("%s %s needs no token; only /healthz and /readyz may", rt.method, rt.template)
+		}
+		for _, r := range route.Roles {
+			if _, err := access.ParseRole(string(r)); err != nil {
+				t.Errorf("%s %s: %v", rt.method, rt.template, err)
+			}
+		}
+	}
+}
+
+type servedRoute struct{ method, template string }
+
+func servedRoutes(t *testing.T, router *mux.Router) []servedRoute {
+	t.Helper()
+	var out []servedRoute
+	err := router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		if route.GetHandler() == nil {
+			return nil
+		}
+		template, err := route.GetPathTemplate()
+		if err != nil {
+			return err
+		}
+		methods, err := route.GetMethods()
+		if err != nil {
+			return err
+		}
+		for _, m := range methods {
+			out = append(out, servedRoute{m, template})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestRouteRoleMatrix walks every route the server serves, with a token of every role, with
+// none, with an unknown one and with a revoked one, through the handler serve serves, and
+// checks the status against the route's x-roles: 401 without a live token, 403 for a role
+// the route does not admit, and for an admitted role anything but 401, 403 or a 5xx (a
+// request with placeholder ids and an empty body is refused by the handler, not the guard).
+func TestRouteRoleMatrix(t *testing.T) {
+	cfg := &config{events: "sqlite:" + filepath.Join(t.TempDir(), "events.db")}
+	s, err := openService(t.Context(), cfg, allRoles, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.close)
+	s.openAllowed = true // as on loopback: the tokens below end open mode
+	secrets := map[string]string{}
+	for _, role := range access.Roles {
+		if secrets[string(role)], err = s.tokens.Create(t.Context(), "t-"+string(role), role, "test", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if secrets["revoked"], err = s.tokens.Create(t.Context(), "gone", access.Admin, "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.tokens.Revoke(t.Context(), "gone", "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	secrets["none"] = ""
+	secrets["unknown"] = "olt_" + strings.Repeat("A", 43)
+	secrets["malformed"] = "not a token"
+
+	handler := s.httpHandler(slog.New(slog.DiscardHandler))
+	policy := routePolicy()
+	routes := servedRoutes(t, s.router())
+	if len(routes) < 35 {
+		t.Fatalf("only %d routes served", len(routes))
+	}
+	callers := []string{"none", "unknown", "malformed", "revoked"}
+	for _, r := range access.Roles {
+		callers = append(callers, string(r))
+	}
+	var matrix strings.Builder
+	matrix.WriteString("route\t" + strings.Join(callers, "\t") + "\n")
+	for _, rt := range routes {
+		route, _ := policy.Lookup(rt.method, rt.template)
+		path := routeParam.ReplaceAllString(rt.template, "X1")
+		matrix.WriteString(rt.method + " " + rt.template)
+		for _, caller := range callers {
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond) // ends GET /v1/stream
+			var body *strings.Reader
+			if rt.method == http.MethodPost || rt.method == http.MethodPut {
+				body = strings.NewReader("{}")
+			} else {
+				body = strings.NewReader("")
+			}
+			req := httptest.NewRequest(rt.method, path, body).WithContext(ctx)
+			if body.Len() > 0 {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			switch caller {
+			case "none":
+			case "malformed":
+				req.Header.Set("Authorization", secrets[caller])
+			default:
+				req.Header.Set("Authorization", "Bearer "+secrets[caller])
+			}
+			rec := httptest.NewRecorder()
+			handler.ServeHTTP(rec, req)
+			cancel()
+			got := rec.Code
+			matrix.WriteString("\t" + http.StatusText(got)[:min(9, len(http.StatusText(got)))])
+			admitted := slices.Contains(route.Roles, access.Role(caller))
+			switch {
+			case route.Public:
+				if got == 401 || got == 403 {
+					t.Errorf("%s %s as %s: %d; it needs no token", rt.method, rt.template, caller, got)
+				}
+			case caller == "none" || caller == "unknown" || caller == "malformed" || caller == "revoked":
+				if got != 401 || rec.Header().Get("WWW-Authenticate") != "Bearer" || !strings.Contains(rec.Body.String(), `"code":"unauthenticated"`) {
+					t.Errorf("%s %s as %s: %d %s; want 401 unauthenticated with WWW-Authenticate: Bearer", rt.method, rt.template, caller, got, rec.Body)
+				}
+			case !admitted:
+				if got != 403 || !strings.Contains(rec.Body.String(), `"code":"forbidden"`) {
+					t.Errorf("%s %s as %s: %d %s; want 403 forbidden", rt.method, rt.template, caller, got, rec.Body)
+				}
+			default:
+				if got == 401 || got == 403 || got >= 500 {
+					t.Errorf("%s %s as %s (admitted): %d %s", rt.method, rt.template, caller, got, rec.Body)
+				}
+			}
+		}
+		matrix.WriteString("\n")
+	}
+	t.Logf("route × caller statuses:\n%s", matrix.String())
+}
