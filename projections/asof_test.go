@@ -91,7 +91,7 @@ func TestAsOfAgreesWithTheProjections(t *testing.T) {
 			t.Fatalf("order %s as of now:\n got %s (err %v)\nwant %s", id, js(got), err, js(want))
 		}
 	}
-	levels, err := env.Read.StockLevels(t.Context(), nil)
+	levels, _, err := env.Read.StockLevels(t.Context(), projections.StockFilter{})
 	if err != nil || len(levels) == 0 {
 		t.Fatalf("stock levels: %v, %v", levels, err)
 	}

@@ -427,19 +427,45 @@ func (s *ReadStore) Customer(ctx context.Context, id, base string) (Customer, er
 	return docs[0], nil
 }
 
+// CustomerKey is a customer's place in the listing by lifetime value.
+type CustomerKey struct {
+	LifetimeValue Amount
+	CustomerID    string
+}
+
 // CustomersByLifetimeValue lists customers, highest lifetime value in the base currency first
-// (those without orders in it count as 0; ties by customer_id).
-func (s *ReadStore) CustomersByLifetimeValue(ctx context.Context, base string, limit int) ([]Customer, error) {
-	var docs []Customer
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		docs, err = s.customers(ctx, tx, base, `SELECT c.customer_id, c.name, c.email, c.phone, c.payment_preference, c.order_count,
+// (those without orders in it count as 0; ties by customer_id), limit to a page, after the key
+// of the previous page's last customer when after is set. next is the key to continue after,
+// nil on the last page.
+func (s *ReadStore) CustomersByLifetimeValue(ctx context.Context, base string, limit int, after *CustomerKey) (docs []Customer, next *CustomerKey, err error) {
+	q := `SELECT c.customer_id, c.name, c.email, c.phone, c.payment_preference, c.order_count,
 			c.first_order_at, c.last_order_at, c.web_orders, c.store_orders, c.phone_orders
-			FROM rm_customers c LEFT JOIN rm_customer_balances b ON b.customer_id = c.customer_id AND b.currency = ?
-			ORDER BY COALESCE(b.lifetime_hi, 0) DESC, COALESCE(b.lifetime_lo, 0) DESC, c.customer_id LIMIT ?`, base, limit)
+			FROM rm_customers c LEFT JOIN rm_customer_balances b ON b.customer_id = c.customer_id AND b.currency = ?`
+	args := []any{base}
+	if after != nil {
+		// Descending by value, ascending by identifier: one comparison per column.
+		q += ` WHERE COALESCE(b.lifetime_hi, 0) < ?
+			OR (COALESCE(b.lifetime_hi, 0) = ? AND COALESCE(b.lifetime_lo, 0) < ?)
+			OR (COALESCE(b.lifetime_hi, 0) = ? AND COALESCE(b.lifetime_lo, 0) = ? AND c.customer_id > ?)`
+		hi, lo := after.LifetimeValue.hi, after.LifetimeValue.lo
+		args = append(args, hi, hi, lo, hi, lo, after.CustomerID)
+	}
+	q += ` ORDER BY COALESCE(b.lifetime_hi, 0) DESC, COALESCE(b.lifetime_lo, 0) DESC, c.customer_id LIMIT ?`
+	args = append(args, limit+1)
+	err = s.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		docs, err = s.customers(ctx, tx, base, q, args...)
 		return err
 	})
-	return docs, err
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(docs) > limit {
+		docs = docs[:limit]
+		last := docs[len(docs)-1]
+		next = &CustomerKey{LifetimeValue: last.LifetimeValue, CustomerID: last.CustomerID}
+	}
+	return docs, next, nil
 }
 
 // customers runs a query for customer rows and adds each one's balances and recent orders.

@@ -348,13 +348,45 @@ func (s *ReadStore) StockLevel(ctx context.Context, sku string) (StockLevel, err
 	return levels[0], nil
 }
 
-// StockLevels lists stock levels by SKU; lowStock, when set, keeps only the SKUs that are (or
-// are not) low on stock.
-func (s *ReadStore) StockLevels(ctx context.Context, lowStock *bool) ([]StockLevel, error) {
-	if lowStock != nil {
-		return s.stockLevels(ctx, "SELECT "+stockColumns+" FROM rm_stock WHERE low_stock = ? ORDER BY sku", boolInt(*lowStock))
+// StockFilter selects stock levels: LowStock, when set, keeps only the SKUs that are (or are
+// not) low on stock; AfterSKU continues a listing after that SKU; Limit caps the page (0: no cap).
+type StockFilter struct {
+	LowStock *bool
+	AfterSKU string
+	Limit    int
+}
+
+// StockLevels lists stock levels by SKU. next is the SKU to continue after, nil on the last page.
+func (s *ReadStore) StockLevels(ctx context.Context, f StockFilter) (items []StockLevel, next *string, err error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.LowStock != nil {
+		where, args = append(where, "low_stock = ?"), append(args, boolInt(*f.LowStock))
 	}
-	return s.stockLevels(ctx, "SELECT "+stockColumns+" FROM rm_stock ORDER BY sku")
+	if f.AfterSKU != "" {
+		where, args = append(where, "sku > ?"), append(args, f.AfterSKU)
+	}
+	q := "SELECT " + stockColumns + " FROM rm_stock"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY sku"
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, f.Limit+1)
+	}
+	items, err = s.stockLevels(ctx, q, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.Limit > 0 && len(items) > f.Limit {
+		items = items[:f.Limit]
+		last := items[len(items)-1].SKU
+		next = &last
+	}
+	return items, next, nil
 }
 
 func (s *ReadStore) stockLevels(ctx context.Context, query string, args ...any) ([]StockLevel, error) {
@@ -367,14 +399,24 @@ func (s *ReadStore) stockLevels(ctx context.Context, query string, args ...any) 
 	return levels, err
 }
 
-// PurchaseOrderFilter selects purchase orders; empty fields select all.
+// PurchaseOrderFilter selects purchase orders; empty fields select all. After continues a
+// listing after that key; Limit caps the page (0: no cap).
 type PurchaseOrderFilter struct {
 	SKU    string
 	Status string
+	After  *PurchaseOrderKey
+	Limit  int
 }
 
-// PurchaseOrders lists purchase orders, most recently raised first.
-func (s *ReadStore) PurchaseOrders(ctx context.Context, f PurchaseOrderFilter) ([]PurchaseOrder, error) {
+// PurchaseOrderKey is a purchase order's place in the listing, newest raised first.
+type PurchaseOrderKey struct {
+	RaisedAt        time.Time
+	PurchaseOrderID string
+}
+
+// PurchaseOrders lists purchase orders, most recently raised first. next is the key to continue
+// after, nil on the last page.
+func (s *ReadStore) PurchaseOrders(ctx context.Context, f PurchaseOrderFilter) (items []PurchaseOrder, next *PurchaseOrderKey, err error) {
 	var (
 		where []string
 		args  []any
@@ -385,16 +427,32 @@ func (s *ReadStore) PurchaseOrders(ctx context.Context, f PurchaseOrderFilter) (
 	if f.Status != "" {
 		where, args = append(where, "status = ?"), append(args, f.Status)
 	}
+	if f.After != nil {
+		where = append(where, "(raised_at, purchase_order_id) < (?, ?)")
+		args = append(args, f.After.RaisedAt.UnixMicro(), f.After.PurchaseOrderID)
+	}
 	q := "SELECT " + purchaseOrderColumns + " FROM rm_purchase_orders"
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY raised_at DESC, purchase_order_id DESC"
-	items := []PurchaseOrder{}
-	err := queryRows(ctx, s.reads, s.dialect, q, args, func(r *sql.Rows) error {
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, f.Limit+1)
+	}
+	items = []PurchaseOrder{}
+	err = queryRows(ctx, s.reads, s.dialect, q, args, func(r *sql.Rows) error {
 		p, err := scanPurchaseOrder(r)
 		items = append(items, p.document())
 		return err
 	})
-	return items, err
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.Limit > 0 && len(items) > f.Limit {
+		items = items[:f.Limit]
+		last := items[len(items)-1]
+		next = &PurchaseOrderKey{RaisedAt: last.RaisedAt, PurchaseOrderID: last.PurchaseOrderID}
+	}
+	return items, next, nil
 }

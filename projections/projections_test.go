@@ -84,7 +84,7 @@ func TestProjectionsAgreeWithTheDomain(t *testing.T) {
 			}
 		}
 		low := true
-		levels, err := env.Read.StockLevels(ctx, &low)
+		levels, _, err := env.Read.StockLevels(ctx, projections.StockFilter{LowStock: &low})
 		if err != nil || len(levels) != lowStock {
 			t.Errorf("low stock list has %d SKUs (err %v), want %d", len(levels), err, lowStock)
 		}

@@ -2,6 +2,7 @@ package readapi_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -140,18 +141,18 @@ func TestScriptedHistory(t *testing.T) {
 
 		s.expect(t, "/v1/customers/alice", alice)
 		s.expect(t, "/v1/customers/bob", bob)
-		s.expect(t, "/v1/customers", `{"items":[`+alice+`,`+bob+`]}`)
-		s.expect(t, "/v1/customers?sort=lifetime_value&limit=1", `{"items":[`+alice+`]}`)
+		s.expect(t, "/v1/customers", `{"items":[`+alice+`,`+bob+`],"next_cursor":null}`)
+		s.expect(t, "/v1/customers?sort=lifetime_value&limit=2", `{"items":[`+alice+`,`+bob+`],"next_cursor":null}`)
 
 		s.expect(t, "/v1/inventory/SKU-A", skuA)
 		s.expect(t, "/v1/inventory/SKU-B", skuB)
-		s.expect(t, "/v1/inventory", `{"items":[`+skuA+`,`+skuB+`]}`)
-		s.expect(t, "/v1/inventory?low_stock=true", `{"items":[`+skuB+`]}`)
-		s.expect(t, "/v1/inventory?low_stock=false", `{"items":[`+skuA+`]}`)
+		s.expect(t, "/v1/inventory", `{"items":[`+skuA+`,`+skuB+`],"next_cursor":null}`)
+		s.expect(t, "/v1/inventory?low_stock=true", `{"items":[`+skuB+`],"next_cursor":null}`)
+		s.expect(t, "/v1/inventory?low_stock=false", `{"items":[`+skuA+`],"next_cursor":null}`)
 
-		s.expect(t, "/v1/purchase-orders", `{"items":[`+poA+`,`+poB+`]}`)
-		s.expect(t, "/v1/purchase-orders?status=open", `{"items":[`+poB+`]}`)
-		s.expect(t, "/v1/purchase-orders?sku=SKU-A&status=received", `{"items":[`+poA+`]}`)
+		s.expect(t, "/v1/purchase-orders", `{"items":[`+poA+`,`+poB+`],"next_cursor":null}`)
+		s.expect(t, "/v1/purchase-orders?status=open", `{"items":[`+poB+`],"next_cursor":null}`)
+		s.expect(t, "/v1/purchase-orders?sku=SKU-A&status=received", `{"items":[`+poA+`],"next_cursor":null}`)
 
 		// Books per currency: EUR (the base currency, answered when none is named) holds
 		// order-3, invoiced and credited on the 3rd; USD holds order-1 and order-2.
@@ -299,7 +300,7 @@ func TestScriptedHistory(t *testing.T) {
 			return strings.Replace(doc, `"lifetime_value":0,"outstanding_balance":0,`, `"lifetime_value":`+ltv+`,"outstanding_balance":`+outstanding+`,`, 1)
 		}
 		usd.expect(t, "/v1/customers/bob", inUSD(bob, "2000", "1500"))
-		usd.expect(t, "/v1/customers", `{"items":[`+inUSD(alice, "2750", "0")+`,`+inUSD(bob, "2000", "1500")+`]}`)
+		usd.expect(t, "/v1/customers", `{"items":[`+inUSD(alice, "2750", "0")+`,`+inUSD(bob, "2000", "1500")+`],"next_cursor":null}`)
 		usd.expect(t, "/v1/sales/daily?from=2025-03-05", `{"currency":"USD","days":[{"date":"2025-03-05","orders":0,"invoiced":0,"credited":0,"payments":500}]}`)
 	})
 }
@@ -354,6 +355,20 @@ func TestBadRequests(t *testing.T) {
 		{"/v1/orders/order-1/history?after=x-y", "after"},
 		{"/v1/customers?sort=name", "sort"},
 		{"/v1/customers?limit=-1", "limit"},
+		{"/v1/customers?limit=0", "limit"},
+		{"/v1/customers?limit=501", "limit"},
+		{"/v1/customers?cursor=" + orderCursor, "cursor"},
+		{"/v1/customers?cursor=%%%", "query"},
+		{"/v1/customers?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("c1:ten:alice")), "cursor"},
+		{"/v1/inventory?limit=0", "limit"},
+		{"/v1/inventory?limit=501", "limit"},
+		{"/v1/inventory?cursor=bm90IGEgY3Vyc29y", "cursor"},
+		{"/v1/inventory?cursor=" + orderCursor, "cursor"},
+		{"/v1/inventory?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("s1:a b")), "cursor"},
+		{"/v1/purchase-orders?limit=0", "limit"},
+		{"/v1/purchase-orders?limit=501", "limit"},
+		{"/v1/purchase-orders?cursor=" + orderCursor, "cursor"},
+		{"/v1/purchase-orders?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("p1:x:PO-1")), "cursor"},
 		{"/v1/inventory?low_stock=yes", "low_stock"},
 		{"/v1/purchase-orders?status=closed", "status"},
 		{"/v1/purchase-orders?sku=%3F", "sku"},
@@ -457,5 +472,70 @@ func TestAfterAStoppedProjector(t *testing.T) {
 	router.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/sales/summary?after=9-9", nil))
 	if p := decodeProblem(t, "summary", w); w.Code != http.StatusServiceUnavailable || !strings.Contains(p.Detail, "stopped at event 7-7") {
 		t.Errorf("after a stopped projector: %d %+v, want a 503 naming the broken event", w.Code, p)
+	}
+}
+
+// TestListsPage walks every paged list one item at a time, and at the largest page, and
+// checks the pages add up to the whole list in its order: the customers' ranking both when
+// every lifetime value ties (EUR) and when they differ (USD as the base currency).
+func TestListsPage(t *testing.T) {
+	projectionstest.Backends(t, func(t *testing.T, env *projectionstest.Env) {
+		s := newServer(t, env, readapi.DefaultAfterTimeout)
+		usd := &server{env: env, runner: s.runner, router: mux.NewRouter(), head: s.head}
+		readapi.New(env.Read, env.Store, s.runner, readapi.WithBaseCurrency("USD")).Register(usd.router)
+		for _, c := range []struct {
+			srv             *server
+			list, key, want string
+		}{
+			{s, "/v1/customers", "customer_id", "alice bob"},
+			{usd, "/v1/customers?sort=lifetime_value", "customer_id", "alice bob"},
+			{s, "/v1/inventory", "sku", "SKU-A SKU-B"},
+			{s, "/v1/inventory?low_stock=false", "sku", "SKU-A"},
+			{s, "/v1/purchase-orders", "purchase_order_id", "PO-SKU-A-1 PO-SKU-B-1"},
+			{s, "/v1/purchase-orders?status=open", "purchase_order_id", "PO-SKU-B-1"},
+			{s, "/v1/orders", "order_id", "order-3 order-2 order-1"},
+		} {
+			for _, limit := range []int{1, 2, 500} {
+				if got := c.srv.walk(t, c.list, c.key, limit); got != c.want {
+					t.Errorf("%s in pages of %d: %s, want %s", c.list, limit, got, c.want)
+				}
+			}
+		}
+	})
+}
+
+// walk follows next_cursor through list in pages of limit and names the items in order by key.
+func (s *server) walk(t *testing.T, list, key string, limit int) string {
+	t.Helper()
+	var ids []string
+	for cursor, pages := "", 0; ; pages++ {
+		sep := "?"
+		if strings.Contains(list, "?") {
+			sep = "&"
+		}
+		target := fmt.Sprintf("%s%slimit=%d", list, sep, limit)
+		if cursor != "" {
+			target += "&cursor=" + cursor
+		}
+		page := s.getJSON(t, target).(map[string]any)
+		items := page["items"].([]any)
+		if len(items) > limit || (len(items) == 0 && pages > 0) {
+			t.Fatalf("GET %s: %d items", target, len(items))
+		}
+		for _, item := range items {
+			id, _ := item.(map[string]any)[key].(string)
+			ids = append(ids, id)
+		}
+		next, ok := page["next_cursor"].(string)
+		if !ok {
+			if page["next_cursor"] != nil {
+				t.Fatalf("GET %s: next_cursor %v", target, page["next_cursor"])
+			}
+			return strings.Join(ids, " ")
+		}
+		if pages > 10 {
+			t.Fatalf("GET %s: more than 10 pages", list)
+		}
+		cursor = next
 	}
 }

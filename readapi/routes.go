@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -131,32 +132,50 @@ func (a *API) orders(ctx context.Context, _ *http.Request, q query) (any, error)
 	return page, nil
 }
 
-// Cursors name the last item of a page: a time and an identifier, behind a prefix saying which
-// listing they belong to, base64url-encoded so that clients treat them as opaque.
+// Cursors name the last item of a page: its sort key and identifier, behind a prefix saying
+// which listing they belong to, base64url-encoded so that clients treat them as opaque.
 const (
-	orderCursor  = "o1"
-	ledgerCursor = "l1"
+	orderCursor         = "o1"
+	ledgerCursor        = "l1"
+	purchaseOrderCursor = "p1"
+	stockCursor         = "s1"
+	customerCursor      = "c1"
 )
 
 func encodeCursor(kind string, at time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(at.UnixMicro(), 10) + ":" + id))
+	return encodeKey(kind, strconv.FormatInt(at.UnixMicro(), 10), id)
 }
 
 func decodeCursor(kind, raw string) (time.Time, string, error) {
-	bad := httpx.BadRequest("parameter cursor is not a cursor this listing gave out; pass next_cursor as it came")
+	parts, err := decodeKey(kind, raw, 2)
+	if err != nil {
+		return time.Time{}, "", err
+	}
+	us, err := strconv.ParseInt(parts[0], 10, 64)
+	if err != nil {
+		return time.Time{}, "", badCursor
+	}
+	return time.UnixMicro(us).UTC(), parts[1], nil
+}
+
+var badCursor = httpx.BadRequest("parameter cursor is not a cursor this listing gave out; pass next_cursor as it came")
+
+// encodeKey makes a cursor of kind from parts, the last of which is an identifier.
+func encodeKey(kind string, parts ...string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strings.Join(parts, ":")))
+}
+
+// decodeKey reads a cursor of kind made of n parts; the last must be a valid identifier.
+func decodeKey(kind, raw string, n int) ([]string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(raw)
 	if err != nil {
-		return time.Time{}, "", bad
+		return nil, badCursor
 	}
-	parts := strings.SplitN(string(b), ":", 3)
-	if len(parts) != 3 || parts[0] != kind || !domain.ValidReference(parts[2]) {
-		return time.Time{}, "", bad
+	parts := strings.SplitN(string(b), ":", n+1)
+	if len(parts) != n+1 || parts[0] != kind || !domain.ValidReference(parts[n]) {
+		return nil, badCursor
 	}
-	us, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil {
-		return time.Time{}, "", bad
-	}
-	return time.UnixMicro(us).UTC(), parts[2], nil
+	return parts[1:], nil
 }
 
 // HistoryEvent is an event of an order's stream as GET /v1/orders/{id}/history shows it.
@@ -222,7 +241,7 @@ func (a *API) customer(ctx context.Context, r *http.Request, _ query) (any, erro
 	return rendered(doc), notFound(err, domain.ErrCustomerNotFound, id)
 }
 
-// GET /v1/customers?sort=lifetime_value&limit=: highest lifetime value first.
+// GET /v1/customers?sort=lifetime_value&limit=&cursor=: highest lifetime value first.
 func (a *API) customers(ctx context.Context, _ *http.Request, q query) (any, error) {
 	if _, err := q.oneOf("sort", "lifetime_value"); err != nil {
 		return nil, err
@@ -231,8 +250,32 @@ func (a *API) customers(ctx context.Context, _ *http.Request, q query) (any, err
 	if err != nil {
 		return nil, err
 	}
-	items, err := a.read.CustomersByLifetimeValue(ctx, a.baseCurrency, limit)
-	return List[projections.Customer]{Items: items}, err
+	var after *projections.CustomerKey
+	if raw, ok := q.get("cursor"); ok {
+		parts, err := decodeKey(customerCursor, raw, 2)
+		if err != nil {
+			return nil, err
+		}
+		value, ok := new(big.Int).SetString(parts[0], 10)
+		if !ok {
+			return nil, badCursor
+		}
+		amount, err := projections.AmountFromBig(value)
+		if err != nil {
+			return nil, badCursor
+		}
+		after = &projections.CustomerKey{LifetimeValue: amount, CustomerID: parts[1]}
+	}
+	items, next, err := a.read.CustomersByLifetimeValue(ctx, a.baseCurrency, limit, after)
+	if err != nil {
+		return nil, err
+	}
+	page := Page[projections.Customer]{Items: items}
+	if next != nil {
+		c := encodeKey(customerCursor, next.LifetimeValue.String(), next.CustomerID)
+		page.NextCursor = &c
+	}
+	return page, nil
 }
 
 // GET /v1/inventory/{sku}[?as_of=]
@@ -259,22 +302,43 @@ func (a *API) stockLevel(ctx context.Context, r *http.Request, q query) (any, er
 	return rendered(doc), notFound(err, domain.ErrSKUNotFound, sku)
 }
 
-// GET /v1/inventory?low_stock=: every SKU by SKU, or only those that are (true) or are not
-// (false) low on stock.
+// GET /v1/inventory?low_stock=&limit=&cursor=: SKUs in order, all or only those that are
+// (true) or are not (false) low on stock.
 func (a *API) inventory(ctx context.Context, _ *http.Request, q query) (any, error) {
-	var lowStock *bool
+	var (
+		f   projections.StockFilter
+		err error
+	)
 	if raw, ok := q.get("low_stock"); ok {
 		b, err := strconv.ParseBool(raw)
 		if err != nil || (raw != "true" && raw != "false") {
 			return nil, httpx.BadRequest("parameter low_stock must be true or false, got %q", raw)
 		}
-		lowStock = &b
+		f.LowStock = &b
 	}
-	items, err := a.read.StockLevels(ctx, lowStock)
-	return List[projections.StockLevel]{Items: items}, err
+	if f.Limit, err = q.limit(); err != nil {
+		return nil, err
+	}
+	if raw, ok := q.get("cursor"); ok {
+		parts, err := decodeKey(stockCursor, raw, 1)
+		if err != nil {
+			return nil, err
+		}
+		f.AfterSKU = parts[0]
+	}
+	items, next, err := a.read.StockLevels(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	page := Page[projections.StockLevel]{Items: items}
+	if next != nil {
+		c := encodeKey(stockCursor, *next)
+		page.NextCursor = &c
+	}
+	return page, nil
 }
 
-// GET /v1/purchase-orders?sku=&status=: most recently raised first.
+// GET /v1/purchase-orders?sku=&status=&limit=&cursor=: most recently raised first.
 func (a *API) purchaseOrders(ctx context.Context, _ *http.Request, q query) (any, error) {
 	var (
 		f   projections.PurchaseOrderFilter
@@ -286,8 +350,26 @@ func (a *API) purchaseOrders(ctx context.Context, _ *http.Request, q query) (any
 	if f.Status, err = q.oneOf("status", projections.PurchaseOrderOpen, projections.PurchaseOrderReceived); err != nil {
 		return nil, err
 	}
-	items, err := a.read.PurchaseOrders(ctx, f)
-	return List[projections.PurchaseOrder]{Items: items}, err
+	if f.Limit, err = q.limit(); err != nil {
+		return nil, err
+	}
+	if raw, ok := q.get("cursor"); ok {
+		at, id, err := decodeCursor(purchaseOrderCursor, raw)
+		if err != nil {
+			return nil, err
+		}
+		f.After = &projections.PurchaseOrderKey{RaisedAt: at, PurchaseOrderID: id}
+	}
+	items, next, err := a.read.PurchaseOrders(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	page := Page[projections.PurchaseOrder]{Items: items}
+	if next != nil {
+		c := encodeCursor(purchaseOrderCursor, next.RaisedAt, next.PurchaseOrderID)
+		page.NextCursor = &c
+	}
+	return page, nil
 }
 
 // period reads ?from= and ?to=. A date (2025-03-01) stands for that whole UTC day: from its

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -220,6 +221,16 @@ func checkReadRoutes(t *testing.T, sc *script) {
 		// Best first: the order of the values is docs/api.md's; among equal values it is the
 		// server's choice, so the comparison is of the values and of the set.
 		raw := srv.getDoc(t, at("/v1/customers?sort=lifetime_value"))
+		var whole struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		if err := json.Unmarshal(raw, &whole); err != nil {
+			t.Fatal(err)
+		}
+		walked := walkList(t, srv, "/v1/customers", strings.TrimPrefix(at("?sort=lifetime_value"), "?"), "customer_id", 1)
+		if diffs := compareDoc(t, walked, map[string]any{"items": whole.Items}, false); len(diffs) > 0 {
+			t.Errorf("GET /v1/customers?sort=lifetime_value in pages of 1 differs from one page:\n  %v", limit(diffs, 25))
+		}
 		var page struct {
 			Items []customerDoc `json:"items"`
 		}
@@ -239,7 +250,16 @@ func checkReadRoutes(t *testing.T, sc *script) {
 		if all[1].LifetimeValue == all[2].LifetimeValue {
 			t.Fatalf("the script gives the second and third customers the same lifetime value")
 		}
-		srv.assertDoc(t, at("/v1/customers?limit=2"), map[string]any{"items": all[:2]})
+		var firstTwo struct {
+			Items      []json.RawMessage `json:"items"`
+			NextCursor *string           `json:"next_cursor"`
+		}
+		if err := json.Unmarshal(srv.getDoc(t, at("/v1/customers?limit=2")), &firstTwo); err != nil || firstTwo.NextCursor == nil {
+			t.Fatalf("GET /v1/customers?limit=2: %v, next_cursor %v; want a page with a next_cursor", err, firstTwo.NextCursor)
+		}
+		if diffs := compareDoc(t, []byte(mustJSON(map[string]any{"items": firstTwo.Items})), map[string]any{"items": all[:2]}, false); len(diffs) > 0 {
+			t.Errorf("GET /v1/customers?limit=2 differs:\n  %v", limit(diffs, 25))
+		}
 	})
 
 	t.Run("inventory and purchase orders", func(t *testing.T) {
@@ -259,7 +279,8 @@ func checkReadRoutes(t *testing.T, sc *script) {
 		}
 		bySKU := func(d stockDoc) string { return d.SKU }
 		for query, want := range map[string][]stockDoc{"": all, "?low_stock=true": low, "?low_stock=false": notLow} {
-			if diffs := compareDoc(t, sortedItems(t, srv.getDoc(t, at("/v1/inventory"+query)), "sku"), sortedBy(want, bySKU), false); len(diffs) > 0 {
+			walked := walkList(t, srv, "/v1/inventory", strings.TrimPrefix(at("?"+strings.TrimPrefix(query, "?")), "?"), "sku", 1)
+			if diffs := compareDoc(t, walked, map[string]any{"items": sortedBy(want, bySKU)}, false); len(diffs) > 0 {
 				t.Errorf("GET /v1/inventory%s differs:\n  %v", query, limit(diffs, 25))
 			}
 		}
@@ -281,7 +302,8 @@ func checkReadRoutes(t *testing.T, sc *script) {
 				}
 			}
 			want = sortedBy(want, func(d purchaseOrderDoc) string { return d.PurchaseOrderID })
-			if diffs := compareDoc(t, sortedItems(t, srv.getDoc(t, at("/v1/purchase-orders"+query)), "purchase_order_id"), want, false); len(diffs) > 0 {
+			walked := walkList(t, srv, "/v1/purchase-orders", strings.TrimPrefix(at("?"+strings.TrimPrefix(query, "?")), "?"), "purchase_order_id", 1)
+			if diffs := compareDoc(t, sortedItems(t, walked, "purchase_order_id"), want, false); len(diffs) > 0 {
 				t.Errorf("GET /v1/purchase-orders%s differs:\n  %v", query, limit(diffs, 25))
 			}
 		}
@@ -410,6 +432,12 @@ func checkReadRoutes(t *testing.T, sc *script) {
 // the only one.
 func walkOrders(t *testing.T, srv *server, query string, pageSize int) []byte {
 	t.Helper()
+	return walkList(t, srv, "/v1/orders", query, "order_id", pageSize)
+}
+
+// walkList is walkOrders for any paged list, whose items are identified by key.
+func walkList(t *testing.T, srv *server, list, query, key string, pageSize int) []byte {
+	t.Helper()
 	var (
 		items  []json.RawMessage
 		seen   = map[string]bool{}
@@ -426,7 +454,7 @@ func walkOrders(t *testing.T, srv *server, query string, pageSize int) []byte {
 		if cursor != "" {
 			q.Set("cursor", cursor)
 		}
-		path := "/v1/orders?" + q.Encode()
+		path := list + "?" + q.Encode()
 		var page struct {
 			Items      []json.RawMessage `json:"items"`
 			NextCursor *string           `json:"next_cursor"`
@@ -442,23 +470,22 @@ func walkOrders(t *testing.T, srv *server, query string, pageSize int) []byte {
 			t.Errorf("GET %s: page %d is empty", path, pages)
 		}
 		for _, item := range page.Items {
-			var o struct {
-				OrderID string `json:"order_id"`
-			}
+			var o map[string]any
 			if err := json.Unmarshal(item, &o); err != nil {
 				t.Fatal(err)
 			}
-			if seen[o.OrderID] {
-				t.Errorf("GET /v1/orders?%s, pages of %d: %s is listed twice", query, pageSize, o.OrderID)
+			id, _ := o[key].(string)
+			if seen[id] {
+				t.Errorf("GET %s?%s, pages of %d: %s is listed twice", list, query, pageSize, id)
 			}
-			seen[o.OrderID] = true
+			seen[id] = true
 			items = append(items, item)
 		}
 		if page.NextCursor == nil {
 			break
 		}
 		if pages > 100 {
-			t.Fatalf("GET /v1/orders?%s: more than 100 pages", query)
+			t.Fatalf("GET %s?%s: more than 100 pages", list, query)
 		}
 		cursor = *page.NextCursor
 	}

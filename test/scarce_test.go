@@ -419,7 +419,7 @@ func listPurchaseOrders(t *testing.T, srv *server, query string) []purchaseOrder
 	var page struct {
 		Items []purchaseOrderDoc `json:"items"`
 	}
-	if err := json.Unmarshal(srv.getDoc(t, "/v1/purchase-orders"+query), &page); err != nil {
+	if err := json.Unmarshal(walkList(t, srv, "/v1/purchase-orders", strings.TrimPrefix(query, "?"), "purchase_order_id", 500), &page); err != nil {
 		t.Fatal(err)
 	}
 	return page.Items

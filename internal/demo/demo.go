@@ -429,15 +429,36 @@ func (d *driver) supply(ctx context.Context, p plan, done <-chan struct{}) error
 	}
 }
 
+// purchaseOrders lists every purchase order the query selects, page by page.
+func (d *driver) purchaseOrders(ctx context.Context, query url.Values) ([]purchaseOrder, error) {
+	var all []purchaseOrder
+	q := url.Values{"limit": {"500"}}
+	for k, v := range query {
+		q[k] = v
+	}
+	for {
+		var page struct {
+			Items      []purchaseOrder `json:"items"`
+			NextCursor *string         `json:"next_cursor"`
+		}
+		if err := d.c.get(ctx, "/v1/purchase-orders", q, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Items...)
+		if page.NextCursor == nil {
+			return all, nil
+		}
+		q.Set("cursor", *page.NextCursor)
+	}
+}
+
 // deliverOpen receives every open purchase order for the run's SKUs.
 func (d *driver) deliverOpen(ctx context.Context, p plan) error {
-	var open struct {
-		Items []purchaseOrder `json:"items"`
-	}
-	if err := d.c.get(ctx, "/v1/purchase-orders", url.Values{"status": {"open"}}, &open); err != nil {
+	open, err := d.purchaseOrders(ctx, url.Values{"status": {"open"}})
+	if err != nil {
 		return fmt.Errorf("supplier: %w", err)
 	}
-	for _, po := range open.Items {
+	for _, po := range open {
 		if !p.ours(po.SKU) {
 			continue
 		}

@@ -107,13 +107,11 @@ func (d *driver) summarize(ctx context.Context, p plan) (*Summary, error) {
 		}
 		s.Stock = append(s.Stock, level)
 	}
-	var pos struct {
-		Items []purchaseOrder `json:"items"`
-	}
-	if err := d.c.get(ctx, "/v1/purchase-orders", nil, &pos); err != nil {
+	pos, err := d.purchaseOrders(ctx, nil)
+	if err != nil {
 		return nil, err
 	}
-	for _, po := range pos.Items {
+	for _, po := range pos {
 		if p.ours(po.SKU) {
 			s.PurchaseOrdersRaised++
 			if po.Status == "received" {

@@ -246,13 +246,15 @@ type Invoker interface {
 	IssueRefund(ctx context.Context, request *RefundRequest, params IssueRefundParams, options ...RequestOption) (IssueRefundRes, error)
 	// ListCustomers invokes listCustomers operation.
 	//
-	// Customers sorted by lifetime value, highest first.
+	// Customers sorted by lifetime value in the base currency, highest first (ties by customer_id), a page
+	// at a time.
 	//
 	// GET /v1/customers
 	ListCustomers(ctx context.Context, params ListCustomersParams, options ...RequestOption) (ListCustomersRes, error)
 	// ListInventory invokes listInventory operation.
 	//
-	// Every SKU's stock level; `low_stock=true` keeps the SKUs at or below their reorder point.
+	// Every SKU's stock level by SKU, a page at a time; `low_stock=true` keeps the SKUs at or below their
+	// reorder point.
 	//
 	// GET /v1/inventory
 	ListInventory(ctx context.Context, params ListInventoryParams, options ...RequestOption) (ListInventoryRes, error)
@@ -270,7 +272,7 @@ type Invoker interface {
 	ListOrders(ctx context.Context, params ListOrdersParams, options ...RequestOption) (ListOrdersRes, error)
 	// ListPurchaseOrders invokes listPurchaseOrders operation.
 	//
-	// Purchase orders raised by replenishment.
+	// Purchase orders raised by replenishment, most recently raised first, a page at a time.
 	//
 	// GET /v1/purchase-orders
 	ListPurchaseOrders(ctx context.Context, params ListPurchaseOrdersParams, options ...RequestOption) (ListPurchaseOrdersRes, error)
@@ -3447,7 +3449,8 @@ func (c *Client) sendIssueRefund(ctx context.Context, request *RefundRequest, pa
 
 // ListCustomers invokes listCustomers operation.
 //
-// Customers sorted by lifetime value, highest first.
+// Customers sorted by lifetime value in the base currency, highest first (ties by customer_id), a page
+// at a time.
 //
 // GET /v1/customers
 func (c *Client) ListCustomers(ctx context.Context, params ListCustomersParams, options ...RequestOption) (ListCustomersRes, error) {
@@ -3501,6 +3504,23 @@ func (c *Client) sendListCustomers(ctx context.Context, params ListCustomersPara
 		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
 			if val, ok := params.Limit.Get(); ok {
 				return e.EncodeValue(conv.IntToString(val))
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode query")
+		}
+	}
+	{
+		// Encode "cursor" parameter.
+		cfg := uri.QueryParameterEncodingConfig{
+			Name:    "cursor",
+			Style:   uri.QueryStyleForm,
+			Explode: true,
+		}
+
+		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.Cursor.Get(); ok {
+				return e.EncodeValue(conv.StringToString(val))
 			}
 			return nil
 		}); err != nil {
@@ -3598,7 +3618,8 @@ func (c *Client) sendListCustomers(ctx context.Context, params ListCustomersPara
 
 // ListInventory invokes listInventory operation.
 //
-// Every SKU's stock level; `low_stock=true` keeps the SKUs at or below their reorder point.
+// Every SKU's stock level by SKU, a page at a time; `low_stock=true` keeps the SKUs at or below their
+// reorder point.
 //
 // GET /v1/inventory
 func (c *Client) ListInventory(ctx context.Context, params ListInventoryParams, options ...RequestOption) (ListInventoryRes, error) {
@@ -3635,6 +3656,40 @@ func (c *Client) sendListInventory(ctx context.Context, params ListInventoryPara
 		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
 			if val, ok := params.LowStock.Get(); ok {
 				return e.EncodeValue(conv.BoolToString(val))
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode query")
+		}
+	}
+	{
+		// Encode "limit" parameter.
+		cfg := uri.QueryParameterEncodingConfig{
+			Name:    "limit",
+			Style:   uri.QueryStyleForm,
+			Explode: true,
+		}
+
+		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.Limit.Get(); ok {
+				return e.EncodeValue(conv.IntToString(val))
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode query")
+		}
+	}
+	{
+		// Encode "cursor" parameter.
+		cfg := uri.QueryParameterEncodingConfig{
+			Name:    "cursor",
+			Style:   uri.QueryStyleForm,
+			Explode: true,
+		}
+
+		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.Cursor.Get(); ok {
+				return e.EncodeValue(conv.StringToString(val))
 			}
 			return nil
 		}); err != nil {
@@ -4125,7 +4180,7 @@ func (c *Client) sendListOrders(ctx context.Context, params ListOrdersParams, re
 
 // ListPurchaseOrders invokes listPurchaseOrders operation.
 //
-// Purchase orders raised by replenishment.
+// Purchase orders raised by replenishment, most recently raised first, a page at a time.
 //
 // GET /v1/purchase-orders
 func (c *Client) ListPurchaseOrders(ctx context.Context, params ListPurchaseOrdersParams, options ...RequestOption) (ListPurchaseOrdersRes, error) {
@@ -4182,6 +4237,40 @@ func (c *Client) sendListPurchaseOrders(ctx context.Context, params ListPurchase
 		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
 			if val, ok := params.Status.Get(); ok {
 				return e.EncodeValue(conv.StringToString(string(val)))
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode query")
+		}
+	}
+	{
+		// Encode "limit" parameter.
+		cfg := uri.QueryParameterEncodingConfig{
+			Name:    "limit",
+			Style:   uri.QueryStyleForm,
+			Explode: true,
+		}
+
+		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.Limit.Get(); ok {
+				return e.EncodeValue(conv.IntToString(val))
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode query")
+		}
+	}
+	{
+		// Encode "cursor" parameter.
+		cfg := uri.QueryParameterEncodingConfig{
+			Name:    "cursor",
+			Style:   uri.QueryStyleForm,
+			Explode: true,
+		}
+
+		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.Cursor.Get(); ok {
+				return e.EncodeValue(conv.StringToString(val))
 			}
 			return nil
 		}); err != nil {

@@ -4198,10 +4198,15 @@ func (s *CustomerList) encodeFields(e *jx.Encoder) {
 		}
 		e.ArrEnd()
 	}
+	{
+		e.FieldStart("next_cursor")
+		s.NextCursor.Encode(e)
+	}
 }
 
-var jsonFieldsNameOfCustomerList = [1]string{
+var jsonFieldsNameOfCustomerList = [2]string{
 	0: "items",
+	1: "next_cursor",
 }
 
 // Decode decodes CustomerList from json.
@@ -4231,6 +4236,16 @@ func (s *CustomerList) Decode(d *jx.Decoder) error {
 			}(); err != nil {
 				return errors.Wrap(err, "decode field \"items\"")
 			}
+		case "next_cursor":
+			requiredBitSet[0] |= 1 << 1
+			if err := func() error {
+				if err := s.NextCursor.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"next_cursor\"")
+			}
 		default:
 			return d.Skip()
 		}
@@ -4241,7 +4256,7 @@ func (s *CustomerList) Decode(d *jx.Decoder) error {
 	// Validate required fields.
 	var failures []validate.FieldError
 	for i, mask := range [1]uint8{
-		0b00000001,
+		0b00000011,
 	} {
 		if result := (requiredBitSet[i] & mask) ^ mask; result != 0 {
 			// Mask only required fields and check equality to mask using XOR.
@@ -7567,10 +7582,15 @@ func (s *InventoryList) encodeFields(e *jx.Encoder) {
 		}
 		e.ArrEnd()
 	}
+	{
+		e.FieldStart("next_cursor")
+		s.NextCursor.Encode(e)
+	}
 }
 
-var jsonFieldsNameOfInventoryList = [1]string{
+var jsonFieldsNameOfInventoryList = [2]string{
 	0: "items",
+	1: "next_cursor",
 }
 
 // Decode decodes InventoryList from json.
@@ -7600,6 +7620,16 @@ func (s *InventoryList) Decode(d *jx.Decoder) error {
 			}(); err != nil {
 				return errors.Wrap(err, "decode field \"items\"")
 			}
+		case "next_cursor":
+			requiredBitSet[0] |= 1 << 1
+			if err := func() error {
+				if err := s.NextCursor.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"next_cursor\"")
+			}
 		default:
 			return d.Skip()
 		}
@@ -7610,7 +7640,7 @@ func (s *InventoryList) Decode(d *jx.Decoder) error {
 	// Validate required fields.
 	var failures []validate.FieldError
 	for i, mask := range [1]uint8{
-		0b00000001,
+		0b00000011,
 	} {
 		if result := (requiredBitSet[i] & mask) ^ mask; result != 0 {
 			// Mask only required fields and check equality to mask using XOR.
@@ -12722,10 +12752,15 @@ func (s *PurchaseOrderList) encodeFields(e *jx.Encoder) {
 		}
 		e.ArrEnd()
 	}
+	{
+		e.FieldStart("next_cursor")
+		s.NextCursor.Encode(e)
+	}
 }
 
-var jsonFieldsNameOfPurchaseOrderList = [1]string{
+var jsonFieldsNameOfPurchaseOrderList = [2]string{
 	0: "items",
+	1: "next_cursor",
 }
 
 // Decode decodes PurchaseOrderList from json.
@@ -12755,6 +12790,16 @@ func (s *PurchaseOrderList) Decode(d *jx.Decoder) error {
 			}(); err != nil {
 				return errors.Wrap(err, "decode field \"items\"")
 			}
+		case "next_cursor":
+			requiredBitSet[0] |= 1 << 1
+			if err := func() error {
+				if err := s.NextCursor.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"next_cursor\"")
+			}
 		default:
 			return d.Skip()
 		}
@@ -12765,7 +12810,7 @@ func (s *PurchaseOrderList) Decode(d *jx.Decoder) error {
 	// Validate required fields.
 	var failures []validate.FieldError
 	for i, mask := range [1]uint8{
-		0b00000001,
+		0b00000011,
 	} {
 		if result := (requiredBitSet[i] & mask) ^ mask; result != 0 {
 			// Mask only required fields and check equality to mask using XOR.

@@ -254,6 +254,8 @@ type ListCustomersParams struct {
 	Sort OptListCustomersSort `json:",omitempty,omitzero"`
 	// Page size.
 	Limit OptInt `json:",omitempty,omitzero"`
+	// The next_cursor of the previous page.
+	Cursor OptString `json:",omitempty,omitzero"`
 	// A position a write returned: the answer waits until the read models include everything up to it (at
 	// most 10 s, then 504). Malformed: 400.
 	After OptPosition `json:",omitempty,omitzero"`
@@ -263,6 +265,10 @@ type ListCustomersParams struct {
 type ListInventoryParams struct {
 	// Only SKUs with low_stock = true.
 	LowStock OptBool `json:",omitempty,omitzero"`
+	// Page size.
+	Limit OptInt `json:",omitempty,omitzero"`
+	// The next_cursor of the previous page.
+	Cursor OptString `json:",omitempty,omitzero"`
 	// A position a write returned: the answer waits until the read models include everything up to it (at
 	// most 10 s, then 504). Malformed: 400.
 	After OptPosition `json:",omitempty,omitzero"`
@@ -306,6 +312,10 @@ type ListPurchaseOrdersParams struct {
 	Sku OptIdentifier `json:",omitempty,omitzero"`
 	// Only open or only received ones.
 	Status OptListPurchaseOrdersStatus `json:",omitempty,omitzero"`
+	// Page size.
+	Limit OptInt `json:",omitempty,omitzero"`
+	// The next_cursor of the previous page.
+	Cursor OptString `json:",omitempty,omitzero"`
 	// A position a write returned: the answer waits until the read models include everything up to it (at
 	// most 10 s, then 504). Malformed: 400.
 	After OptPosition `json:",omitempty,omitzero"`

@@ -2148,6 +2148,8 @@ func (s *CustomerByCurrency) init() CustomerByCurrency {
 // Ref: #/components/schemas/CustomerList
 type CustomerList struct {
 	Items []Customer `json:"items"`
+	// Pass as ?cursor= for the next page; null on the last page.
+	NextCursor NilString `json:"next_cursor"`
 }
 
 // GetItems returns the value of Items.
@@ -2155,9 +2157,19 @@ func (s *CustomerList) GetItems() []Customer {
 	return s.Items
 }
 
+// GetNextCursor returns the value of NextCursor.
+func (s *CustomerList) GetNextCursor() NilString {
+	return s.NextCursor
+}
+
 // SetItems sets the value of Items.
 func (s *CustomerList) SetItems(val []Customer) {
 	s.Items = val
+}
+
+// SetNextCursor sets the value of NextCursor.
+func (s *CustomerList) SetNextCursor(val NilString) {
+	s.NextCursor = val
 }
 
 func (*CustomerList) listCustomersRes() {}
@@ -4008,6 +4020,8 @@ func (*Inventory) getInventoryRes() {}
 // Ref: #/components/schemas/InventoryList
 type InventoryList struct {
 	Items []Inventory `json:"items"`
+	// Pass as ?cursor= for the next page; null on the last page.
+	NextCursor NilString `json:"next_cursor"`
 }
 
 // GetItems returns the value of Items.
@@ -4015,9 +4029,19 @@ func (s *InventoryList) GetItems() []Inventory {
 	return s.Items
 }
 
+// GetNextCursor returns the value of NextCursor.
+func (s *InventoryList) GetNextCursor() NilString {
+	return s.NextCursor
+}
+
 // SetItems sets the value of Items.
 func (s *InventoryList) SetItems(val []Inventory) {
 	s.Items = val
+}
+
+// SetNextCursor sets the value of NextCursor.
+func (s *InventoryList) SetNextCursor(val NilString) {
+	s.NextCursor = val
 }
 
 func (*InventoryList) listInventoryRes() {}
@@ -7445,6 +7469,8 @@ func (s *PurchaseOrder) SetReceivedAt(val NilTimestamp) {
 // Ref: #/components/schemas/PurchaseOrderList
 type PurchaseOrderList struct {
 	Items []PurchaseOrder `json:"items"`
+	// Pass as ?cursor= for the next page; null on the last page.
+	NextCursor NilString `json:"next_cursor"`
 }
 
 // GetItems returns the value of Items.
@@ -7452,9 +7478,19 @@ func (s *PurchaseOrderList) GetItems() []PurchaseOrder {
 	return s.Items
 }
 
+// GetNextCursor returns the value of NextCursor.
+func (s *PurchaseOrderList) GetNextCursor() NilString {
+	return s.NextCursor
+}
+
 // SetItems sets the value of Items.
 func (s *PurchaseOrderList) SetItems(val []PurchaseOrder) {
 	s.Items = val
+}
+
+// SetNextCursor sets the value of NextCursor.
+func (s *PurchaseOrderList) SetNextCursor(val NilString) {
+	s.NextCursor = val
 }
 
 func (*PurchaseOrderList) listPurchaseOrdersRes() {}
