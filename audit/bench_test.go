@@ -9,7 +9,7 @@ import (
 	"github.com/orderledger/orderledger/audit"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/postgres"
-	"github.com/orderledger/orderledger/internal/benchlog"
+	"github.com/orderledger/orderledger/internal/historygen"
 	"github.com/orderledger/orderledger/internal/pgtest"
 )
 
@@ -35,9 +35,9 @@ func benchStore(b *testing.B) eventstore.Store {
 	}
 	b.Cleanup(func() { _ = store.Close() })
 	if generate {
-		opts := benchlog.Defaults
+		opts := historygen.SyntheticDefaults
 		opts.Events, opts.Streams = benchEvents, benchEvents/10
-		if _, err := benchlog.Generate(b.Context(), store, opts); err != nil {
+		if _, err := historygen.Synthetic(b.Context(), store, opts); err != nil {
 			b.Fatal(err)
 		}
 	}

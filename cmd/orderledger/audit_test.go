@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/orderledger/orderledger/eventstore/sqlite"
-	"github.com/orderledger/orderledger/internal/benchlog"
+	"github.com/orderledger/orderledger/internal/historygen"
 	"github.com/orderledger/orderledger/internal/pgtest"
 )
 
@@ -147,7 +147,7 @@ func generate(t *testing.T, path string, n int) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := benchlog.Generate(t.Context(), store, benchlog.Options{Events: n, Streams: 7, Batch: 3, Writers: 1}); err != nil {
+	if _, err := historygen.Synthetic(t.Context(), store, historygen.SyntheticOptions{Events: n, Streams: 7, Batch: 3, Writers: 1}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/orderledger/orderledger/cmd/orderledger/internal/bench"
 	"github.com/orderledger/orderledger/eventstore"
-	"github.com/orderledger/orderledger/internal/bench"
 	"github.com/orderledger/orderledger/internal/stores"
 )
 

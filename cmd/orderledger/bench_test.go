@@ -20,7 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/orderledger/orderledger/internal/bench"
+	"github.com/orderledger/orderledger/cmd/orderledger/internal/bench"
 	"github.com/orderledger/orderledger/internal/pgtest"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/orderledger/orderledger/internal/demo"
+	"github.com/orderledger/orderledger/cmd/orderledger/internal/demo"
 )
 
 func newDemoCmd(cfg *config) *cobra.Command {

@@ -95,11 +95,11 @@ func generateOrders(ctx context.Context, st Stores, n int, logf func(string, ...
 	start, reported := time.Now(), time.Now()
 	for done := false; !done; {
 		var window []historygen.Record
-		for len(window) < generateWindow && !done {
+		for len(window) < historygen.Window && !done {
 			window = append(window, g.Step()...)
 			done = len(g.Orders()) >= n
 		}
-		if err := appendWindow(ctx, store, window); err != nil {
+		if err := historygen.AppendWindow(ctx, store, window, generateWriters); err != nil {
 			return "", 0, err
 		}
 		for _, rec := range window {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/historygen"
 )
 
 // readyTimeout bounds how long serve may take to answer /readyz, and catchUpTimeout how long
@@ -129,7 +130,7 @@ func (r *run) serveOverLog(ctx context.Context, st Stores, size int64, head even
 	catchUp := time.Since(caughtUpFrom)
 
 	r.logf("reading customers and SKUs from %d clients (%s)", r.cfg.Clients, r.cfg.Duration)
-	customers, skus := logBusiness(size)
+	customers, skus := historygen.Sized(size)
 	reads := crew(r.cfg.Clients, r.cfg.Duration, func(ctx context.Context, c int, n int64) error {
 		path := "/v1/customers/C" + strconv.Itoa(1+rand.IntN(customers))
 		if n%2 == 1 {

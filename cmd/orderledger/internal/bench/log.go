@@ -6,28 +6,18 @@ import (
 	"io"
 	"net/url"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/orderledger/orderledger/audit"
-	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/historygen"
 	"github.com/orderledger/orderledger/internal/stores"
 	"github.com/orderledger/orderledger/projections"
 )
 
-// Shape of the generated log: historygen's business, cut into windows of events; in each,
-// a stream's events go in appends of up to generateBatch, from generateWriters writers, as a
-// busy server's would.
-const (
-	generateWindow  = 100_000
-	generateBatch   = 100
-	generateWriters = 32
-)
+// generateWriters is how many appends run at once while a log is generated, as on a busy
+// server (historygen.Append).
+const generateWriters = 32
 
 // progressEvery is how often long work reports how far it has come.
 const progressEvery = 5 * time.Second
@@ -42,7 +32,7 @@ const readAllPage = 8192
 // ReadAll of the same events — and then a serve process over it.
 func (r *run) logStage(ctx context.Context, st, fresh Stores) error {
 	size := int64(r.cfg.LogEvents)
-	customers, skus := logBusiness(size)
+	customers, skus := historygen.Sized(size)
 	r.logf("generating a log of %d events (an order-to-cash history of %d customers and %d SKUs)", size, customers, skus)
 	if err := generateLog(ctx, st, size, customers, skus, r.logf); err != nil {
 		return fmt.Errorf("bench: generate the log: %w", err)
@@ -162,119 +152,26 @@ func (r *run) logStage(ctx context.Context, st, fresh Stores) error {
 	return nil
 }
 
-// logBusiness sizes the generated business to the log: historygen registers every customer
-// and stocks every SKU first, and those opening events stay a small share of the log (about
-// 6%), so that a short run's log is mostly orders too.
-func logBusiness(size int64) (customers, skus int) {
-	return int(min(max(size/25, 10), 2000)), int(min(max(size/100, 5), 300))
-}
-
 // generateLog appends a history of exactly size events, one the write side could have
-// written, so that every projector has real work and nothing to refuse. In each window,
-// customers' streams go first, since orders name them.
+// written, so that every projector has real work and nothing to refuse (historygen.Append).
 func generateLog(ctx context.Context, st Stores, size int64, customers, skus int, logf func(string, ...any)) error {
 	store, err := openGenerator(ctx, st)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	g := historygen.New(historygen.Config{Seed: 1, Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Customers: customers, SKUs: skus})
-	var pending []historygen.Record
-	var appended int64
 	start, reported := time.Now(), time.Now()
-	for appended < size {
-		for int64(len(pending)) < min(generateWindow, size-appended) {
-			pending = append(pending, g.Step()...)
-		}
-		// A step makes several events; the window ends on an exact count, and what a step
-		// made beyond it is dropped: the log need not finish the story to be valid.
-		window := pending[:min(int64(len(pending)), size-appended)]
-		if err := appendWindow(ctx, store, window); err != nil {
-			return err
-		}
-		appended += int64(len(window))
-		pending = pending[len(window):]
+	cfg := historygen.Config{Seed: 1, Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Customers: customers, SKUs: skus}
+	err = historygen.Append(ctx, store, size, cfg, generateWriters, func(appended int64) {
 		if time.Since(reported) >= progressEvery {
 			reported = time.Now()
 			logf("generated %d of %d events (%.0f events/s)", appended, size, float64(appended)/time.Since(start).Seconds())
 		}
+	})
+	if err != nil {
+		return err
 	}
-	logf("generated %d events in %s", appended, time.Since(start).Round(time.Millisecond))
-	return nil
-}
-
-// appendWindow appends a window's events stream by stream, customers first, the streams of
-// each group from several writers at once.
-func appendWindow(ctx context.Context, store eventstore.Store, records []historygen.Record) error {
-	var (
-		order    []string
-		byStream = map[string][]historygen.Record{}
-	)
-	for _, rec := range records {
-		if _, seen := byStream[rec.Stream]; !seen {
-			order = append(order, rec.Stream)
-		}
-		byStream[rec.Stream] = append(byStream[rec.Stream], rec)
-	}
-	var customers, others []string
-	for _, s := range order {
-		if strings.HasPrefix(s, domain.CustomerStream("")) {
-			customers = append(customers, s)
-		} else {
-			others = append(others, s)
-		}
-	}
-	for _, group := range [][]string{customers, others} {
-		if err := appendStreams(ctx, store, group, byStream); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func appendStreams(ctx context.Context, store eventstore.Store, streams []string, byStream map[string][]historygen.Record) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	work := make(chan string)
-	var wg sync.WaitGroup
-	for range generateWriters {
-		wg.Go(func() {
-			for stream := range work {
-				if err := appendStream(ctx, store, stream, byStream[stream]); err != nil {
-					cancel(err)
-				}
-			}
-		})
-	}
-feed:
-	for _, s := range streams {
-		select {
-		case work <- s:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	return context.Cause(ctx)
-}
-
-func appendStream(ctx context.Context, store eventstore.Store, stream string, records []historygen.Record) error {
-	for len(records) > 0 {
-		batch := make([]eventstore.EventData, min(len(records), generateBatch))
-		for i := range batch {
-			typ, data, err := domain.EncodeEvent(records[i].Event)
-			if err != nil {
-				return err
-			}
-			batch[i] = eventstore.EventData{ID: uuid.New(), Type: typ, Data: data,
-				Metadata: eventstore.Metadata{CorrelationID: stream, Actor: "bench"}}
-		}
-		if _, err := store.Append(ctx, stream, eventstore.Any(), batch...); err != nil {
-			return fmt.Errorf("append to %s: %w", stream, err)
-		}
-		records = records[len(batch):]
-	}
+	logf("generated %d events in %s", size, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

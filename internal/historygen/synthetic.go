@@ -1,4 +1,4 @@
-package benchlog
+package historygen
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 )
 
-// Options shape the log.
-type Options struct {
+// SyntheticOptions shape a synthetic log (see Synthetic).
+type SyntheticOptions struct {
 	// Events is how many events to append in all.
 	Events int
 	// Streams is how many order streams the events are spread over, round-robin by append.
@@ -28,23 +28,25 @@ type Options struct {
 	Progress func(appended uint64)
 }
 
-// Defaults: a million events over a hundred thousand streams, ten per append, so that a
+// SyntheticDefaults: a million events over a hundred thousand streams, ten per append, so that a
 // verification keeps many stream heads and the log interleaves streams.
-var Defaults = Options{Events: 1_000_000, Streams: 100_000, Batch: 10, Writers: 8}
+var SyntheticDefaults = SyntheticOptions{Events: 1_000_000, Streams: 100_000, Batch: 10, Writers: 8}
 
-// eventTypes are the types the generator cycles through along a stream's versions.
-var eventTypes = []string{
+// syntheticTypes are the types the generator cycles through along a stream's versions.
+var syntheticTypes = []string{
 	"OrderPlaced.v1", "StockReserved.v1", "PaymentRecorded.v1", "InvoiceNumberAssigned.v1", "OrderShipped.v1",
 	"OrderDelivered.v1",
 }
 
-// Generate appends opts.Events events to store and returns how many it appended. Stream i is
+// Synthetic appends opts.Events events of a synthetic order log to store — events of the
+// right size and shape, not a history the write side could have written; for measuring what
+// reads the whole log (audit verify, export) on millions of events — and returns how many it appended. Stream i is
 // "order-gen-<i>"; append k goes to stream k mod Streams with expected revision Any, so the log
 // interleaves the streams and the writers never conflict. Each event carries about 300 bytes
 // of order JSON and metadata with a correlation id and an actor, and the store's own clock.
-func Generate(ctx context.Context, store eventstore.Store, opts Options) (uint64, error) {
+func Synthetic(ctx context.Context, store eventstore.Store, opts SyntheticOptions) (uint64, error) {
 	if opts.Events <= 0 || opts.Streams <= 0 || opts.Batch <= 0 || opts.Writers <= 0 {
-		return 0, fmt.Errorf("benchlog: events, streams, batch and writers must be positive: %+v", opts)
+		return 0, fmt.Errorf("historygen: synthetic: events, streams, batch and writers must be positive: %+v", opts)
 	}
 	appends := (opts.Events + opts.Batch - 1) / opts.Batch
 	var (
@@ -68,10 +70,10 @@ func Generate(ctx context.Context, store eventstore.Store, opts Options) (uint64
 				n := min(opts.Batch, opts.Events-k*opts.Batch)
 				batch = batch[:0]
 				for j := range n {
-					batch = append(batch, event(stream, round*opts.Batch+j))
+					batch = append(batch, syntheticEvent(stream, round*opts.Batch+j))
 				}
 				if _, err := store.Append(ctx, "order-gen-"+strconv.Itoa(stream), eventstore.Any(), batch...); err != nil {
-					cancel(fmt.Errorf("benchlog: append %d: %w", k, err))
+					cancel(fmt.Errorf("historygen: synthetic: append %d: %w", k, err))
 					return
 				}
 				done := appended.Add(uint64(n))
@@ -90,9 +92,9 @@ func Generate(ctx context.Context, store eventstore.Store, opts Options) (uint64
 	return appended.Load(), ctx.Err()
 }
 
-// event is the n-th event of stream: an order document with two lines and an address, so the
+// syntheticEvent is the n-th event of stream: an order document with two lines and an address, so the
 // data and its size look like what the write API stores.
-func event(stream, n int) eventstore.EventData {
+func syntheticEvent(stream, n int) eventstore.EventData {
 	order := strconv.Itoa(stream)
 	data := make([]byte, 0, 320)
 	data = append(data, `{"order_id":"ord-`...)
@@ -109,11 +111,11 @@ func event(stream, n int) eventstore.EventData {
 	data = append(data, `"shipping_address":{"street":"12 Rue de la Paix","city":"Paris","postal_code":"75002","country":"FR"}}`...)
 	return eventstore.EventData{
 		ID:   uuid.New(),
-		Type: eventTypes[n%len(eventTypes)],
+		Type: syntheticTypes[n%len(syntheticTypes)],
 		Data: data,
 		Metadata: eventstore.Metadata{
 			CorrelationID: "corr-ord-" + order,
-			Actor:         "benchlog",
+			Actor:         "historygen",
 		},
 	}
 }
