@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/privacy"
 )
 
 // run executes one domain command on its stream.
@@ -20,6 +21,39 @@ func (h *Handler) RegisterCustomer(ctx context.Context, cmd domain.RegisterCusto
 
 func (h *Handler) ChangeCustomerDetails(ctx context.Context, cmd domain.ChangeCustomerDetails, meta Meta) (Result, error) {
 	return run(ctx, h, domain.CustomerStream(cmd.CustomerID), domain.EvolveCustomer, domain.DecideChangeCustomerDetails, cmd, meta)
+}
+
+// EraseCustomer erases a customer's personal data (GDPR Art. 17). It checks that the customer
+// exists and that all their personal data is sealed under their data key, destroys that key,
+// then records CustomerErased. The key goes first: a crash in between leaves the data
+// unreadable and the erasure for a retry to record, never an erasure on record while the data
+// can still be read. Erasing a customer already erased records nothing and answers where the
+// erasure is.
+func (h *Handler) EraseCustomer(ctx context.Context, cmd domain.EraseCustomer, meta Meta) (Result, error) {
+	stream := domain.CustomerStream(cmd.CustomerID)
+	var customer domain.Customer
+	if err := Read(ctx, h, stream, domain.EvolveCustomer, func(c domain.Customer, _ bool) error {
+		customer = c
+		return nil
+	}); err != nil {
+		return Result{}, err
+	}
+	if !customer.Registered {
+		return Result{}, fmt.Errorf("%w: %s", domain.ErrCustomerNotFound, cmd.CustomerID)
+	}
+	if !customer.Erased {
+		sealed := privacy.Of(h.store)
+		if sealed == nil {
+			return Result{}, fmt.Errorf("%w: this process writes personal data without a key store, so there is no key to destroy", domain.ErrErasureUnavailable)
+		}
+		if err := sealed.CheckErasable(ctx, cmd.CustomerID); err != nil {
+			return Result{}, err
+		}
+		if err := sealed.Keys().Destroy(ctx, cmd.CustomerID); err != nil {
+			return Result{}, err
+		}
+	}
+	return run(ctx, h, stream, domain.EvolveCustomer, domain.DecideEraseCustomer, cmd, meta)
 }
 
 // Stock.

@@ -29,6 +29,7 @@ func NewAPI(h *Handler) *API { return &API{h: h} }
 func (a *API) Register(r *mux.Router) {
 	r.HandleFunc("/v1/customers", a.registerCustomer).Methods(http.MethodPost)
 	r.HandleFunc("/v1/customers/{id}", a.changeCustomer).Methods(http.MethodPut)
+	r.HandleFunc("/v1/customers/{id}/personal-data", a.eraseCustomer).Methods(http.MethodDelete)
 	r.HandleFunc("/v1/inventory/{sku}/receipts", a.receiveStock).Methods(http.MethodPost)
 	r.HandleFunc("/v1/inventory/{sku}/adjustments", a.adjustStock).Methods(http.MethodPost)
 	r.HandleFunc("/v1/inventory/{sku}/replenishment", a.setReplenishment).Methods(http.MethodPut)

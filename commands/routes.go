@@ -59,6 +59,14 @@ func (a *API) changeCustomer(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// eraseCustomer answers DELETE /v1/customers/{id}/personal-data: the body is empty or {}.
+func (a *API) eraseCustomer(w http.ResponseWriter, r *http.Request) {
+	var req emptyBody
+	a.writeTo(w, r, "id", &req, func(ctx context.Context, id string, meta Meta) (answer, error) {
+		return positionOf(a.h.EraseCustomer(ctx, domain.EraseCustomer{CustomerID: id, At: a.h.Now()}, meta))
+	})
+}
+
 type receiptRequest struct {
 	Quantity  *int64 `json:"quantity"`
 	Reference string `json:"reference"`

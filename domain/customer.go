@@ -20,6 +20,8 @@ type Customer struct {
 	Phone             string
 	PaymentPreference string
 	Registered        bool
+	// Erased: the customer's personal data was erased; none may be added again.
+	Erased bool
 }
 
 // RegisterCustomer creates a customer.
@@ -60,6 +62,8 @@ func EvolveCustomer(c Customer, e Event) Customer {
 		if e.PaymentPreference != nil {
 			c.PaymentPreference = *e.PaymentPreference
 		}
+	case CustomerErased:
+		c.Name, c.Email, c.Phone, c.Erased = "", "", "", true
 	}
 	return c
 }
@@ -92,6 +96,9 @@ func DecideChangeCustomerDetails(c Customer, cmd ChangeCustomerDetails) ([]Event
 	}
 	if !c.Registered {
 		return nil, fmt.Errorf("%w: %s", ErrCustomerNotFound, cmd.CustomerID)
+	}
+	if c.Erased && (cmd.Name != nil || cmd.Email != nil || cmd.Phone != nil) {
+		return nil, fmt.Errorf("%w: %s; only payment_preference may change", ErrCustomerErased, cmd.CustomerID)
 	}
 	changed := CustomerDetailsChanged{CustomerID: c.ID, ChangedAt: cmd.At}
 	any := false
@@ -145,4 +152,22 @@ func validEmail(s string) bool {
 	local, host, ok := strings.Cut(s, "@")
 	return ok && local != "" && host != "" && !strings.Contains(host, "@") && strings.Contains(host, ".") &&
 		!strings.HasPrefix(host, ".") && !strings.HasSuffix(host, ".")
+}
+
+// EraseCustomer erases a customer's personal data.
+type EraseCustomer struct {
+	CustomerID string
+	At         time.Time
+}
+
+// DecideEraseCustomer records the erasure of a registered customer; erasing one already
+// erased records nothing.
+func DecideEraseCustomer(c Customer, cmd EraseCustomer) ([]Event, error) {
+	if !c.Registered {
+		return nil, fmt.Errorf("%w: %s", ErrCustomerNotFound, cmd.CustomerID)
+	}
+	if c.Erased {
+		return nil, nil
+	}
+	return []Event{CustomerErased{CustomerID: c.ID, ErasedAt: cmd.At}}, nil
 }

@@ -77,6 +77,8 @@ var (
 	ErrAlreadyReceived      = newError(KindConflict, "purchase_order_already_received", "the purchase order has already been received")
 	ErrNotReserved          = newError(KindConflict, "not_reserved", "the order has not reserved what it would ship")
 	ErrDocumentMismatch     = newError(KindConflict, "document_mismatch", "a document number is already recorded differently")
+	ErrCustomerErased       = newError(KindConflict, "customer_erased", "the customer's personal data was erased; no personal data can be added to them")
+	ErrErasureUnavailable   = newError(KindConflict, "erasure_unavailable", "the customer's personal data cannot be erased")
 )
 
 // invalid wraps ErrInvalidInput naming the offending field.

@@ -47,6 +47,14 @@ type CustomerDetailsChanged struct {
 	ChangedAt         time.Time `json:"changed_at"`
 }
 
+// CustomerErased records that the customer's personal data was erased (GDPR Art. 17): their
+// data key is destroyed, so every personal field sealed under it reads as null from now on,
+// and no personal data may be added to them again.
+type CustomerErased struct {
+	CustomerID string    `json:"customer_id"`
+	ErasedAt   time.Time `json:"erased_at"`
+}
+
 // Stock events: the SKU's stream owns on hand, reservations, the backorder queue and
 // replenishment, so every stock invariant is decided in one place.
 
@@ -310,6 +318,7 @@ type IdempotentRequestRecorded struct {
 
 func (CustomerRegistered) EventType() string        { return "CustomerRegistered.v1" }
 func (CustomerDetailsChanged) EventType() string    { return "CustomerDetailsChanged.v1" }
+func (CustomerErased) EventType() string            { return "CustomerErased.v1" }
 func (StockReceived) EventType() string             { return "StockReceived.v1" }
 func (StockAdjusted) EventType() string             { return "StockAdjusted.v1" }
 func (ReplenishmentPolicySet) EventType() string    { return "ReplenishmentPolicySet.v1" }
@@ -343,6 +352,7 @@ func (IdempotentRequestRecorded) EventType() string { return "IdempotentRequestR
 var registry = map[string]func([]byte) (Event, error){
 	"CustomerRegistered.v1":        decoder[CustomerRegistered](),
 	"CustomerDetailsChanged.v1":    decoder[CustomerDetailsChanged](),
+	"CustomerErased.v1":            decoder[CustomerErased](),
 	"StockReceived.v1":             decoder[StockReceived](),
 	"StockAdjusted.v1":             decoder[StockAdjusted](),
 	"ReplenishmentPolicySet.v1":    decoder[ReplenishmentPolicySet](),

@@ -22,6 +22,7 @@ var sampleEvents = []domain.Event{
 	domain.ReplenishmentPolicySet{SKU: "SKU1", ReorderPoint: 5, ReorderQuantity: 20, Supplier: "ACME", SetAt: now},
 	domain.StockAllocated{SKU: "SKU1", OrderID: "O1", Requested: 5, Reserved: 3, Backordered: 2, AllocatedAt: now},
 	domain.BackorderFilled{SKU: "SKU1", OrderID: "O1", Quantity: 2, FilledAt: now},
+	domain.CustomerErased{CustomerID: "C1", ErasedAt: now},
 	domain.StockReleased{SKU: "SKU1", OrderID: "O1", Reserved: 3, Backordered: 2, ReleasedAt: now},
 	domain.StockShipped{SKU: "SKU1", OrderID: "O1", Quantity: 5, ShippedAt: now},
 	domain.StockRestocked{SKU: "SKU1", OrderID: "O1", ReturnID: "R1", Quantity: 1, RestockedAt: now},

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 )
 
@@ -19,14 +20,6 @@ type Message struct {
 	RecordedAt time.Time       `json:"recorded_at"`
 	Actor      *string         `json:"actor"`
 	Data       json.RawMessage `json:"data"`
-}
-
-// personalFields lists, per event type, the top-level fields of the event's data that hold
-// personal data: a caller that may not see personal data gets them as null.
-var personalFields = map[string][]string{
-	"CustomerRegistered.v1":     {"name", "email", "phone"},
-	"CustomerDetailsChanged.v1": {"name", "email", "phone"},
-	"OrderPlaced.v1":            {"shipping_address"},
 }
 
 // NewMessage builds the message of ev; with redact, the personal fields of its data are null.
@@ -51,7 +44,7 @@ func NewMessage(ev eventstore.Event, redact bool) Message {
 // redactData returns data with the type's personal fields set to null. Data that is not a
 // JSON object (no event of ours) is withheld whole rather than passed on unread.
 func redactData(eventType string, data []byte) json.RawMessage {
-	fields := personalFields[eventType]
+	fields := domain.PersonalFields(eventType)
 	if len(fields) == 0 {
 		return data
 	}

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -14,7 +15,8 @@ import (
 const RecentOrdersLimit = 10
 
 // Customer is the document of GET /v1/customers/{id}. Phone and payment preference are empty
-// when the customer gave none. LifetimeValue and OutstandingBalance are in the base currency
+// when the customer gave none. Once the customer's personal data is erased, Erased is set and
+// name, email and phone are null in JSON. LifetimeValue and OutstandingBalance are in the base currency
 // the read asked for; ByCurrency has the figures of every currency the customer has orders
 // in, which are never added together.
 type Customer struct {
@@ -31,6 +33,21 @@ type Customer struct {
 	LastOrderAt        *time.Time                 `json:"last_order_at"`
 	Channels           ChannelCounts              `json:"channels"`
 	RecentOrders       []RecentOrder              `json:"recent_orders"`
+	Erased             bool                       `json:"erased"`
+}
+
+// MarshalJSON answers an erased customer's personal fields as null.
+func (c Customer) MarshalJSON() ([]byte, error) {
+	type plain Customer
+	if !c.Erased {
+		return json.Marshal(plain(c))
+	}
+	return json.Marshal(struct {
+		plain
+		Name  *string `json:"name"`
+		Email *string `json:"email"`
+		Phone *string `json:"phone"`
+	}{plain: plain(c)})
 }
 
 // CustomerBalance is a customer's figures in one currency: lifetime_value is invoiced −
@@ -65,6 +82,7 @@ type customerRow struct {
 	OrderCount                            int64
 	FirstOrderAt, LastOrderAt             int64 // 0 before the first order
 	WebOrders, StoreOrders, PhoneOrders   int64
+	Erased                                bool
 	balances                              map[string]*CustomerBalance
 }
 
@@ -93,7 +111,7 @@ func (o *customerOrderRow) outstanding() int64 { return o.Total - o.Credited - o
 
 var customersTable = table{name: "rm_customers", key: 1, columns: []string{
 	"customer_id", "name", "email", "phone", "payment_preference", "order_count",
-	"first_order_at", "last_order_at", "web_orders", "store_orders", "phone_orders",
+	"first_order_at", "last_order_at", "web_orders", "store_orders", "phone_orders", "erased",
 }}
 
 var customerOrdersTable = table{name: "rm_customer_orders", key: 1, columns: []string{
@@ -109,7 +127,7 @@ var customerBalancesTable = table{name: "rm_customer_balances", key: 1, columns:
 func balanceID(customerID, currency string) string { return customerID + " " + currency }
 
 const customerColumns = `customer_id, name, email, phone, payment_preference, order_count,
-	first_order_at, last_order_at, web_orders, store_orders, phone_orders`
+	first_order_at, last_order_at, web_orders, store_orders, phone_orders, erased`
 
 const customerBalanceColumns = "customer_id, currency, lifetime_hi, lifetime_lo, outstanding_hi, outstanding_lo"
 
@@ -122,16 +140,17 @@ func scanCustomer(r *sql.Rows) (*customerRow, error) {
 	var (
 		c           customerRow
 		first, last sql.NullInt64
+		erased      int64
 	)
 	err := r.Scan(&c.CustomerID, &c.Name, &c.Email, &c.Phone, &c.PaymentPreference, &c.OrderCount,
-		&first, &last, &c.WebOrders, &c.StoreOrders, &c.PhoneOrders)
-	c.FirstOrderAt, c.LastOrderAt = first.Int64, last.Int64
+		&first, &last, &c.WebOrders, &c.StoreOrders, &c.PhoneOrders, &erased)
+	c.FirstOrderAt, c.LastOrderAt, c.Erased = first.Int64, last.Int64, erased == 1
 	return &c, err
 }
 
 func (c *customerRow) values() []any {
 	return []any{c.CustomerID, c.Name, c.Email, c.Phone, c.PaymentPreference, c.OrderCount,
-		nullTime(c.FirstOrderAt), nullTime(c.LastOrderAt), c.WebOrders, c.StoreOrders, c.PhoneOrders}
+		nullTime(c.FirstOrderAt), nullTime(c.LastOrderAt), c.WebOrders, c.StoreOrders, c.PhoneOrders, boolInt(c.Erased)}
 }
 
 // document is the customer's profile, its figures in the base currency.
@@ -141,7 +160,7 @@ func (c *customerRow) document(base string, recent []RecentOrder) Customer {
 		Phone: c.Phone, PaymentPreference: c.PaymentPreference, OrderCount: c.OrderCount,
 		ByCurrency:   make(map[string]CustomerBalance, len(c.balances)),
 		Channels:     ChannelCounts{Web: c.WebOrders, Store: c.StoreOrders, Phone: c.PhoneOrders},
-		RecentOrders: recent,
+		RecentOrders: recent, Erased: c.Erased,
 	}
 	for currency, b := range c.balances {
 		doc.ByCurrency[currency] = *b
@@ -180,7 +199,7 @@ func (o *customerOrderRow) values() []any {
 type customersProjector struct{}
 
 var customerEventTypes = typesOf(
-	domain.CustomerRegistered{}, domain.CustomerDetailsChanged{}, domain.OrderPlaced{}, domain.OrderInvoiced{},
+	domain.CustomerRegistered{}, domain.CustomerDetailsChanged{}, domain.CustomerErased{}, domain.OrderPlaced{}, domain.OrderInvoiced{},
 	domain.CreditNoteIssued{}, domain.PaymentReceived{}, domain.RefundIssued{}, domain.OrderBackordered{},
 	domain.OrderConfirmed{}, domain.OrderShipped{}, domain.OrderDelivered{}, domain.OrderCompleted{},
 	domain.OrderCancelled{},
@@ -216,6 +235,8 @@ func (b *customersBatch) load(ctx context.Context, q queryer, events []envelope)
 		case domain.CustomerRegistered:
 			addCustomer(e.CustomerID)
 		case domain.CustomerDetailsChanged:
+			addCustomer(e.CustomerID)
+		case domain.CustomerErased:
 			addCustomer(e.CustomerID)
 		case domain.OrderPlaced:
 			addCustomer(e.CustomerID)
@@ -287,6 +308,15 @@ func (b *customersBatch) apply(env envelope) error {
 		setIf(&c.Email, e.Email)
 		setIf(&c.Phone, e.Phone)
 		setIf(&c.PaymentPreference, e.PaymentPreference)
+		return nil
+	case domain.CustomerErased:
+		// The profile's copy of the personal data goes with the key: a rebuild finds the
+		// sealed fields unopenable and leaves them empty, so live and rebuilt rows agree.
+		c, err := b.customer(e.CustomerID)
+		if err != nil {
+			return err
+		}
+		c.Name, c.Email, c.Phone, c.Erased = "", "", "", true
 		return nil
 	case domain.OrderPlaced:
 		c, err := b.customer(e.CustomerID)
@@ -439,7 +469,7 @@ type CustomerKey struct {
 // nil on the last page.
 func (s *ReadStore) CustomersByLifetimeValue(ctx context.Context, base string, limit int, after *CustomerKey) (docs []Customer, next *CustomerKey, err error) {
 	q := `SELECT c.customer_id, c.name, c.email, c.phone, c.payment_preference, c.order_count,
-			c.first_order_at, c.last_order_at, c.web_orders, c.store_orders, c.phone_orders
+			c.first_order_at, c.last_order_at, c.web_orders, c.store_orders, c.phone_orders, c.erased
 			FROM rm_customers c LEFT JOIN rm_customer_balances b ON b.customer_id = c.customer_id AND b.currency = ?`
 	args := []any{base}
 	if after != nil {
@@ -533,4 +563,19 @@ func (s *ReadStore) customers(ctx context.Context, tx *sql.Tx, base, query strin
 		docs = append(docs, c.document(base, recent[c.CustomerID]))
 	}
 	return docs, nil
+}
+
+// CustomerOrderIDs lists the IDs of every order a customer placed, oldest first.
+func (s *ReadStore) CustomerOrderIDs(ctx context.Context, customerID string) ([]string, error) {
+	var ids []string
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		return queryRows(ctx, tx, s.dialect, `SELECT order_id FROM rm_customer_orders WHERE customer_id = ? ORDER BY placed_at, order_id`,
+			[]any{customerID}, func(r *sql.Rows) error {
+				var id string
+				err := r.Scan(&id)
+				ids = append(ids, id)
+				return err
+			})
+	})
+	return ids, err
 }

@@ -256,7 +256,12 @@ func migrations(d dialect) [][]string {
 			last_recorded_at = 0, lease_owner = '', lease_expires = 0
 			WHERE name IN ('orders', 'customers', 'sales', 'ledger')`,
 	}
-	all := [][]string{v1, v2}
+	v3 := []string{
+		// Whether the customer's personal data was erased (CustomerErased): name, email and
+		// phone are then empty here and null in the answers.
+		`ALTER TABLE rm_customers ADD COLUMN erased INTEGER NOT NULL DEFAULT 0`,
+	}
+	all := [][]string{v1, v2, v3}
 	for _, version := range all {
 		for i, stmt := range version {
 			version[i] = strings.ReplaceAll(stmt, "{key}", d.keyType())

@@ -83,6 +83,7 @@ func (a *API) routes() []route {
 		{path: "/v1/orders/{id}/history", answer: a.history},
 		{path: "/v1/customers", projector: "customers", params: []string{"sort", "limit", "cursor"}, answer: a.customers},
 		{path: "/v1/customers/{id}", projector: "customers", answer: a.customer},
+		{path: "/v1/customers/{id}/personal-data", projector: "customers", answer: a.personalData},
 		{path: "/v1/inventory", projector: "inventory", params: []string{"low_stock", "limit", "cursor"}, answer: a.inventory},
 		{path: "/v1/inventory/{sku}", projector: "inventory", params: []string{"as_of"}, answer: a.stockLevel},
 		{path: "/v1/purchase-orders", projector: "inventory", params: []string{"sku", "status", "limit", "cursor"}, answer: a.purchaseOrders},

@@ -104,13 +104,13 @@ const (
 		"first_order_at":"2025-03-01T10:00:00Z","last_order_at":"2025-03-03T14:00:00Z",
 		"channels":{"web":1,"store":1,"phone":0},
 		"recent_orders":[{"order_id":"order-3","status":"cancelled","currency":"EUR","total":840,"placed_at":"2025-03-03T14:00:00Z"},
-			{"order_id":"order-1","status":"completed","currency":"USD","total":3850,"placed_at":"2025-03-01T10:00:00Z"}]}`
+			{"order_id":"order-1","status":"completed","currency":"USD","total":3850,"placed_at":"2025-03-01T10:00:00Z"}],"erased":false}`
 	bob = `{"customer_id":"bob","name":"Robert Baker","email":"bob@example.com","phone":"","payment_preference":"invoice",
 		"order_count":1,"lifetime_value":0,"outstanding_balance":0,
 		"by_currency":{"USD":{"lifetime_value":2000,"outstanding_balance":1500}},
 		"first_order_at":"2025-03-02T11:00:00Z","last_order_at":"2025-03-02T11:00:00Z",
 		"channels":{"web":0,"store":0,"phone":1},
-		"recent_orders":[{"order_id":"order-2","status":"confirmed","currency":"USD","total":2000,"placed_at":"2025-03-02T11:00:00Z"}]}`
+		"recent_orders":[{"order_id":"order-2","status":"confirmed","currency":"USD","total":2000,"placed_at":"2025-03-02T11:00:00Z"}],"erased":false}`
 	skuA = `{"sku":"SKU-A","on_hand":28,"reserved":10,"available":18,"backordered":0,"incoming":0,"reorder_point":5,"reorder_quantity":20,"supplier":"Acme","low_stock":false}`
 	skuB = `{"sku":"SKU-B","on_hand":1,"reserved":0,"available":1,"backordered":0,"incoming":10,"reorder_point":2,"reorder_quantity":10,"supplier":"Bolt","low_stock":true}`
 	poA  = `{"purchase_order_id":"PO-SKU-A-1","sku":"SKU-A","supplier":"Acme","quantity":20,"status":"received","raised_at":"2025-03-02T11:00:00Z","received_at":"2025-03-04T10:00:00Z"}`

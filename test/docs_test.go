@@ -71,6 +71,7 @@ type (
 		LastOrderAt        *time.Time            `json:"last_order_at"`
 		Channels           channelCounts         `json:"channels"`
 		RecentOrders       []recentOrderDoc      `json:"recent_orders"`
+		Erased             bool                  `json:"erased"`
 	}
 	balanceDoc struct {
 		LifetimeValue      int64 `json:"lifetime_value"`

@@ -14,6 +14,9 @@ import (
 // binary is the orderledger executable TestMain built.
 var binary string
 
+// masterKeyFile is the master key every process the tests start is given.
+var masterKeyFile string
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -26,6 +29,9 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "orderledger")
+	// Every process of these tests shares one master key file, as the processes of a
+	// PostgreSQL deployment must; the binary creates it on the first new store.
+	masterKeyFile = filepath.Join(dir, "master-key")
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: the go tool is not on PATH, so the binary cannot be built:", err)

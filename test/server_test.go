@@ -127,7 +127,7 @@ func startServerWith(t *testing.T, events string, args ...string) *server {
 }
 
 // cleanEnv is the environment without ORDERLEDGER_* variables, so that only the flags the
-// test passes configure the binary.
+// test passes configure the binary, but for the master key file all of them share.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -135,7 +135,7 @@ func cleanEnv() []string {
 			env = append(env, kv)
 		}
 	}
-	return env
+	return append(env, "ORDERLEDGER_MASTER_KEY_FILE="+masterKeyFile)
 }
 
 func (s *server) waitReady(t *testing.T) {

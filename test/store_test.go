@@ -8,11 +8,23 @@ import (
 
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/stores"
+	"github.com/orderledger/orderledger/privacy"
 )
 
 // openStore opens the event store the binary writes to, from the test process, as an auditor
-// would. SQLite and PostgreSQL both allow it while the server runs.
+// would, with the master key, so that it reads personal data in plaintext as the server does.
+// SQLite and PostgreSQL both allow it while the server runs.
 func openStore(t *testing.T, events string) eventstore.Store {
+	t.Helper()
+	keys, err := privacy.Open(t.Context(), events, masterKeyFile, privacy.CreateIfNew())
+	if err != nil {
+		t.Fatalf("open the key store of %s: %v", events, err)
+	}
+	return privacy.Wrap(openRawStore(t, events), keys)
+}
+
+// openRawStore opens the event store as it is stored: personal data sealed.
+func openRawStore(t *testing.T, events string) eventstore.Store {
 	t.Helper()
 	store, err := stores.OpenEvents(t.Context(), events)
 	if err != nil {
@@ -69,10 +81,13 @@ func head(t testing.TB, store eventstore.Store) eventstore.Position {
 // checkLog settles the log, reads it whole and checks what must hold of any log, whatever
 // happened to the processes that wrote it: global positions strictly increase, every stream's
 // versions run from 0 with no gap and no repeat, and every event's hash recomputes from its
-// fields and the previous event's hash. It returns the log by stream.
+// fields and the previous event's hash. It returns the log by stream, as store reads it.
 func checkLog(t testing.TB, srv *server, store eventstore.Store) map[string][]eventstore.Event {
 	t.Helper()
 	settle(t, srv, store)
+	// Hashes cover the stored bytes: the checks read the log as stored, and the log returned
+	// is read again through store, which opens the personal fields.
+	opened, store := store, privacy.Unwrap(store)
 	streams := map[string][]eventstore.Event{}
 	var last eventstore.Position
 	for i, e := range readAllAfter(t, store, eventstore.Position{}) {
@@ -111,6 +126,7 @@ func checkLog(t testing.TB, srv *server, store eventstore.Store) map[string][]ev
 				t.Errorf("stream %s version %d at position %s is missing from the global log read up to %s", name, e.Version, e.Position, last)
 			}
 		}
+		streams[name] = readStream(t, opened, name)[:len(events)]
 	}
 	return streams
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -254,8 +255,15 @@ func appendsCommitted(reg *prometheus.Registry) (uint64, error) {
 // readable.
 func startBenchServer(ctx context.Context, st bench.Stores) (*bench.Server, error) {
 	log := slog.New(levelAtLeast{slog.LevelWarn, slog.Default().Handler()}).With("component", "bench server")
-	s, err := openService(ctx, &config{events: st.EventsDSN, read: st.ReadDSN}, allRoles, log)
+	// The stage's stores are scratch, and so is their master key: beside a SQLite store by
+	// default, in a directory of its own otherwise, removed with the server.
+	keyDir, err := os.MkdirTemp("", "orderledger-bench-key-")
 	if err != nil {
+		return nil, err
+	}
+	s, err := openService(ctx, &config{events: st.EventsDSN, read: st.ReadDSN, masterKeyFile: benchMasterKeyFile(st, keyDir)}, allRoles, log)
+	if err != nil {
+		os.RemoveAll(keyDir)
 		return nil, err
 	}
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
@@ -297,6 +305,7 @@ func startBenchServer(ctx context.Context, st bench.Stores) (*bench.Server, erro
 			cancel()
 			wait()
 			s.close()
+			os.RemoveAll(keyDir)
 		},
 	}, nil
 }
@@ -317,4 +326,13 @@ func (h levelAtLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h levelAtLeast) WithGroup(name string) slog.Handler {
 	return levelAtLeast{h.min, h.Handler.WithGroup(name)}
+}
+
+// benchMasterKeyFile is where a bench stage's master key goes: the default beside a SQLite
+// event store, a file in keyDir otherwise.
+func benchMasterKeyFile(st bench.Stores, keyDir string) string {
+	if kind, _ := stores.KindOf(st.EventsDSN); kind == stores.SQLite {
+		return ""
+	}
+	return filepath.Join(keyDir, "master-key")
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/orderledger/orderledger/internal/stores"
+	"github.com/orderledger/orderledger/privacy"
 )
 
 // config is what every command that touches the stores shares.
@@ -20,6 +21,9 @@ type config struct {
 	read     string
 	logLevel string
 	logJSON  bool
+	// masterKeyFile holds the master key that wraps the customers' data keys; empty means
+	// the default beside a SQLite store.
+	masterKeyFile string
 }
 
 // exitError carries an exit status other than 1 (e.g. verify's 1 is a finding, not a crash).
@@ -36,7 +40,11 @@ func main() {
 	stop()
 	if err != nil {
 		var ee *exitError
-		if errors.As(err, &ee) {
+		if privacy.IsMasterKeyError(err) && !errors.As(err, &ee) {
+			// A missing or wrong master key is a configuration to fix, not a failure of the run.
+			ee = &exitError{code: exitCantRun, err: err}
+		}
+		if ee != nil || errors.As(err, &ee) {
 			if ee.err != nil && ee.err.Error() != "" {
 				fmt.Fprintln(os.Stderr, "orderledger:", ee.err)
 			}
@@ -60,6 +68,8 @@ func newRoot() *cobra.Command {
 		"event store DSN: sqlite:PATH, postgres://… or esdb://… (env ORDERLEDGER_EVENTS)")
 	flags.StringVar(&cfg.read, "read", os.Getenv("ORDERLEDGER_READ"),
 		"read store DSN: sqlite:PATH or postgres://… (env ORDERLEDGER_READ; default: the events DSN when that is SQLite or PostgreSQL)")
+	flags.StringVar(&cfg.masterKeyFile, "master-key-file", os.Getenv("ORDERLEDGER_MASTER_KEY_FILE"),
+		"file of the master key that wraps the customers' data keys (env ORDERLEDGER_MASTER_KEY_FILE; default: <sqlite file>.master-key beside a SQLite store, created on a new one; required with PostgreSQL)")
 	flags.StringVar(&cfg.logLevel, "log-level", envOr("ORDERLEDGER_LOG_LEVEL", "info"), "debug, info, warn or error (env ORDERLEDGER_LOG_LEVEL)")
 	flags.BoolVar(&cfg.logJSON, "log-json", os.Getenv("ORDERLEDGER_LOG_JSON") == "1", "log JSON lines instead of text (env ORDERLEDGER_LOG_JSON=1)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
@@ -76,6 +86,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newReplayCmd(cfg))
 	root.AddCommand(newLedgerCmd(cfg))
 	root.AddCommand(newTokensCmd(cfg))
+	root.AddCommand(newKeysCmd(cfg))
 	return root
 }
 

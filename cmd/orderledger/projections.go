@@ -171,6 +171,9 @@ func openProjectionStores(ctx context.Context, cfg *config) (eventstore.Store, *
 	if err != nil {
 		return nil, nil, err
 	}
+	if events, err = cfg.private(ctx, events); err != nil {
+		return nil, nil, err
+	}
 	read, err := projections.OpenReadStore(ctx, readDSN)
 	if err != nil {
 		events.Close()

@@ -57,6 +57,9 @@ Exit 0 when done, 1 when the replay failed, 2 when it could not start.`,
 			if err != nil {
 				return cantRun(err)
 			}
+			if events, err = cfg.private(ctx, events); err != nil {
+				return cantRun(err)
+			}
 			defer events.Close()
 			target, err := projections.OpenReadStore(ctx, cfg.read)
 			if err != nil {

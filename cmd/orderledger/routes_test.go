@@ -152,6 +152,7 @@ func TestReadAnswersMatchTheDocument(t *testing.T) {
 		"/v1/orders/order-1/history?" + after,
 		"/v1/customers?" + after, "/v1/customers?sort=lifetime_value&limit=1&" + after,
 		"/v1/customers/alice?" + after, "/v1/customers/carol?" + after,
+		"/v1/customers/alice/personal-data?" + after, "/v1/customers/carol/personal-data?" + after, "/v1/customers/dave/personal-data",
 		"/v1/inventory?" + after, "/v1/inventory?low_stock=true&" + after,
 		"/v1/inventory/SKU-A?" + after, "/v1/inventory/SKU-C?" + after, "/v1/inventory/SKU-A?as_of=2025-03-01T09:10:00Z",
 		"/v1/purchase-orders?" + after, "/v1/purchase-orders?sku=SKU-B&status=open&" + after,

@@ -30,6 +30,7 @@ import (
 	"github.com/orderledger/orderledger/internal/httpx"
 	"github.com/orderledger/orderledger/internal/openapi"
 	"github.com/orderledger/orderledger/internal/stores"
+	"github.com/orderledger/orderledger/privacy"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/readapi"
 )
@@ -132,6 +133,9 @@ func openService(ctx context.Context, cfg *config, roles []string, log *slog.Log
 	}()
 	if s.events, err = stores.OpenEvents(ctx, cfg.events); err != nil {
 		return nil, fmt.Errorf("open event store %s: %w", stores.Redact(cfg.events), err)
+	}
+	if s.events, err = cfg.private(ctx, s.events); err != nil {
+		return nil, err
 	}
 	if s.read, err = projections.OpenReadStore(ctx, readDSN); err != nil {
 		return nil, fmt.Errorf("open read store %s: %w", stores.Redact(readDSN), err)
@@ -376,7 +380,7 @@ func (s *service) router() *mux.Router {
 			opts = append(opts, readapi.WithBaseCurrency(s.baseCurrency))
 		}
 		readapi.New(s.read, s.events, s.projectors, opts...).Register(router)
-		audit.NewAPI(s.events).Register(router)
+		audit.NewAPI(privacy.Unwrap(s.events)).Register(router)
 		integrations.NewStreamAPI(s.broadcaster).Register(router)
 		s.webhooks.RegisterReads(router)
 		tokens.RegisterReads(router)

@@ -97,7 +97,9 @@ type Invoker interface {
 	CancelOrder(ctx context.Context, request *CancellationRequest, params CancelOrderParams, options ...RequestOption) (CancelOrderRes, error)
 	// ChangeCustomer invokes changeCustomer operation.
 	//
-	// Changes any of name, email, phone and payment_preference.
+	// Changes any of name, email, phone and payment_preference. Once the customer's personal data is
+	// erased, a change to name, email or phone is 409 `customer_erased` (payment_preference may still
+	// change).
 	//
 	// PUT /v1/customers/{id}
 	ChangeCustomer(ctx context.Context, request *ChangeCustomerRequest, params ChangeCustomerParams, options ...RequestOption) (ChangeCustomerRes, error)
@@ -134,6 +136,19 @@ type Invoker interface {
 	//
 	// POST /v1/orders/{id}/deliveries
 	DeliverOrder(ctx context.Context, request *EmptyRequest, params DeliverOrderParams, options ...RequestOption) (DeliverOrderRes, error)
+	// ErasePersonalData invokes erasePersonalData operation.
+	//
+	// Right to erasure (GDPR Art. 17): destroys the customer's data key and records the erasure as a
+	// `CustomerErased.v1` event. Afterwards name, email, phone and every shipping address of theirs are
+	// null on every route (and unreadable in the log, its exports and every rebuild), the customer shows
+	// `erased: true`, and every figure (orders, sales, ledger, lifetime value) stays as it was; hash
+	// chains and digests are untouched. Later writes that would add personal data to the customer are 409
+	// `customer_erased`. Erasing an erased customer answers 200 with the erasure's position. A customer
+	// whose personal data was written before it was encrypted cannot be erased: 409 `erasure_unavailable`,
+	// naming the events that hold it in plaintext. The body is empty or `{}`.
+	//
+	// DELETE /v1/customers/{id}/personal-data
+	ErasePersonalData(ctx context.Context, request *EmptyRequest, params ErasePersonalDataParams, options ...RequestOption) (ErasePersonalDataRes, error)
 	// GetCustomer invokes getCustomer operation.
 	//
 	// The customer's details and order statistics.
@@ -208,6 +223,15 @@ type Invoker interface {
 	//
 	// GET /v1/orders/{id}/history
 	GetOrderHistory(ctx context.Context, params GetOrderHistoryParams, options ...RequestOption) (GetOrderHistoryRes, error)
+	// GetPersonalData invokes getPersonalData operation.
+	//
+	// Right of access (GDPR Art. 15): every name, e-mail, phone and shipping address the log holds about
+	// the customer, each with the event that recorded it and how it is stored, and the read models that
+	// keep a copy. Personal data is stored encrypted under the customer's data key; values are null once
+	// erased. `after` waits for the customers read model, which lists the customer's orders.
+	//
+	// GET /v1/customers/{id}/personal-data
+	GetPersonalData(ctx context.Context, params GetPersonalDataParams, options ...RequestOption) (GetPersonalDataRes, error)
 	// GetReadiness invokes getReadiness operation.
 	//
 	// 200 when the stores are reachable, no projector or the automation has stopped on a broken event,
@@ -292,7 +316,8 @@ type Invoker interface {
 	// PlaceOrder invokes placeOrder operation.
 	//
 	// Places an order (status pending); the automation then reserves stock (confirmed, or backordered on a
-	// shortfall) and invoices a confirmed order.
+	// shortfall) and invoices a confirmed order. An order with a `shipping_address` for a customer whose
+	// personal data was erased is 409 `customer_erased`.
 	//
 	// POST /v1/orders
 	PlaceOrder(ctx context.Context, request *PlaceOrderRequest, params PlaceOrderParams, options ...RequestOption) (PlaceOrderRes, error)
@@ -734,7 +759,9 @@ func (c *Client) sendCancelOrder(ctx context.Context, request *CancellationReque
 
 // ChangeCustomer invokes changeCustomer operation.
 //
-// Changes any of name, email, phone and payment_preference.
+// Changes any of name, email, phone and payment_preference. Once the customer's personal data is
+// erased, a change to name, email or phone is 409 `customer_erased` (payment_preference may still
+// change).
 //
 // PUT /v1/customers/{id}
 func (c *Client) ChangeCustomer(ctx context.Context, request *ChangeCustomerRequest, params ChangeCustomerParams, options ...RequestOption) (ChangeCustomerRes, error) {
@@ -1453,6 +1480,176 @@ func (c *Client) sendDeliverOrder(ctx context.Context, request *EmptyRequest, pa
 	}
 
 	result, err := decodeDeliverOrderResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
+// ErasePersonalData invokes erasePersonalData operation.
+//
+// Right to erasure (GDPR Art. 17): destroys the customer's data key and records the erasure as a
+// `CustomerErased.v1` event. Afterwards name, email, phone and every shipping address of theirs are
+// null on every route (and unreadable in the log, its exports and every rebuild), the customer shows
+// `erased: true`, and every figure (orders, sales, ledger, lifetime value) stays as it was; hash
+// chains and digests are untouched. Later writes that would add personal data to the customer are 409
+// `customer_erased`. Erasing an erased customer answers 200 with the erasure's position. A customer
+// whose personal data was written before it was encrypted cannot be erased: 409 `erasure_unavailable`,
+// naming the events that hold it in plaintext. The body is empty or `{}`.
+//
+// DELETE /v1/customers/{id}/personal-data
+func (c *Client) ErasePersonalData(ctx context.Context, request *EmptyRequest, params ErasePersonalDataParams, options ...RequestOption) (ErasePersonalDataRes, error) {
+	res, err := c.sendErasePersonalData(ctx, request, params, options...)
+	return res, err
+}
+
+func (c *Client) sendErasePersonalData(ctx context.Context, request *EmptyRequest, params ErasePersonalDataParams, requestOptions ...RequestOption) (res ErasePersonalDataRes, err error) {
+
+	var reqCfg requestConfig
+	reqCfg.setDefaults(c.baseClient)
+	for _, o := range requestOptions {
+		o(&reqCfg)
+	}
+
+	u := c.serverURL
+	if override := reqCfg.ServerURL; override != nil {
+		u = override
+	}
+	u = uri.Clone(u)
+	var pathParts [3]string
+	pathParts[0] = "/v1/customers/"
+	{
+		// Encode "id" parameter.
+		e := uri.NewPathEncoder(uri.PathEncoderConfig{
+			Param:   "id",
+			Style:   uri.PathStyleSimple,
+			Explode: false,
+		})
+		if err := func() error {
+			if unwrapped := string(params.ID); true {
+				return e.EncodeValue(conv.StringToString(unwrapped))
+			}
+			return nil
+		}(); err != nil {
+			return res, errors.Wrap(err, "encode path")
+		}
+		encoded, err := e.Result()
+		if err != nil {
+			return res, errors.Wrap(err, "encode path")
+		}
+		pathParts[1] = encoded
+	}
+	pathParts[2] = "/personal-data"
+	uri.AddPathParts(u, pathParts[:]...)
+
+	r, err := ht.NewRequest(ctx, "DELETE", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+	if err := encodeErasePersonalDataRequest(request, r); err != nil {
+		return res, errors.Wrap(err, "encode request")
+	}
+
+	h := uri.NewHeaderEncoder(r.Header)
+	{
+		cfg := uri.HeaderParameterEncodingConfig{
+			Name:    "Idempotency-Key",
+			Explode: false,
+		}
+		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.IdempotencyKey.Get(); ok {
+				return e.EncodeValue(conv.StringToString(val))
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode header")
+		}
+	}
+	{
+		cfg := uri.HeaderParameterEncodingConfig{
+			Name:    "X-Correlation-ID",
+			Explode: false,
+		}
+		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.XCorrelationID.Get(); ok {
+				return e.EncodeValue(conv.StringToString(val))
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode header")
+		}
+	}
+	{
+		cfg := uri.HeaderParameterEncodingConfig{
+			Name:    "X-Actor",
+			Explode: false,
+		}
+		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.XActor.Get(); ok {
+				return e.EncodeValue(conv.StringToString(val))
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode header")
+		}
+	}
+
+	{
+		type bitset = [1]uint8
+		var satisfied bitset
+		{
+
+			switch err := c.securityBearer(ctx, ErasePersonalDataOperation, r); {
+			case err == nil: // if NO error
+				satisfied[0] |= 1 << 0
+			case errors.Is(err, ogenerrors.ErrSkipClientSecurity):
+				// Skip this security.
+			default:
+				return res, errors.Wrap(err, "security \"Bearer\"")
+			}
+		}
+
+		if ok := func() bool {
+		nextRequirement:
+			for _, requirement := range []bitset{
+				{0b00000001},
+			} {
+				for i, mask := range requirement {
+					if satisfied[i]&mask != mask {
+						continue nextRequirement
+					}
+				}
+				return true
+			}
+			return false
+		}(); !ok {
+			return res, ogenerrors.ErrSecurityRequirementIsNotSatisfied
+		}
+	}
+
+	if err := reqCfg.onRequest(r); err != nil {
+		return res, errors.Wrap(err, "edit request")
+	}
+
+	resp, err := reqCfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	if err := reqCfg.onResponse(resp); err != nil {
+		return res, errors.Wrap(err, "edit response")
+	}
+
+	result, err := decodeErasePersonalDataResponse(resp)
 	if err != nil {
 		return res, errors.Wrap(err, "decode response")
 	}
@@ -2779,6 +2976,148 @@ func (c *Client) sendGetOrderHistory(ctx context.Context, params GetOrderHistory
 	}
 
 	result, err := decodeGetOrderHistoryResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
+// GetPersonalData invokes getPersonalData operation.
+//
+// Right of access (GDPR Art. 15): every name, e-mail, phone and shipping address the log holds about
+// the customer, each with the event that recorded it and how it is stored, and the read models that
+// keep a copy. Personal data is stored encrypted under the customer's data key; values are null once
+// erased. `after` waits for the customers read model, which lists the customer's orders.
+//
+// GET /v1/customers/{id}/personal-data
+func (c *Client) GetPersonalData(ctx context.Context, params GetPersonalDataParams, options ...RequestOption) (GetPersonalDataRes, error) {
+	res, err := c.sendGetPersonalData(ctx, params, options...)
+	return res, err
+}
+
+func (c *Client) sendGetPersonalData(ctx context.Context, params GetPersonalDataParams, requestOptions ...RequestOption) (res GetPersonalDataRes, err error) {
+
+	var reqCfg requestConfig
+	reqCfg.setDefaults(c.baseClient)
+	for _, o := range requestOptions {
+		o(&reqCfg)
+	}
+
+	u := c.serverURL
+	if override := reqCfg.ServerURL; override != nil {
+		u = override
+	}
+	u = uri.Clone(u)
+	var pathParts [3]string
+	pathParts[0] = "/v1/customers/"
+	{
+		// Encode "id" parameter.
+		e := uri.NewPathEncoder(uri.PathEncoderConfig{
+			Param:   "id",
+			Style:   uri.PathStyleSimple,
+			Explode: false,
+		})
+		if err := func() error {
+			if unwrapped := string(params.ID); true {
+				return e.EncodeValue(conv.StringToString(unwrapped))
+			}
+			return nil
+		}(); err != nil {
+			return res, errors.Wrap(err, "encode path")
+		}
+		encoded, err := e.Result()
+		if err != nil {
+			return res, errors.Wrap(err, "encode path")
+		}
+		pathParts[1] = encoded
+	}
+	pathParts[2] = "/personal-data"
+	uri.AddPathParts(u, pathParts[:]...)
+
+	q := uri.NewQueryEncoder()
+	{
+		// Encode "after" parameter.
+		cfg := uri.QueryParameterEncodingConfig{
+			Name:    "after",
+			Style:   uri.QueryStyleForm,
+			Explode: true,
+		}
+
+		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.After.Get(); ok {
+				if unwrapped := string(val); true {
+					return e.EncodeValue(conv.StringToString(unwrapped))
+				}
+				return nil
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode query")
+		}
+	}
+	u.RawQuery = q.Values().Encode()
+
+	r, err := ht.NewRequest(ctx, "GET", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+
+	{
+		type bitset = [1]uint8
+		var satisfied bitset
+		{
+
+			switch err := c.securityBearer(ctx, GetPersonalDataOperation, r); {
+			case err == nil: // if NO error
+				satisfied[0] |= 1 << 0
+			case errors.Is(err, ogenerrors.ErrSkipClientSecurity):
+				// Skip this security.
+			default:
+				return res, errors.Wrap(err, "security \"Bearer\"")
+			}
+		}
+
+		if ok := func() bool {
+		nextRequirement:
+			for _, requirement := range []bitset{
+				{0b00000001},
+			} {
+				for i, mask := range requirement {
+					if satisfied[i]&mask != mask {
+						continue nextRequirement
+					}
+				}
+				return true
+			}
+			return false
+		}(); !ok {
+			return res, ogenerrors.ErrSecurityRequirementIsNotSatisfied
+		}
+	}
+
+	if err := reqCfg.onRequest(r); err != nil {
+		return res, errors.Wrap(err, "edit request")
+	}
+
+	resp, err := reqCfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	if err := reqCfg.onResponse(resp); err != nil {
+		return res, errors.Wrap(err, "edit response")
+	}
+
+	result, err := decodeGetPersonalDataResponse(resp)
 	if err != nil {
 		return res, errors.Wrap(err, "decode response")
 	}
@@ -4558,7 +4897,8 @@ func (c *Client) sendListWebhooks(ctx context.Context, requestOptions ...Request
 // PlaceOrder invokes placeOrder operation.
 //
 // Places an order (status pending); the automation then reserves stock (confirmed, or backordered on a
-// shortfall) and invoices a confirmed order.
+// shortfall) and invoices a confirmed order. An order with a `shipping_address` for a customer whose
+// personal data was erased is 409 `customer_erased`.
 //
 // POST /v1/orders
 func (c *Client) PlaceOrder(ctx context.Context, request *PlaceOrderRequest, params PlaceOrderParams, options ...RequestOption) (PlaceOrderRes, error) {

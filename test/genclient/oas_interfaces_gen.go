@@ -29,6 +29,10 @@ type DeliverOrderRes interface {
 	deliverOrderRes()
 }
 
+type ErasePersonalDataRes interface {
+	erasePersonalDataRes()
+}
+
 type GetCustomerRes interface {
 	getCustomerRes()
 }
@@ -67,6 +71,10 @@ type GetOrderHistoryRes interface {
 
 type GetOrderRes interface {
 	getOrderRes()
+}
+
+type GetPersonalDataRes interface {
+	getPersonalDataRes()
 }
 
 type GetReadinessRes interface {

@@ -96,6 +96,22 @@ type DeliverOrderParams struct {
 	ID Identifier
 }
 
+// ErasePersonalDataParams is parameters of erasePersonalData operation.
+type ErasePersonalDataParams struct {
+	// 1..255 printable ASCII characters. A repeat with the same key and the same request returns the same
+	// status and byte-identical body and appends nothing, also after a restart (the answer is kept in the
+	// event store); the same key with another request is a 422. 409 answers are kept too; 400s are not
+	// (nothing was done).
+	IdempotencyKey OptString `json:",omitempty,omitzero"`
+	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
+	// default the command's ID).
+	XCorrelationID OptString `json:",omitempty,omitzero"`
+	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
+	XActor OptString `json:",omitempty,omitzero"`
+	// The customer ID.
+	ID Identifier
+}
+
 // GetCustomerParams is parameters of getCustomer operation.
 type GetCustomerParams struct {
 	// A position a write returned: the answer waits until the read models include everything up to it (at
@@ -191,6 +207,15 @@ type GetOrderHistoryParams struct {
 	// most 10 s, then 504). Malformed: 400.
 	After OptPosition `json:",omitempty,omitzero"`
 	// The order ID.
+	ID Identifier
+}
+
+// GetPersonalDataParams is parameters of getPersonalData operation.
+type GetPersonalDataParams struct {
+	// A position a write returned: the answer waits until the read models include everything up to it (at
+	// most 10 s, then 504). Malformed: 400.
+	After OptPosition `json:",omitempty,omitzero"`
+	// The customer ID.
 	ID Identifier
 }
 

@@ -96,6 +96,22 @@ func encodeDeliverOrderRequest(
 	return nil
 }
 
+func encodeErasePersonalDataRequest(
+	req *EmptyRequest,
+	r *http.Request,
+) error {
+	const contentType = "application/json"
+	e := new(jx.Encoder)
+	{
+		if req != nil {
+			req.Encode(e)
+		}
+	}
+	encoded := e.Bytes()
+	ht.SetBody(r, bytes.NewReader(encoded), contentType)
+	return nil
+}
+
 func encodeIssueRefundRequest(
 	req *RefundRequest,
 	r *http.Request,

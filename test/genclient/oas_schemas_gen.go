@@ -787,6 +787,7 @@ func (*BadReadRequest) getLedgerCurrenciesRes() {}
 func (*BadReadRequest) getLedgerJournalRes()    {}
 func (*BadReadRequest) getOrderHistoryRes()     {}
 func (*BadReadRequest) getOrderRes()            {}
+func (*BadReadRequest) getPersonalDataRes()     {}
 func (*BadReadRequest) getSalesSummaryRes()     {}
 func (*BadReadRequest) getTrialBalanceRes()     {}
 func (*BadReadRequest) listCustomersRes()       {}
@@ -918,6 +919,7 @@ func (*BadRequest) createTokenRes()            {}
 func (*BadRequest) createWebhookRes()          {}
 func (*BadRequest) deleteWebhookRes()          {}
 func (*BadRequest) deliverOrderRes()           {}
+func (*BadRequest) erasePersonalDataRes()      {}
 func (*BadRequest) issueRefundRes()            {}
 func (*BadRequest) placeOrderRes()             {}
 func (*BadRequest) receivePurchaseOrderRes()   {}
@@ -1401,6 +1403,146 @@ func (s *ChainFailureKind) UnmarshalText(data []byte) error {
 		return errors.Errorf("invalid value: %q", data)
 	}
 }
+
+// Merged schema.
+type ChangeCustomerConflict struct {
+	// Https://orderledger.dev/problems/ followed by the code.
+	Type url.URL `json:"type"`
+	// The HTTP status text.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What went wrong, naming the offending field or the rule; for a 5xx a generic sentence (the server
+	// log has the cause).
+	Detail string `json:"detail"`
+	// Merged property.
+	Code ChangeCustomerConflictCode `json:"code"`
+	// The request path.
+	Instance string `json:"instance"`
+}
+
+// GetType returns the value of Type.
+func (s *ChangeCustomerConflict) GetType() url.URL {
+	return s.Type
+}
+
+// GetTitle returns the value of Title.
+func (s *ChangeCustomerConflict) GetTitle() string {
+	return s.Title
+}
+
+// GetStatus returns the value of Status.
+func (s *ChangeCustomerConflict) GetStatus() int {
+	return s.Status
+}
+
+// GetDetail returns the value of Detail.
+func (s *ChangeCustomerConflict) GetDetail() string {
+	return s.Detail
+}
+
+// GetCode returns the value of Code.
+func (s *ChangeCustomerConflict) GetCode() ChangeCustomerConflictCode {
+	return s.Code
+}
+
+// GetInstance returns the value of Instance.
+func (s *ChangeCustomerConflict) GetInstance() string {
+	return s.Instance
+}
+
+// SetType sets the value of Type.
+func (s *ChangeCustomerConflict) SetType(val url.URL) {
+	s.Type = val
+}
+
+// SetTitle sets the value of Title.
+func (s *ChangeCustomerConflict) SetTitle(val string) {
+	s.Title = val
+}
+
+// SetStatus sets the value of Status.
+func (s *ChangeCustomerConflict) SetStatus(val int) {
+	s.Status = val
+}
+
+// SetDetail sets the value of Detail.
+func (s *ChangeCustomerConflict) SetDetail(val string) {
+	s.Detail = val
+}
+
+// SetCode sets the value of Code.
+func (s *ChangeCustomerConflict) SetCode(val ChangeCustomerConflictCode) {
+	s.Code = val
+}
+
+// SetInstance sets the value of Instance.
+func (s *ChangeCustomerConflict) SetInstance(val string) {
+	s.Instance = val
+}
+
+// Merged schema.
+type ChangeCustomerConflictCode string
+
+const (
+	ChangeCustomerConflictCodeCustomerErased ChangeCustomerConflictCode = "customer_erased"
+)
+
+// AllValues returns all ChangeCustomerConflictCode values.
+func (ChangeCustomerConflictCode) AllValues() []ChangeCustomerConflictCode {
+	return []ChangeCustomerConflictCode{
+		ChangeCustomerConflictCodeCustomerErased,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s ChangeCustomerConflictCode) MarshalText() ([]byte, error) {
+	switch s {
+	case ChangeCustomerConflictCodeCustomerErased:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *ChangeCustomerConflictCode) UnmarshalText(data []byte) error {
+	switch ChangeCustomerConflictCode(data) {
+	case ChangeCustomerConflictCodeCustomerErased:
+		*s = ChangeCustomerConflictCodeCustomerErased
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// ChangeCustomerConflictHeaders wraps ChangeCustomerConflict with response headers.
+type ChangeCustomerConflictHeaders struct {
+	IdempotentReplayed OptString
+	Response           ChangeCustomerConflict
+}
+
+// GetIdempotentReplayed returns the value of IdempotentReplayed.
+func (s *ChangeCustomerConflictHeaders) GetIdempotentReplayed() OptString {
+	return s.IdempotentReplayed
+}
+
+// GetResponse returns the value of Response.
+func (s *ChangeCustomerConflictHeaders) GetResponse() ChangeCustomerConflict {
+	return s.Response
+}
+
+// SetIdempotentReplayed sets the value of IdempotentReplayed.
+func (s *ChangeCustomerConflictHeaders) SetIdempotentReplayed(val OptString) {
+	s.IdempotentReplayed = val
+}
+
+// SetResponse sets the value of Response.
+func (s *ChangeCustomerConflictHeaders) SetResponse(val ChangeCustomerConflict) {
+	s.Response = val
+}
+
+func (*ChangeCustomerConflictHeaders) changeCustomerRes() {}
 
 // Merged schema.
 type ChangeCustomerNotFound struct {
@@ -1949,9 +2091,12 @@ type Currency string
 // Ref: #/components/schemas/Customer
 type Customer struct {
 	CustomerID Identifier `json:"customer_id"`
-	Name       string     `json:"name"`
-	Email      string     `json:"email"`
-	Phone      string     `json:"phone"`
+	// Null once the customer's personal data is erased.
+	Name NilString `json:"name"`
+	// Null once the customer's personal data is erased.
+	Email NilString `json:"email"`
+	// Null once the customer's personal data is erased.
+	Phone NilString `json:"phone"`
 	// Card, invoice, cash, bank_transfer, or empty when none was given.
 	PaymentPreference string `json:"payment_preference"`
 	// Every order placed.
@@ -1970,6 +2115,9 @@ type Customer struct {
 	LastOrderAt  NilTimestamp           `json:"last_order_at"`
 	Channels     ChannelCounts          `json:"channels"`
 	RecentOrders []CustomerOrderSummary `json:"recent_orders"`
+	// The customer's personal data was erased (DELETE /v1/customers/{id}/personal-data): name, email and
+	// phone are null, every figure stays.
+	Erased bool `json:"erased"`
 }
 
 // GetCustomerID returns the value of CustomerID.
@@ -1978,17 +2126,17 @@ func (s *Customer) GetCustomerID() Identifier {
 }
 
 // GetName returns the value of Name.
-func (s *Customer) GetName() string {
+func (s *Customer) GetName() NilString {
 	return s.Name
 }
 
 // GetEmail returns the value of Email.
-func (s *Customer) GetEmail() string {
+func (s *Customer) GetEmail() NilString {
 	return s.Email
 }
 
 // GetPhone returns the value of Phone.
-func (s *Customer) GetPhone() string {
+func (s *Customer) GetPhone() NilString {
 	return s.Phone
 }
 
@@ -2037,23 +2185,28 @@ func (s *Customer) GetRecentOrders() []CustomerOrderSummary {
 	return s.RecentOrders
 }
 
+// GetErased returns the value of Erased.
+func (s *Customer) GetErased() bool {
+	return s.Erased
+}
+
 // SetCustomerID sets the value of CustomerID.
 func (s *Customer) SetCustomerID(val Identifier) {
 	s.CustomerID = val
 }
 
 // SetName sets the value of Name.
-func (s *Customer) SetName(val string) {
+func (s *Customer) SetName(val NilString) {
 	s.Name = val
 }
 
 // SetEmail sets the value of Email.
-func (s *Customer) SetEmail(val string) {
+func (s *Customer) SetEmail(val NilString) {
 	s.Email = val
 }
 
 // SetPhone sets the value of Phone.
-func (s *Customer) SetPhone(val string) {
+func (s *Customer) SetPhone(val NilString) {
 	s.Phone = val
 }
 
@@ -2100,6 +2253,11 @@ func (s *Customer) SetChannels(val ChannelCounts) {
 // SetRecentOrders sets the value of RecentOrders.
 func (s *Customer) SetRecentOrders(val []CustomerOrderSummary) {
 	s.RecentOrders = val
+}
+
+// SetErased sets the value of Erased.
+func (s *Customer) SetErased(val bool) {
+	s.Erased = val
 }
 
 func (*Customer) getCustomerRes() {}
@@ -2674,6 +2832,267 @@ func (s *DeliverOrderNotFoundCode) UnmarshalText(data []byte) error {
 type EmptyRequest struct{}
 
 // Merged schema.
+type ErasePersonalDataConflict struct {
+	// Https://orderledger.dev/problems/ followed by the code.
+	Type url.URL `json:"type"`
+	// The HTTP status text.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What went wrong, naming the offending field or the rule; for a 5xx a generic sentence (the server
+	// log has the cause).
+	Detail string `json:"detail"`
+	// Merged property.
+	Code ErasePersonalDataConflictCode `json:"code"`
+	// The request path.
+	Instance string `json:"instance"`
+}
+
+// GetType returns the value of Type.
+func (s *ErasePersonalDataConflict) GetType() url.URL {
+	return s.Type
+}
+
+// GetTitle returns the value of Title.
+func (s *ErasePersonalDataConflict) GetTitle() string {
+	return s.Title
+}
+
+// GetStatus returns the value of Status.
+func (s *ErasePersonalDataConflict) GetStatus() int {
+	return s.Status
+}
+
+// GetDetail returns the value of Detail.
+func (s *ErasePersonalDataConflict) GetDetail() string {
+	return s.Detail
+}
+
+// GetCode returns the value of Code.
+func (s *ErasePersonalDataConflict) GetCode() ErasePersonalDataConflictCode {
+	return s.Code
+}
+
+// GetInstance returns the value of Instance.
+func (s *ErasePersonalDataConflict) GetInstance() string {
+	return s.Instance
+}
+
+// SetType sets the value of Type.
+func (s *ErasePersonalDataConflict) SetType(val url.URL) {
+	s.Type = val
+}
+
+// SetTitle sets the value of Title.
+func (s *ErasePersonalDataConflict) SetTitle(val string) {
+	s.Title = val
+}
+
+// SetStatus sets the value of Status.
+func (s *ErasePersonalDataConflict) SetStatus(val int) {
+	s.Status = val
+}
+
+// SetDetail sets the value of Detail.
+func (s *ErasePersonalDataConflict) SetDetail(val string) {
+	s.Detail = val
+}
+
+// SetCode sets the value of Code.
+func (s *ErasePersonalDataConflict) SetCode(val ErasePersonalDataConflictCode) {
+	s.Code = val
+}
+
+// SetInstance sets the value of Instance.
+func (s *ErasePersonalDataConflict) SetInstance(val string) {
+	s.Instance = val
+}
+
+// Merged schema.
+type ErasePersonalDataConflictCode string
+
+const (
+	ErasePersonalDataConflictCodeErasureUnavailable ErasePersonalDataConflictCode = "erasure_unavailable"
+)
+
+// AllValues returns all ErasePersonalDataConflictCode values.
+func (ErasePersonalDataConflictCode) AllValues() []ErasePersonalDataConflictCode {
+	return []ErasePersonalDataConflictCode{
+		ErasePersonalDataConflictCodeErasureUnavailable,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s ErasePersonalDataConflictCode) MarshalText() ([]byte, error) {
+	switch s {
+	case ErasePersonalDataConflictCodeErasureUnavailable:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *ErasePersonalDataConflictCode) UnmarshalText(data []byte) error {
+	switch ErasePersonalDataConflictCode(data) {
+	case ErasePersonalDataConflictCodeErasureUnavailable:
+		*s = ErasePersonalDataConflictCodeErasureUnavailable
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// ErasePersonalDataConflictHeaders wraps ErasePersonalDataConflict with response headers.
+type ErasePersonalDataConflictHeaders struct {
+	IdempotentReplayed OptString
+	Response           ErasePersonalDataConflict
+}
+
+// GetIdempotentReplayed returns the value of IdempotentReplayed.
+func (s *ErasePersonalDataConflictHeaders) GetIdempotentReplayed() OptString {
+	return s.IdempotentReplayed
+}
+
+// GetResponse returns the value of Response.
+func (s *ErasePersonalDataConflictHeaders) GetResponse() ErasePersonalDataConflict {
+	return s.Response
+}
+
+// SetIdempotentReplayed sets the value of IdempotentReplayed.
+func (s *ErasePersonalDataConflictHeaders) SetIdempotentReplayed(val OptString) {
+	s.IdempotentReplayed = val
+}
+
+// SetResponse sets the value of Response.
+func (s *ErasePersonalDataConflictHeaders) SetResponse(val ErasePersonalDataConflict) {
+	s.Response = val
+}
+
+func (*ErasePersonalDataConflictHeaders) erasePersonalDataRes() {}
+
+// Merged schema.
+type ErasePersonalDataNotFound struct {
+	// Https://orderledger.dev/problems/ followed by the code.
+	Type url.URL `json:"type"`
+	// The HTTP status text.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What went wrong, naming the offending field or the rule; for a 5xx a generic sentence (the server
+	// log has the cause).
+	Detail string `json:"detail"`
+	// Merged property.
+	Code ErasePersonalDataNotFoundCode `json:"code"`
+	// The request path.
+	Instance string `json:"instance"`
+}
+
+// GetType returns the value of Type.
+func (s *ErasePersonalDataNotFound) GetType() url.URL {
+	return s.Type
+}
+
+// GetTitle returns the value of Title.
+func (s *ErasePersonalDataNotFound) GetTitle() string {
+	return s.Title
+}
+
+// GetStatus returns the value of Status.
+func (s *ErasePersonalDataNotFound) GetStatus() int {
+	return s.Status
+}
+
+// GetDetail returns the value of Detail.
+func (s *ErasePersonalDataNotFound) GetDetail() string {
+	return s.Detail
+}
+
+// GetCode returns the value of Code.
+func (s *ErasePersonalDataNotFound) GetCode() ErasePersonalDataNotFoundCode {
+	return s.Code
+}
+
+// GetInstance returns the value of Instance.
+func (s *ErasePersonalDataNotFound) GetInstance() string {
+	return s.Instance
+}
+
+// SetType sets the value of Type.
+func (s *ErasePersonalDataNotFound) SetType(val url.URL) {
+	s.Type = val
+}
+
+// SetTitle sets the value of Title.
+func (s *ErasePersonalDataNotFound) SetTitle(val string) {
+	s.Title = val
+}
+
+// SetStatus sets the value of Status.
+func (s *ErasePersonalDataNotFound) SetStatus(val int) {
+	s.Status = val
+}
+
+// SetDetail sets the value of Detail.
+func (s *ErasePersonalDataNotFound) SetDetail(val string) {
+	s.Detail = val
+}
+
+// SetCode sets the value of Code.
+func (s *ErasePersonalDataNotFound) SetCode(val ErasePersonalDataNotFoundCode) {
+	s.Code = val
+}
+
+// SetInstance sets the value of Instance.
+func (s *ErasePersonalDataNotFound) SetInstance(val string) {
+	s.Instance = val
+}
+
+func (*ErasePersonalDataNotFound) erasePersonalDataRes() {}
+
+// Merged schema.
+type ErasePersonalDataNotFoundCode string
+
+const (
+	ErasePersonalDataNotFoundCodeCustomerNotFound ErasePersonalDataNotFoundCode = "customer_not_found"
+	ErasePersonalDataNotFoundCodeRouteNotFound    ErasePersonalDataNotFoundCode = "route_not_found"
+)
+
+// AllValues returns all ErasePersonalDataNotFoundCode values.
+func (ErasePersonalDataNotFoundCode) AllValues() []ErasePersonalDataNotFoundCode {
+	return []ErasePersonalDataNotFoundCode{
+		ErasePersonalDataNotFoundCodeCustomerNotFound,
+		ErasePersonalDataNotFoundCodeRouteNotFound,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s ErasePersonalDataNotFoundCode) MarshalText() ([]byte, error) {
+	switch s {
+	case ErasePersonalDataNotFoundCodeCustomerNotFound:
+		return []byte(s), nil
+	case ErasePersonalDataNotFoundCodeRouteNotFound:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *ErasePersonalDataNotFoundCode) UnmarshalText(data []byte) error {
+	switch ErasePersonalDataNotFoundCode(data) {
+	case ErasePersonalDataNotFoundCodeCustomerNotFound:
+		*s = ErasePersonalDataNotFoundCodeCustomerNotFound
+		return nil
+	case ErasePersonalDataNotFoundCodeRouteNotFound:
+		*s = ErasePersonalDataNotFoundCodeRouteNotFound
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// Merged schema.
 type Forbidden struct {
 	// Https://orderledger.dev/problems/ followed by the code.
 	Type url.URL `json:"type"`
@@ -2757,6 +3176,7 @@ func (*Forbidden) createTokenRes()            {}
 func (*Forbidden) createWebhookRes()          {}
 func (*Forbidden) deleteWebhookRes()          {}
 func (*Forbidden) deliverOrderRes()           {}
+func (*Forbidden) erasePersonalDataRes()      {}
 func (*Forbidden) getCustomerRes()            {}
 func (*Forbidden) getDailySalesRes()          {}
 func (*Forbidden) getInventoryRes()           {}
@@ -2766,6 +3186,7 @@ func (*Forbidden) getMetricsRes()             {}
 func (*Forbidden) getOpenAPIDocumentRes()     {}
 func (*Forbidden) getOrderHistoryRes()        {}
 func (*Forbidden) getOrderRes()               {}
+func (*Forbidden) getPersonalDataRes()        {}
 func (*Forbidden) getSalesSummaryRes()        {}
 func (*Forbidden) getTrialBalanceRes()        {}
 func (*Forbidden) getWebhookRes()             {}
@@ -3465,6 +3886,127 @@ func (s *GetOrderNotFoundCode) UnmarshalText(data []byte) error {
 	}
 }
 
+// Merged schema.
+type GetPersonalDataNotFound struct {
+	// Https://orderledger.dev/problems/ followed by the code.
+	Type url.URL `json:"type"`
+	// The HTTP status text.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What went wrong, naming the offending field or the rule; for a 5xx a generic sentence (the server
+	// log has the cause).
+	Detail string `json:"detail"`
+	// Merged property.
+	Code GetPersonalDataNotFoundCode `json:"code"`
+	// The request path.
+	Instance string `json:"instance"`
+}
+
+// GetType returns the value of Type.
+func (s *GetPersonalDataNotFound) GetType() url.URL {
+	return s.Type
+}
+
+// GetTitle returns the value of Title.
+func (s *GetPersonalDataNotFound) GetTitle() string {
+	return s.Title
+}
+
+// GetStatus returns the value of Status.
+func (s *GetPersonalDataNotFound) GetStatus() int {
+	return s.Status
+}
+
+// GetDetail returns the value of Detail.
+func (s *GetPersonalDataNotFound) GetDetail() string {
+	return s.Detail
+}
+
+// GetCode returns the value of Code.
+func (s *GetPersonalDataNotFound) GetCode() GetPersonalDataNotFoundCode {
+	return s.Code
+}
+
+// GetInstance returns the value of Instance.
+func (s *GetPersonalDataNotFound) GetInstance() string {
+	return s.Instance
+}
+
+// SetType sets the value of Type.
+func (s *GetPersonalDataNotFound) SetType(val url.URL) {
+	s.Type = val
+}
+
+// SetTitle sets the value of Title.
+func (s *GetPersonalDataNotFound) SetTitle(val string) {
+	s.Title = val
+}
+
+// SetStatus sets the value of Status.
+func (s *GetPersonalDataNotFound) SetStatus(val int) {
+	s.Status = val
+}
+
+// SetDetail sets the value of Detail.
+func (s *GetPersonalDataNotFound) SetDetail(val string) {
+	s.Detail = val
+}
+
+// SetCode sets the value of Code.
+func (s *GetPersonalDataNotFound) SetCode(val GetPersonalDataNotFoundCode) {
+	s.Code = val
+}
+
+// SetInstance sets the value of Instance.
+func (s *GetPersonalDataNotFound) SetInstance(val string) {
+	s.Instance = val
+}
+
+func (*GetPersonalDataNotFound) getPersonalDataRes() {}
+
+// Merged schema.
+type GetPersonalDataNotFoundCode string
+
+const (
+	GetPersonalDataNotFoundCodeCustomerNotFound GetPersonalDataNotFoundCode = "customer_not_found"
+	GetPersonalDataNotFoundCodeRouteNotFound    GetPersonalDataNotFoundCode = "route_not_found"
+)
+
+// AllValues returns all GetPersonalDataNotFoundCode values.
+func (GetPersonalDataNotFoundCode) AllValues() []GetPersonalDataNotFoundCode {
+	return []GetPersonalDataNotFoundCode{
+		GetPersonalDataNotFoundCodeCustomerNotFound,
+		GetPersonalDataNotFoundCodeRouteNotFound,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s GetPersonalDataNotFoundCode) MarshalText() ([]byte, error) {
+	switch s {
+	case GetPersonalDataNotFoundCodeCustomerNotFound:
+		return []byte(s), nil
+	case GetPersonalDataNotFoundCodeRouteNotFound:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *GetPersonalDataNotFoundCode) UnmarshalText(data []byte) error {
+	switch GetPersonalDataNotFoundCode(data) {
+	case GetPersonalDataNotFoundCodeCustomerNotFound:
+		*s = GetPersonalDataNotFoundCodeCustomerNotFound
+		return nil
+	case GetPersonalDataNotFoundCodeRouteNotFound:
+		*s = GetPersonalDataNotFoundCodeRouteNotFound
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
 type GetReadinessOK Readiness
 
 func (*GetReadinessOK) getReadinessRes() {}
@@ -3693,6 +4235,7 @@ func (*IdempotencyKeyReused) cancelOrderRes()            {}
 func (*IdempotencyKeyReused) changeCustomerRes()         {}
 func (*IdempotencyKeyReused) createWebhookRes()          {}
 func (*IdempotencyKeyReused) deliverOrderRes()           {}
+func (*IdempotencyKeyReused) erasePersonalDataRes()      {}
 func (*IdempotencyKeyReused) issueRefundRes()            {}
 func (*IdempotencyKeyReused) placeOrderRes()             {}
 func (*IdempotencyKeyReused) receivePurchaseOrderRes()   {}
@@ -3825,6 +4368,7 @@ func (*InternalError) createTokenRes()            {}
 func (*InternalError) createWebhookRes()          {}
 func (*InternalError) deleteWebhookRes()          {}
 func (*InternalError) deliverOrderRes()           {}
+func (*InternalError) erasePersonalDataRes()      {}
 func (*InternalError) getCustomerRes()            {}
 func (*InternalError) getDailySalesRes()          {}
 func (*InternalError) getHealthRes()              {}
@@ -3835,6 +4379,7 @@ func (*InternalError) getMetricsRes()             {}
 func (*InternalError) getOpenAPIDocumentRes()     {}
 func (*InternalError) getOrderHistoryRes()        {}
 func (*InternalError) getOrderRes()               {}
+func (*InternalError) getPersonalDataRes()        {}
 func (*InternalError) getReadinessRes()           {}
 func (*InternalError) getSalesSummaryRes()        {}
 func (*InternalError) getTrialBalanceRes()        {}
@@ -4677,6 +5222,7 @@ func (*MethodNotAllowedHeaders) createTokenRes()            {}
 func (*MethodNotAllowedHeaders) createWebhookRes()          {}
 func (*MethodNotAllowedHeaders) deleteWebhookRes()          {}
 func (*MethodNotAllowedHeaders) deliverOrderRes()           {}
+func (*MethodNotAllowedHeaders) erasePersonalDataRes()      {}
 func (*MethodNotAllowedHeaders) getCustomerRes()            {}
 func (*MethodNotAllowedHeaders) getDailySalesRes()          {}
 func (*MethodNotAllowedHeaders) getHealthRes()              {}
@@ -4687,6 +5233,7 @@ func (*MethodNotAllowedHeaders) getMetricsRes()             {}
 func (*MethodNotAllowedHeaders) getOpenAPIDocumentRes()     {}
 func (*MethodNotAllowedHeaders) getOrderHistoryRes()        {}
 func (*MethodNotAllowedHeaders) getOrderRes()               {}
+func (*MethodNotAllowedHeaders) getPersonalDataRes()        {}
 func (*MethodNotAllowedHeaders) getReadinessRes()           {}
 func (*MethodNotAllowedHeaders) getSalesSummaryRes()        {}
 func (*MethodNotAllowedHeaders) getTrialBalanceRes()        {}
@@ -6359,6 +6906,7 @@ func (*PayloadTooLarge) changeCustomerRes()         {}
 func (*PayloadTooLarge) createTokenRes()            {}
 func (*PayloadTooLarge) createWebhookRes()          {}
 func (*PayloadTooLarge) deliverOrderRes()           {}
+func (*PayloadTooLarge) erasePersonalDataRes()      {}
 func (*PayloadTooLarge) issueRefundRes()            {}
 func (*PayloadTooLarge) placeOrderRes()             {}
 func (*PayloadTooLarge) receivePurchaseOrderRes()   {}
@@ -6617,6 +7165,329 @@ func (s *PaymentStatus) UnmarshalText(data []byte) error {
 	}
 }
 
+// Everything the ledger holds about a customer that is personal data, with where it came from (GDPR
+// Art. 15).
+// Ref: #/components/schemas/PersonalData
+type PersonalData struct {
+	CustomerID Identifier `json:"customer_id"`
+	// The customer's data key was destroyed: every item's value is null.
+	Erased bool `json:"erased"`
+	// Every personal field recorded in the log: the customer's registration and detail changes, then each
+	// order's shipping address.
+	Items []PersonalDataItem `json:"items"`
+	// Read models that keep a copy of some of it (none once erased).
+	Copies []PersonalDataCopiesItem `json:"copies"`
+}
+
+// GetCustomerID returns the value of CustomerID.
+func (s *PersonalData) GetCustomerID() Identifier {
+	return s.CustomerID
+}
+
+// GetErased returns the value of Erased.
+func (s *PersonalData) GetErased() bool {
+	return s.Erased
+}
+
+// GetItems returns the value of Items.
+func (s *PersonalData) GetItems() []PersonalDataItem {
+	return s.Items
+}
+
+// GetCopies returns the value of Copies.
+func (s *PersonalData) GetCopies() []PersonalDataCopiesItem {
+	return s.Copies
+}
+
+// SetCustomerID sets the value of CustomerID.
+func (s *PersonalData) SetCustomerID(val Identifier) {
+	s.CustomerID = val
+}
+
+// SetErased sets the value of Erased.
+func (s *PersonalData) SetErased(val bool) {
+	s.Erased = val
+}
+
+// SetItems sets the value of Items.
+func (s *PersonalData) SetItems(val []PersonalDataItem) {
+	s.Items = val
+}
+
+// SetCopies sets the value of Copies.
+func (s *PersonalData) SetCopies(val []PersonalDataCopiesItem) {
+	s.Copies = val
+}
+
+func (*PersonalData) getPersonalDataRes() {}
+
+type PersonalDataCopiesItem struct {
+	Table  string   `json:"table"`
+	Fields []string `json:"fields"`
+	// The route that answers it.
+	Route string `json:"route"`
+}
+
+// GetTable returns the value of Table.
+func (s *PersonalDataCopiesItem) GetTable() string {
+	return s.Table
+}
+
+// GetFields returns the value of Fields.
+func (s *PersonalDataCopiesItem) GetFields() []string {
+	return s.Fields
+}
+
+// GetRoute returns the value of Route.
+func (s *PersonalDataCopiesItem) GetRoute() string {
+	return s.Route
+}
+
+// SetTable sets the value of Table.
+func (s *PersonalDataCopiesItem) SetTable(val string) {
+	s.Table = val
+}
+
+// SetFields sets the value of Fields.
+func (s *PersonalDataCopiesItem) SetFields(val []string) {
+	s.Fields = val
+}
+
+// SetRoute sets the value of Route.
+func (s *PersonalDataCopiesItem) SetRoute(val string) {
+	s.Route = val
+}
+
+// Ref: #/components/schemas/PersonalDataItem
+type PersonalDataItem struct {
+	// The personal field.
+	Field PersonalDataItemField `json:"field"`
+	// The value as recorded; null once erased.
+	Value NilString `json:"value"`
+	// How the log holds it: encrypted under the customer's data key; erased (encrypted under a destroyed
+	// key, unreadable); plaintext (written before personal data was encrypted, so it cannot be erased).
+	Stored PersonalDataItemStored `json:"stored"`
+	// The event that recorded it.
+	Source PersonalDataItemSource `json:"source"`
+}
+
+// GetField returns the value of Field.
+func (s *PersonalDataItem) GetField() PersonalDataItemField {
+	return s.Field
+}
+
+// GetValue returns the value of Value.
+func (s *PersonalDataItem) GetValue() NilString {
+	return s.Value
+}
+
+// GetStored returns the value of Stored.
+func (s *PersonalDataItem) GetStored() PersonalDataItemStored {
+	return s.Stored
+}
+
+// GetSource returns the value of Source.
+func (s *PersonalDataItem) GetSource() PersonalDataItemSource {
+	return s.Source
+}
+
+// SetField sets the value of Field.
+func (s *PersonalDataItem) SetField(val PersonalDataItemField) {
+	s.Field = val
+}
+
+// SetValue sets the value of Value.
+func (s *PersonalDataItem) SetValue(val NilString) {
+	s.Value = val
+}
+
+// SetStored sets the value of Stored.
+func (s *PersonalDataItem) SetStored(val PersonalDataItemStored) {
+	s.Stored = val
+}
+
+// SetSource sets the value of Source.
+func (s *PersonalDataItem) SetSource(val PersonalDataItemSource) {
+	s.Source = val
+}
+
+// The personal field.
+type PersonalDataItemField string
+
+const (
+	PersonalDataItemFieldName            PersonalDataItemField = "name"
+	PersonalDataItemFieldEmail           PersonalDataItemField = "email"
+	PersonalDataItemFieldPhone           PersonalDataItemField = "phone"
+	PersonalDataItemFieldShippingAddress PersonalDataItemField = "shipping_address"
+)
+
+// AllValues returns all PersonalDataItemField values.
+func (PersonalDataItemField) AllValues() []PersonalDataItemField {
+	return []PersonalDataItemField{
+		PersonalDataItemFieldName,
+		PersonalDataItemFieldEmail,
+		PersonalDataItemFieldPhone,
+		PersonalDataItemFieldShippingAddress,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s PersonalDataItemField) MarshalText() ([]byte, error) {
+	switch s {
+	case PersonalDataItemFieldName:
+		return []byte(s), nil
+	case PersonalDataItemFieldEmail:
+		return []byte(s), nil
+	case PersonalDataItemFieldPhone:
+		return []byte(s), nil
+	case PersonalDataItemFieldShippingAddress:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *PersonalDataItemField) UnmarshalText(data []byte) error {
+	switch PersonalDataItemField(data) {
+	case PersonalDataItemFieldName:
+		*s = PersonalDataItemFieldName
+		return nil
+	case PersonalDataItemFieldEmail:
+		*s = PersonalDataItemFieldEmail
+		return nil
+	case PersonalDataItemFieldPhone:
+		*s = PersonalDataItemFieldPhone
+		return nil
+	case PersonalDataItemFieldShippingAddress:
+		*s = PersonalDataItemFieldShippingAddress
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// The event that recorded it.
+type PersonalDataItemSource struct {
+	Stream     string    `json:"stream"`
+	Version    int64     `json:"version"`
+	Type       string    `json:"type"`
+	Position   Position  `json:"position"`
+	RecordedAt Timestamp `json:"recorded_at"`
+	// Who sent the command, when known.
+	Actor NilString `json:"actor"`
+}
+
+// GetStream returns the value of Stream.
+func (s *PersonalDataItemSource) GetStream() string {
+	return s.Stream
+}
+
+// GetVersion returns the value of Version.
+func (s *PersonalDataItemSource) GetVersion() int64 {
+	return s.Version
+}
+
+// GetType returns the value of Type.
+func (s *PersonalDataItemSource) GetType() string {
+	return s.Type
+}
+
+// GetPosition returns the value of Position.
+func (s *PersonalDataItemSource) GetPosition() Position {
+	return s.Position
+}
+
+// GetRecordedAt returns the value of RecordedAt.
+func (s *PersonalDataItemSource) GetRecordedAt() Timestamp {
+	return s.RecordedAt
+}
+
+// GetActor returns the value of Actor.
+func (s *PersonalDataItemSource) GetActor() NilString {
+	return s.Actor
+}
+
+// SetStream sets the value of Stream.
+func (s *PersonalDataItemSource) SetStream(val string) {
+	s.Stream = val
+}
+
+// SetVersion sets the value of Version.
+func (s *PersonalDataItemSource) SetVersion(val int64) {
+	s.Version = val
+}
+
+// SetType sets the value of Type.
+func (s *PersonalDataItemSource) SetType(val string) {
+	s.Type = val
+}
+
+// SetPosition sets the value of Position.
+func (s *PersonalDataItemSource) SetPosition(val Position) {
+	s.Position = val
+}
+
+// SetRecordedAt sets the value of RecordedAt.
+func (s *PersonalDataItemSource) SetRecordedAt(val Timestamp) {
+	s.RecordedAt = val
+}
+
+// SetActor sets the value of Actor.
+func (s *PersonalDataItemSource) SetActor(val NilString) {
+	s.Actor = val
+}
+
+// How the log holds it: encrypted under the customer's data key; erased (encrypted under a destroyed
+// key, unreadable); plaintext (written before personal data was encrypted, so it cannot be erased).
+type PersonalDataItemStored string
+
+const (
+	PersonalDataItemStoredEncrypted PersonalDataItemStored = "encrypted"
+	PersonalDataItemStoredErased    PersonalDataItemStored = "erased"
+	PersonalDataItemStoredPlaintext PersonalDataItemStored = "plaintext"
+)
+
+// AllValues returns all PersonalDataItemStored values.
+func (PersonalDataItemStored) AllValues() []PersonalDataItemStored {
+	return []PersonalDataItemStored{
+		PersonalDataItemStoredEncrypted,
+		PersonalDataItemStoredErased,
+		PersonalDataItemStoredPlaintext,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s PersonalDataItemStored) MarshalText() ([]byte, error) {
+	switch s {
+	case PersonalDataItemStoredEncrypted:
+		return []byte(s), nil
+	case PersonalDataItemStoredErased:
+		return []byte(s), nil
+	case PersonalDataItemStoredPlaintext:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *PersonalDataItemStored) UnmarshalText(data []byte) error {
+	switch PersonalDataItemStored(data) {
+	case PersonalDataItemStoredEncrypted:
+		*s = PersonalDataItemStoredEncrypted
+		return nil
+	case PersonalDataItemStoredErased:
+		*s = PersonalDataItemStoredErased
+		return nil
+	case PersonalDataItemStoredPlaintext:
+		*s = PersonalDataItemStoredPlaintext
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
 // Merged schema.
 type PlaceOrderConflict struct {
 	// Https://orderledger.dev/problems/ followed by the code.
@@ -6701,6 +7572,7 @@ const (
 	PlaceOrderConflictCodeUnknownCustomer PlaceOrderConflictCode = "unknown_customer"
 	PlaceOrderConflictCodeUnknownSku      PlaceOrderConflictCode = "unknown_sku"
 	PlaceOrderConflictCodeOrderExists     PlaceOrderConflictCode = "order_exists"
+	PlaceOrderConflictCodeCustomerErased  PlaceOrderConflictCode = "customer_erased"
 )
 
 // AllValues returns all PlaceOrderConflictCode values.
@@ -6709,6 +7581,7 @@ func (PlaceOrderConflictCode) AllValues() []PlaceOrderConflictCode {
 		PlaceOrderConflictCodeUnknownCustomer,
 		PlaceOrderConflictCodeUnknownSku,
 		PlaceOrderConflictCodeOrderExists,
+		PlaceOrderConflictCodeCustomerErased,
 	}
 }
 
@@ -6720,6 +7593,8 @@ func (s PlaceOrderConflictCode) MarshalText() ([]byte, error) {
 	case PlaceOrderConflictCodeUnknownSku:
 		return []byte(s), nil
 	case PlaceOrderConflictCodeOrderExists:
+		return []byte(s), nil
+	case PlaceOrderConflictCodeCustomerErased:
 		return []byte(s), nil
 	default:
 		return nil, errors.Errorf("invalid value: %q", s)
@@ -6737,6 +7612,9 @@ func (s *PlaceOrderConflictCode) UnmarshalText(data []byte) error {
 		return nil
 	case PlaceOrderConflictCodeOrderExists:
 		*s = PlaceOrderConflictCodeOrderExists
+		return nil
+	case PlaceOrderConflictCodeCustomerErased:
+		*s = PlaceOrderConflictCodeCustomerErased
 		return nil
 	default:
 		return errors.Errorf("invalid value: %q", data)
@@ -10816,6 +11694,7 @@ func (*StoreUnavailableHeaders) createTokenRes()            {}
 func (*StoreUnavailableHeaders) createWebhookRes()          {}
 func (*StoreUnavailableHeaders) deleteWebhookRes()          {}
 func (*StoreUnavailableHeaders) deliverOrderRes()           {}
+func (*StoreUnavailableHeaders) erasePersonalDataRes()      {}
 func (*StoreUnavailableHeaders) getCustomerRes()            {}
 func (*StoreUnavailableHeaders) getDailySalesRes()          {}
 func (*StoreUnavailableHeaders) getInventoryRes()           {}
@@ -10823,6 +11702,7 @@ func (*StoreUnavailableHeaders) getLedgerCurrenciesRes()    {}
 func (*StoreUnavailableHeaders) getLedgerJournalRes()       {}
 func (*StoreUnavailableHeaders) getOrderHistoryRes()        {}
 func (*StoreUnavailableHeaders) getOrderRes()               {}
+func (*StoreUnavailableHeaders) getPersonalDataRes()        {}
 func (*StoreUnavailableHeaders) getSalesSummaryRes()        {}
 func (*StoreUnavailableHeaders) getTrialBalanceRes()        {}
 func (*StoreUnavailableHeaders) getWebhookRes()             {}
@@ -11012,6 +11892,7 @@ func (*Timeout) getInventoryRes()        {}
 func (*Timeout) getLedgerCurrenciesRes() {}
 func (*Timeout) getLedgerJournalRes()    {}
 func (*Timeout) getOrderRes()            {}
+func (*Timeout) getPersonalDataRes()     {}
 func (*Timeout) getSalesSummaryRes()     {}
 func (*Timeout) getTrialBalanceRes()     {}
 func (*Timeout) listCustomersRes()       {}
@@ -11404,6 +12285,7 @@ func (*UnauthenticatedHeaders) createTokenRes()            {}
 func (*UnauthenticatedHeaders) createWebhookRes()          {}
 func (*UnauthenticatedHeaders) deleteWebhookRes()          {}
 func (*UnauthenticatedHeaders) deliverOrderRes()           {}
+func (*UnauthenticatedHeaders) erasePersonalDataRes()      {}
 func (*UnauthenticatedHeaders) getCustomerRes()            {}
 func (*UnauthenticatedHeaders) getDailySalesRes()          {}
 func (*UnauthenticatedHeaders) getInventoryRes()           {}
@@ -11413,6 +12295,7 @@ func (*UnauthenticatedHeaders) getMetricsRes()             {}
 func (*UnauthenticatedHeaders) getOpenAPIDocumentRes()     {}
 func (*UnauthenticatedHeaders) getOrderHistoryRes()        {}
 func (*UnauthenticatedHeaders) getOrderRes()               {}
+func (*UnauthenticatedHeaders) getPersonalDataRes()        {}
 func (*UnauthenticatedHeaders) getSalesSummaryRes()        {}
 func (*UnauthenticatedHeaders) getTrialBalanceRes()        {}
 func (*UnauthenticatedHeaders) getWebhookRes()             {}
@@ -12024,6 +12907,7 @@ func (*WriteAcceptedHeaders) adjustStockRes()            {}
 func (*WriteAcceptedHeaders) cancelOrderRes()            {}
 func (*WriteAcceptedHeaders) changeCustomerRes()         {}
 func (*WriteAcceptedHeaders) deliverOrderRes()           {}
+func (*WriteAcceptedHeaders) erasePersonalDataRes()      {}
 func (*WriteAcceptedHeaders) receivePurchaseOrderRes()   {}
 func (*WriteAcceptedHeaders) receiveStockRes()           {}
 func (*WriteAcceptedHeaders) setReplenishmentPolicyRes() {}
