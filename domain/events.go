@@ -15,6 +15,48 @@ type Event interface {
 	EventType() string
 }
 
+// AboutOrder is an event that is part of one order's life, wherever it is stored (the order's
+// own stream, a SKU's stream, a numbering series): AboutOrder names the order. Followers that
+// handle an order's events together (the orders projection, the automation's lanes) ask the
+// event, rather than each keeping a switch over the types.
+type AboutOrder interface {
+	Event
+	AboutOrder() string
+}
+
+// AboutPurchaseOrder is an event that is part of one purchase order's life: AboutPurchaseOrder
+// names it. (StockReceived only refers to a purchase order, when it was one that arrived: it
+// belongs to the SKU's life.)
+type AboutPurchaseOrder interface {
+	Event
+	AboutPurchaseOrder() string
+}
+
+func (e StockAllocated) AboutOrder() string           { return e.OrderID }
+func (e BackorderFilled) AboutOrder() string          { return e.OrderID }
+func (e StockReleased) AboutOrder() string            { return e.OrderID }
+func (e StockShipped) AboutOrder() string             { return e.OrderID }
+func (e StockRestocked) AboutOrder() string           { return e.OrderID }
+func (e OrderPlaced) AboutOrder() string              { return e.OrderID }
+func (e OrderLineAllocated) AboutOrder() string       { return e.OrderID }
+func (e OrderBackordered) AboutOrder() string         { return e.OrderID }
+func (e OrderConfirmed) AboutOrder() string           { return e.OrderID }
+func (e OrderInvoiced) AboutOrder() string            { return e.OrderID }
+func (e PaymentReceived) AboutOrder() string          { return e.OrderID }
+func (e RefundIssued) AboutOrder() string             { return e.OrderID }
+func (e OrderShipped) AboutOrder() string             { return e.OrderID }
+func (e OrderDelivered) AboutOrder() string           { return e.OrderID }
+func (e OrderCompleted) AboutOrder() string           { return e.OrderID }
+func (e OrderCancelled) AboutOrder() string           { return e.OrderID }
+func (e OrderReturned) AboutOrder() string            { return e.OrderID }
+func (e CreditNoteIssued) AboutOrder() string         { return e.OrderID }
+func (e InvoiceNumberAssigned) AboutOrder() string    { return e.OrderID }
+func (e CreditNoteNumberAssigned) AboutOrder() string { return e.OrderID }
+
+func (e ReplenishmentRequested) AboutPurchaseOrder() string { return e.PurchaseOrderID }
+func (e PurchaseOrderRaised) AboutPurchaseOrder() string    { return e.PurchaseOrderID }
+func (e PurchaseOrderReceived) AboutPurchaseOrder() string  { return e.PurchaseOrderID }
+
 // Stream names: "<category>-<id>".
 func CustomerStream(id string) string      { return "customer-" + id }
 func StockStream(sku string) string        { return "stock-" + sku }
@@ -28,6 +70,7 @@ const (
 
 // Customer events.
 
+// CustomerRegistered: a customer was created, with the details given then.
 type CustomerRegistered struct {
 	CustomerID        string    `json:"customer_id"`
 	Name              string    `json:"name"`
@@ -58,6 +101,7 @@ type CustomerErased struct {
 // Stock events: the SKU's stream owns on hand, reservations, the backorder queue and
 // replenishment, so every stock invariant is decided in one place.
 
+// StockReceived: units arrived at the warehouse (a delivery, or a purchase order received).
 type StockReceived struct {
 	SKU             string    `json:"sku"`
 	Quantity        int64     `json:"quantity"`
@@ -66,6 +110,7 @@ type StockReceived struct {
 	ReceivedAt      time.Time `json:"received_at"`
 }
 
+// StockAdjusted: on hand was corrected by a count (positive or negative), with a reason.
 type StockAdjusted struct {
 	SKU        string    `json:"sku"`
 	Delta      int64     `json:"delta"`
@@ -73,6 +118,7 @@ type StockAdjusted struct {
 	AdjustedAt time.Time `json:"adjusted_at"`
 }
 
+// ReplenishmentPolicySet: the SKU's reorder point, reorder quantity and supplier were set.
 type ReplenishmentPolicySet struct {
 	SKU             string    `json:"sku"`
 	ReorderPoint    int64     `json:"reorder_point"`
@@ -137,12 +183,14 @@ type ReplenishmentRequested struct {
 
 // Order events.
 
+// OrderLine is one line of an order: a SKU, a quantity and its unit price in minor units.
 type OrderLine struct {
 	SKU       string `json:"sku"`
 	Quantity  int64  `json:"quantity"`
 	UnitPrice int64  `json:"unit_price"`
 }
 
+// OrderPlaced: an order was taken, with its lines, prices and tax rate; it starts pending.
 type OrderPlaced struct {
 	OrderID         string      `json:"order_id"`
 	CustomerID      string      `json:"customer_id"`
@@ -168,16 +216,19 @@ type OrderLineAllocated struct {
 	AllocatedAt time.Time `json:"allocated_at"`
 }
 
+// OrderBackordered: some of the order's units wait for stock.
 type OrderBackordered struct {
 	OrderID       string    `json:"order_id"`
 	BackorderedAt time.Time `json:"backordered_at"`
 }
 
+// OrderConfirmed: every unit of the order is reserved; it can be invoiced and shipped.
 type OrderConfirmed struct {
 	OrderID     string    `json:"order_id"`
 	ConfirmedAt time.Time `json:"confirmed_at"`
 }
 
+// OrderInvoiced: the order's invoice was issued under its gapless number.
 type OrderInvoiced struct {
 	OrderID       string    `json:"order_id"`
 	CustomerID    string    `json:"customer_id"`
@@ -188,6 +239,7 @@ type OrderInvoiced struct {
 	InvoicedAt    time.Time `json:"invoiced_at"`
 }
 
+// PaymentReceived: money came in against the order.
 type PaymentReceived struct {
 	OrderID    string    `json:"order_id"`
 	PaymentID  string    `json:"payment_id"`
@@ -197,6 +249,7 @@ type PaymentReceived struct {
 	ReceivedAt time.Time `json:"received_at"`
 }
 
+// RefundIssued: money went back to the customer against the order.
 type RefundIssued struct {
 	OrderID    string    `json:"order_id"`
 	RefundID   string    `json:"refund_id"`
@@ -205,11 +258,13 @@ type RefundIssued struct {
 	RefundedAt time.Time `json:"refunded_at"`
 }
 
+// ShippedLine is one line of a shipment.
 type ShippedLine struct {
 	SKU      string `json:"sku"`
 	Quantity int64  `json:"quantity"`
 }
 
+// OrderShipped: the carrier took the order's lines.
 type OrderShipped struct {
 	OrderID        string        `json:"order_id"`
 	Carrier        string        `json:"carrier"`
@@ -218,11 +273,14 @@ type OrderShipped struct {
 	ShippedAt      time.Time     `json:"shipped_at"`
 }
 
+// OrderDelivered: the carrier delivered the order.
 type OrderDelivered struct {
 	OrderID     string    `json:"order_id"`
 	DeliveredAt time.Time `json:"delivered_at"`
 }
 
+// OrderCompleted: the order was delivered and invoiced with nothing outstanding; nothing more
+// is expected of it.
 type OrderCompleted struct {
 	OrderID     string    `json:"order_id"`
 	CompletedAt time.Time `json:"completed_at"`
@@ -238,12 +296,14 @@ type OrderCancelled struct {
 	CancelledAt time.Time     `json:"cancelled_at"`
 }
 
+// ReturnedLine is one line of a return.
 type ReturnedLine struct {
 	SKU       string `json:"sku"`
 	Quantity  int64  `json:"quantity"`
 	UnitPrice int64  `json:"unit_price"`
 }
 
+// OrderReturned: the customer sent back units of a delivered order.
 type OrderReturned struct {
 	OrderID    string         `json:"order_id"`
 	ReturnID   string         `json:"return_id"`
@@ -261,6 +321,7 @@ const (
 	CreditForReturn       = "return"
 )
 
+// CreditNoteIssued: a credit note reversed part or all of the order's invoice (a return or a cancellation).
 type CreditNoteIssued struct {
 	OrderID          string    `json:"order_id"`
 	CustomerID       string    `json:"customer_id"`
@@ -275,12 +336,14 @@ type CreditNoteIssued struct {
 
 // Numbering series events: the series stream's version + 1 is the number.
 
+// InvoiceNumberAssigned: the invoice series gave an order its number (stored in the series' stream).
 type InvoiceNumberAssigned struct {
 	Number     int64     `json:"number"`
 	OrderID    string    `json:"order_id"`
 	AssignedAt time.Time `json:"assigned_at"`
 }
 
+// CreditNoteNumberAssigned: the credit note series gave a credit note its number.
 type CreditNoteNumberAssigned struct {
 	Number     int64     `json:"number"`
 	OrderID    string    `json:"order_id"`
@@ -291,6 +354,7 @@ type CreditNoteNumberAssigned struct {
 
 // Purchase order events.
 
+// PurchaseOrderRaised: a purchase order went to the supplier for a SKU below its reorder point.
 type PurchaseOrderRaised struct {
 	PurchaseOrderID string    `json:"purchase_order_id"`
 	SKU             string    `json:"sku"`
@@ -299,6 +363,7 @@ type PurchaseOrderRaised struct {
 	RaisedAt        time.Time `json:"raised_at"`
 }
 
+// PurchaseOrderReceived: the supplier's delivery for a purchase order arrived.
 type PurchaseOrderReceived struct {
 	PurchaseOrderID string    `json:"purchase_order_id"`
 	SKU             string    `json:"sku"`

@@ -7,16 +7,25 @@ import (
 	"time"
 )
 
-// Order statuses (docs/api.md).
+// OrderStatus is where an order stands in its life (docs/api.md, "Orders").
+type OrderStatus string
+
+// Order statuses: pending → (backordered →) confirmed → shipped → delivered → completed, or
+// cancelled before shipping.
 const (
-	StatusPending     = "pending"
-	StatusBackordered = "backordered"
-	StatusConfirmed   = "confirmed"
-	StatusShipped     = "shipped"
-	StatusDelivered   = "delivered"
-	StatusCompleted   = "completed"
-	StatusCancelled   = "cancelled"
+	StatusPending     OrderStatus = "pending"
+	StatusBackordered OrderStatus = "backordered"
+	StatusConfirmed   OrderStatus = "confirmed"
+	StatusShipped     OrderStatus = "shipped"
+	StatusDelivered   OrderStatus = "delivered"
+	StatusCompleted   OrderStatus = "completed"
+	StatusCancelled   OrderStatus = "cancelled"
 )
+
+// OrderStatuses are every order status, in the order of an order's life.
+var OrderStatuses = []OrderStatus{
+	StatusPending, StatusBackordered, StatusConfirmed, StatusShipped, StatusDelivered, StatusCompleted, StatusCancelled,
+}
 
 // Channels an order comes in through.
 var channels = map[string]bool{"web": true, "store": true, "phone": true}
@@ -41,7 +50,7 @@ type Order struct {
 	Total           int64
 	PaymentMethod   string
 	ShippingAddress string
-	Status          string
+	Status          OrderStatus
 	InvoiceNumber   string
 	Paid            int64
 	Refunded        int64

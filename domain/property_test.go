@@ -224,7 +224,7 @@ func (w *world) pickSKU() string { return rapid.SampledFrom(propSKUs).Draw(w.t, 
 
 // pickOrder draws an order, mostly one in a status the command can act on (so that
 // lifecycles get far) and sometimes any order (so that refusals are tried too).
-func (w *world) pickOrder(useful ...string) (string, bool) {
+func (w *world) pickOrder(useful ...domain.OrderStatus) (string, bool) {
 	if len(w.orders) == 0 {
 		return "", false
 	}
@@ -726,7 +726,7 @@ func (w *world) checkOrder(o domain.Order, invoices, credits domain.Series) {
 	}
 }
 
-func afterConfirmation(status string) bool {
+func afterConfirmation(status domain.OrderStatus) bool {
 	switch status {
 	case domain.StatusConfirmed, domain.StatusShipped, domain.StatusDelivered, domain.StatusCompleted:
 		return true

@@ -67,11 +67,11 @@ type ChannelCounts struct {
 
 // RecentOrder is one of a customer's newest orders.
 type RecentOrder struct {
-	OrderID  string    `json:"order_id"`
-	Status   string    `json:"status"`
-	Currency string    `json:"currency"`
-	Total    int64     `json:"total"`
-	PlacedAt time.Time `json:"placed_at"`
+	OrderID  string             `json:"order_id"`
+	Status   domain.OrderStatus `json:"status"`
+	Currency string             `json:"currency"`
+	Total    int64              `json:"total"`
+	PlacedAt time.Time          `json:"placed_at"`
 }
 
 // customerRow is a row of rm_customers in memory, with the customer's balances per currency
@@ -101,10 +101,11 @@ func (c *customerRow) balance(currency string) *CustomerBalance {
 
 // customerOrderRow is what the customers projector knows of one order (rm_customer_orders).
 type customerOrderRow struct {
-	OrderID, CustomerID, Status, Currency string
-	Total, Credited, Paid, Refunded       int64
-	Invoiced                              bool
-	PlacedAt                              int64
+	OrderID, CustomerID, Currency   string
+	Status                          domain.OrderStatus
+	Total, Credited, Paid, Refunded int64
+	Invoiced                        bool
+	PlacedAt                        int64
 }
 
 func (o *customerOrderRow) outstanding() int64 { return o.Total - o.Credited - o.Paid + o.Refunded }

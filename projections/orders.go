@@ -14,26 +14,26 @@ import (
 
 // Order is the document of GET /v1/orders/{id}.
 type Order struct {
-	OrderID           string       `json:"order_id"`
-	CustomerID        string       `json:"customer_id"`
-	Channel           string       `json:"channel"`
-	Currency          string       `json:"currency"`
-	Status            string       `json:"status"`
-	PaymentStatus     string       `json:"payment_status"`
-	FulfillmentStatus string       `json:"fulfillment_status"`
-	Lines             []OrderLine  `json:"lines"`
-	Subtotal          int64        `json:"subtotal"`
-	Tax               int64        `json:"tax"`
-	Total             int64        `json:"total"`
-	Paid              int64        `json:"paid"`
-	Refunded          int64        `json:"refunded"`
-	Outstanding       int64        `json:"outstanding"`
-	InvoiceNumber     *string      `json:"invoice_number"`
-	CreditNotes       []CreditNote `json:"credit_notes"`
-	Carrier           *string      `json:"carrier"`
-	TrackingNumber    *string      `json:"tracking_number"`
-	PlacedAt          time.Time    `json:"placed_at"`
-	UpdatedAt         time.Time    `json:"updated_at"`
+	OrderID           string             `json:"order_id"`
+	CustomerID        string             `json:"customer_id"`
+	Channel           string             `json:"channel"`
+	Currency          string             `json:"currency"`
+	Status            domain.OrderStatus `json:"status"`
+	PaymentStatus     string             `json:"payment_status"`
+	FulfillmentStatus string             `json:"fulfillment_status"`
+	Lines             []OrderLine        `json:"lines"`
+	Subtotal          int64              `json:"subtotal"`
+	Tax               int64              `json:"tax"`
+	Total             int64              `json:"total"`
+	Paid              int64              `json:"paid"`
+	Refunded          int64              `json:"refunded"`
+	Outstanding       int64              `json:"outstanding"`
+	InvoiceNumber     *string            `json:"invoice_number"`
+	CreditNotes       []CreditNote       `json:"credit_notes"`
+	Carrier           *string            `json:"carrier"`
+	TrackingNumber    *string            `json:"tracking_number"`
+	PlacedAt          time.Time          `json:"placed_at"`
+	UpdatedAt         time.Time          `json:"updated_at"`
 }
 
 // OrderLine is a line of an order with what stock did for it.
@@ -82,7 +82,7 @@ const (
 // FulfillmentStatus is the rule behind an order's fulfillment_status: unfulfilled until it
 // ships; then returned when every unit shipped came back, partially_returned when some did,
 // and otherwise delivered or shipped as the order's status says.
-func FulfillmentStatus(status string, shippedUnits, returnedUnits int64) string {
+func FulfillmentStatus(status domain.OrderStatus, shippedUnits, returnedUnits int64) string {
 	switch {
 	case shippedUnits == 0:
 		return FulfillmentUnfulfilled
@@ -133,15 +133,16 @@ func microsTime(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 // orderRow is a row of rm_orders in memory.
 type orderRow struct {
-	OrderID, CustomerID, Channel, Currency, Status string
-	Lines                                          []OrderLine
-	Subtotal, Tax, Total                           int64
-	Paid, Refunded, Credited                       int64
-	InvoiceNumber                                  string
-	CreditNotes                                    []CreditNote
-	Carrier, TrackingNumber                        string
-	ShippedUnits, ReturnedUnits                    int64
-	PlacedAt, UpdatedAt                            int64
+	OrderID, CustomerID, Channel, Currency string
+	Status                                 domain.OrderStatus
+	Lines                                  []OrderLine
+	Subtotal, Tax, Total                   int64
+	Paid, Refunded, Credited               int64
+	InvoiceNumber                          string
+	CreditNotes                            []CreditNote
+	Carrier, TrackingNumber                string
+	ShippedUnits, ReturnedUnits            int64
+	PlacedAt, UpdatedAt                    int64
 }
 
 func (o *orderRow) outstanding() int64 { return o.Total - o.Credited - o.Paid + o.Refunded }
@@ -245,35 +246,11 @@ type ordersBatch struct {
 	dirty keySet
 }
 
-// orderIDOf returns the order an order stream event is about.
+// orderIDOf returns the order an event of the projection is about (every type it handles is
+// a domain.AboutOrder).
 func orderIDOf(e domain.Event) string {
-	switch e := e.(type) {
-	case domain.OrderPlaced:
-		return e.OrderID
-	case domain.OrderLineAllocated:
-		return e.OrderID
-	case domain.OrderBackordered:
-		return e.OrderID
-	case domain.OrderConfirmed:
-		return e.OrderID
-	case domain.OrderInvoiced:
-		return e.OrderID
-	case domain.PaymentReceived:
-		return e.OrderID
-	case domain.RefundIssued:
-		return e.OrderID
-	case domain.OrderShipped:
-		return e.OrderID
-	case domain.OrderDelivered:
-		return e.OrderID
-	case domain.OrderCompleted:
-		return e.OrderID
-	case domain.OrderCancelled:
-		return e.OrderID
-	case domain.OrderReturned:
-		return e.OrderID
-	case domain.CreditNoteIssued:
-		return e.OrderID
+	if o, ok := e.(domain.AboutOrder); ok {
+		return o.AboutOrder()
 	}
 	return ""
 }
@@ -424,7 +401,7 @@ func (s *ReadStore) Order(ctx context.Context, id string) (Order, error) {
 // OrderFilter selects orders; empty fields select all.
 type OrderFilter struct {
 	CustomerID string
-	Status     string
+	Status     domain.OrderStatus
 	Channel    string
 	// After continues a listing after this order (exclusive).
 	After *OrderKey

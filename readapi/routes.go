@@ -90,10 +90,14 @@ func notFoundAsOf(err error, sentinel error, id string, at time.Time) error {
 	return err
 }
 
-var orderStatuses = []string{
-	domain.StatusPending, domain.StatusBackordered, domain.StatusConfirmed, domain.StatusShipped,
-	domain.StatusDelivered, domain.StatusCompleted, domain.StatusCancelled,
-}
+// orderStatuses are the values ?status= takes.
+var orderStatuses = func() []string {
+	out := make([]string, len(domain.OrderStatuses))
+	for i, s := range domain.OrderStatuses {
+		out[i] = string(s)
+	}
+	return out
+}()
 
 // GET /v1/orders: newest placed first (ties by order_id, descending).
 func (a *API) orders(ctx context.Context, _ *http.Request, q query) (any, error) {
@@ -104,9 +108,11 @@ func (a *API) orders(ctx context.Context, _ *http.Request, q query) (any, error)
 	if f.CustomerID, err = q.idParam("customer_id"); err != nil {
 		return nil, err
 	}
-	if f.Status, err = q.oneOf("status", orderStatuses...); err != nil {
+	status, err := q.oneOf("status", orderStatuses...)
+	if err != nil {
 		return nil, err
 	}
+	f.Status = domain.OrderStatus(status)
 	if f.Channel, err = q.oneOf("channel", "web", "store", "phone"); err != nil {
 		return nil, err
 	}

@@ -55,30 +55,10 @@ func refresher[S any](stream string, fold commands.Fold[S]) func(context.Context
 // order's invoice before its cancellation, a purchase order's raising before its receipt.
 func subject(e domain.Event) string {
 	switch e := e.(type) {
-	case domain.OrderPlaced:
-		return "order:" + e.OrderID
-	case domain.StockAllocated:
-		return "order:" + e.OrderID
-	case domain.BackorderFilled:
-		return "order:" + e.OrderID
-	case domain.OrderConfirmed:
-		return "order:" + e.OrderID
-	case domain.InvoiceNumberAssigned:
-		return "order:" + e.OrderID
-	case domain.OrderInvoiced:
-		return "order:" + e.OrderID
-	case domain.OrderCancelled:
-		return "order:" + e.OrderID
-	case domain.CreditNoteNumberAssigned:
-		return "order:" + e.OrderID
-	case domain.OrderShipped:
-		return "order:" + e.OrderID
-	case domain.OrderReturned:
-		return "order:" + e.OrderID
-	case domain.ReplenishmentRequested:
-		return "purchase_order:" + e.PurchaseOrderID
-	case domain.PurchaseOrderReceived:
-		return "purchase_order:" + e.PurchaseOrderID
+	case domain.AboutOrder:
+		return "order:" + e.AboutOrder()
+	case domain.AboutPurchaseOrder:
+		return "purchase_order:" + e.AboutPurchaseOrder()
 	}
 	return ""
 }
@@ -222,7 +202,7 @@ func assignCreditNote(orderID, reason, returnID string) command {
 // orderStatus reads an order's status and whether it is invoiced, as of version of its stream
 // or later: from the handler's cached fold when that has reached version, which spares a read
 // of the store for each order confirmed and each invoice.
-func orderStatus(ctx context.Context, h *commands.Handler, orderID string, version uint64) (status string, invoiced bool, err error) {
+func orderStatus(ctx context.Context, h *commands.Handler, orderID string, version uint64) (status domain.OrderStatus, invoiced bool, err error) {
 	err = commands.ReadAtLeast(ctx, h, domain.OrderStream(orderID), domain.EvolveOrder, version, func(o domain.Order, _ bool) error {
 		status, invoiced = o.Status, o.Invoiced()
 		return nil

@@ -66,7 +66,7 @@ func returnedPart(i int) bool  { return i%25 == 3 && !cancelledLate(i) }
 // outcome is what a run leaves behind, in a form independent of the order in which
 // concurrent commands happened to land: two correct runs have equal outcomes.
 type outcome struct {
-	Statuses       map[string]int
+	Statuses       map[domain.OrderStatus]int
 	Invoices       []string // the numbers taken, sorted
 	InvoicedOrders []string
 	CreditNotes    []string
@@ -276,7 +276,7 @@ func decodeIf(t *testing.T, ev eventstore.Event) domain.Event {
 // checkScenario checks the invariants on the whole log and returns the outcome.
 func checkScenario(t *testing.T, e *env) outcome {
 	t.Helper()
-	out := outcome{Statuses: map[string]int{}, Stock: map[string]string{}, Events: map[string]int{}, FilledUnits: map[string]int64{}}
+	out := outcome{Statuses: map[domain.OrderStatus]int{}, Stock: map[string]string{}, Events: map[string]int{}, FilledUnits: map[string]int64{}}
 	log := readAll(t, e.store)
 	timingDependent := map[string]bool{
 		domain.OrderBackordered{}.EventType():   true, // an order waits on one line or two
