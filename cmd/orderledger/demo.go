@@ -20,6 +20,7 @@ func newDemoCmd(cfg *config) *cobra.Command {
 		orders      int
 		concurrency int
 		seed        uint64
+		token       string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -28,7 +29,8 @@ func newDemoCmd(cfg *config) *cobra.Command {
 cancelled or returned) through the whole cycle over HTTP, receiving the purchase orders the
 server raises, and print a summary: orders by status, stock, invoices and the trial balance.
 
-With --url it drives a running server. Without it, it starts one in this process on the
+With --url it drives a running server; a server with tokens on takes an admin token
+(--token, or ORDERLEDGER_TOKEN). Without --url it starts one in this process on the
 --events/--read stores (by default the SQLite file under ./data) and stops it afterwards.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -42,8 +44,11 @@ With --url it drives a running server. Without it, it starts one in this process
 				url = "http://" + addr
 				fmt.Fprintf(os.Stderr, "started a server at %s on %s\n", url, cfg.events)
 			}
+			if token == "" {
+				token = os.Getenv("ORDERLEDGER_TOKEN") // not the flag's default: --help would show it
+			}
 			_, err := demo.Run(ctx, demo.Config{
-				BaseURL: url, Orders: orders, Concurrency: concurrency, Seed: seed,
+				BaseURL: url, Token: token, Orders: orders, Concurrency: concurrency, Seed: seed,
 				Out: cmd.OutOrStdout(), Progress: os.Stderr,
 			})
 			return err
@@ -53,6 +58,7 @@ With --url it drives a running server. Without it, it starts one in this process
 	cmd.Flags().IntVar(&orders, "orders", 50, "how many orders to drive through the cycle")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 8, "how many orders are driven at once")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "makes the run repeatable (0: from the clock)")
+	cmd.Flags().StringVar(&token, "token", "", "bearer token for a server with tokens on, of the admin role (env ORDERLEDGER_TOKEN)")
 	return cmd
 }
 

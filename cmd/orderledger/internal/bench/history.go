@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/orderledger/orderledger/client"
 	"github.com/orderledger/orderledger/commands/automation"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/follow"
@@ -178,7 +179,7 @@ func (r *run) serveAfterHistory(ctx context.Context, st Stores, busiest string, 
 	if err != nil {
 		return 0, 0, srv.failed(err)
 	}
-	if _, err := h2.await(ctx, placedOrder.OrderID, placedOrder.Position, "its invoice", func(d orderDoc) bool { return d.InvoiceNumber != nil }); err != nil {
+	if _, err := h2.await(ctx, placedOrder.OrderID, placedOrder.Position, "its invoice", func(d client.Order) bool { return d.InvoiceNumber != nil }); err != nil {
 		return 0, 0, srv.failed(err)
 	}
 	firstInvoice = time.Since(start)
@@ -186,8 +187,8 @@ func (r *run) serveAfterHistory(ctx context.Context, st Stores, busiest string, 
 }
 
 // placeOrderOn posts an order of one line on sku for customer.
-func (h *httpLoad) placeOrderOn(ctx context.Context, customer, sku string) (written, error) {
-	var w written
+func (h *httpLoad) placeOrderOn(ctx context.Context, customer, sku string) (client.Written, error) {
+	var w client.Written
 	err := h.post(ctx, "/v1/orders", map[string]any{
 		"customer_id": customer, "channel": "web", "currency": "EUR",
 		"lines":        []domain.OrderLine{{SKU: sku, Quantity: 1, UnitPrice: 1999}},

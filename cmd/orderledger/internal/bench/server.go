@@ -3,10 +3,8 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -14,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/orderledger/orderledger/client"
 	"github.com/orderledger/orderledger/domain"
 )
 
@@ -308,11 +307,13 @@ func orderLines() []domain.OrderLine {
 	return lines
 }
 
-// httpLoad is the clients' side: keep-alive connections to the server, one per client.
+// httpLoad is the clients' side: keep-alive connections to the server, one per client,
+// through the API's client package with no retries (a failure is a figure's failure).
 type httpLoad struct {
 	base    string
 	clients int
 	http    *http.Client
+	api     *client.Client
 }
 
 func newHTTPLoad(base string, clients int) *httpLoad {
@@ -321,7 +322,9 @@ func newHTTPLoad(base string, clients int) *httpLoad {
 		MaxIdleConnsPerHost: 2 * clients, // the default, 2, would open a connection per request
 		IdleConnTimeout:     time.Minute,
 	}
-	return &httpLoad{base: base, clients: clients, http: &http.Client{Transport: transport, Timeout: time.Minute}}
+	hc := &http.Client{Transport: transport, Timeout: time.Minute}
+	return &httpLoad{base: base, clients: clients, http: hc,
+		api: client.New(base, client.WithHTTPClient(hc), client.WithActor("bench"), client.WithRetries(0, 0))}
 }
 
 func (h *httpLoad) close() { h.http.CloseIdleConnections() }
@@ -345,40 +348,11 @@ func (h *httpLoad) get(ctx context.Context, path string) (int, []byte, error) {
 }
 
 func (h *httpLoad) send(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
-	var reader io.Reader
-	if body != nil {
-		reader = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, h.base+path, reader)
-	if err != nil {
-		return 0, nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("X-Actor", "bench")
-	resp, err := h.http.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	return resp.StatusCode, answer, nil
+	return h.api.Send(ctx, method, path, client.Headers{}, body)
 }
 
 func (h *httpLoad) post(ctx context.Context, path string, body any, out any) error {
-	payload, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	answer, err := h.do(ctx, http.MethodPost, path, payload)
-	if err != nil || out == nil {
-		return err
-	}
-	return json.Unmarshal(answer, out)
+	return h.api.Post(ctx, path, client.Headers{}, body, out)
 }
 
 // seed registers the customers and receives the SKUs' stock, from every client at once.
@@ -421,16 +395,10 @@ feed:
 	return context.Cause(ctx)
 }
 
-// written is what a write answers with.
-type written struct {
-	OrderID  string `json:"order_id"`
-	Position string `json:"position"`
-}
-
 // placeOrder posts an order like the ones the seeded business takes: on the web, one to three
 // lines, tax, a payment method and an address, without an Idempotency-Key.
-func (h *httpLoad) placeOrder(ctx context.Context) (written, error) {
-	var w written
+func (h *httpLoad) placeOrder(ctx context.Context) (client.Written, error) {
+	var w client.Written
 	err := h.post(ctx, "/v1/orders", map[string]any{
 		"customer_id": customerID(rand.IntN(seedCustomers)), "channel": "web", "currency": "EUR",
 		"lines": orderLines(), "tax_rate_bps": 2000, "payment_method": "card", "shipping_address": shippingAddress,
@@ -441,38 +409,10 @@ func (h *httpLoad) placeOrder(ctx context.Context) (written, error) {
 	return w, err
 }
 
-// orderDoc is as much of GET /v1/orders/{id} as the cycle reads.
-type orderDoc struct {
-	Status        string  `json:"status"`
-	Outstanding   int64   `json:"outstanding"`
-	InvoiceNumber *string `json:"invoice_number"`
-}
-
 // await reads the order, including at least position after, until done holds: the server
 // reserves, invoices and completes orders on its own, at its own pace.
-func (h *httpLoad) await(ctx context.Context, id, after, what string, done func(orderDoc) bool) (orderDoc, error) {
-	deadline := time.Now().Add(awaitTimeout)
-	pause := 5 * time.Millisecond
-	for {
-		var doc orderDoc
-		answer, err := h.do(ctx, http.MethodGet, "/v1/orders/"+id+"?after="+after, nil)
-		if err != nil {
-			return doc, err
-		}
-		if err := json.Unmarshal(answer, &doc); err != nil {
-			return doc, err
-		}
-		if done(doc) {
-			return doc, nil
-		}
-		if time.Now().After(deadline) {
-			return doc, fmt.Errorf("order %s: waited %s for %s; it is %s", id, awaitTimeout, what, doc.Status)
-		}
-		if err := sleep(ctx, pause); err != nil {
-			return doc, err
-		}
-		pause = min(2*pause, 100*time.Millisecond)
-	}
+func (h *httpLoad) await(ctx context.Context, id, after, what string, done func(client.Order) bool) (client.Order, error) {
+	return h.api.AwaitOrder(ctx, id, after, what, awaitTimeout, done)
 }
 
 // cycle takes one order from placement to completion: place it, wait for the server to
@@ -484,14 +424,14 @@ func (h *httpLoad) cycle(ctx context.Context) error {
 		return err
 	}
 	id := placed.OrderID
-	doc, err := h.await(ctx, id, placed.Position, "confirmation and invoice", func(d orderDoc) bool {
+	doc, err := h.await(ctx, id, placed.Position, "confirmation and invoice", func(d client.Order) bool {
 		return d.Status == "confirmed" && d.InvoiceNumber != nil
 	})
 	if err != nil {
 		return err
 	}
 	path := "/v1/orders/" + id
-	var last written
+	var last client.Written
 	if err := h.post(ctx, path+"/payments", map[string]any{"amount": doc.Outstanding, "method": "card"}, nil); err != nil {
 		return err
 	}
@@ -501,7 +441,7 @@ func (h *httpLoad) cycle(ctx context.Context) error {
 	if err := h.post(ctx, path+"/deliveries", map[string]any{}, &last); err != nil {
 		return err
 	}
-	_, err = h.await(ctx, id, last.Position, "completion", func(d orderDoc) bool { return d.Status == "completed" })
+	_, err = h.await(ctx, id, last.Position, "completion", func(d client.Order) bool { return d.Status == "completed" })
 	return err
 }
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/orderledger/orderledger/client"
 )
 
 // Config says which server to drive and how much.
@@ -33,6 +35,9 @@ type Config struct {
 	Wait time.Duration
 	// HTTPClient sends the requests (default: one with a 30 s timeout).
 	HTTPClient *http.Client
+	// Token is sent as a bearer token when the server has tokens on: the demo seeds stock,
+	// customers and orders and receives purchase orders, which takes an admin token.
+	Token string
 	// Out receives the summary; nil discards it.
 	Out io.Writer
 	// Progress receives a progress bar; nil shows none.
@@ -75,7 +80,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return nil, fmt.Errorf("demo: base URL %q: %w", cfg.BaseURL, err)
 	}
 	started := time.Now()
-	d := &driver{c: newClient(cfg.BaseURL, cfg.HTTPClient), cfg: cfg}
+	d := &driver{c: client.New(cfg.BaseURL, client.WithHTTPClient(cfg.HTTPClient), client.WithToken(cfg.Token), client.WithActor("demo")), cfg: cfg}
 	plan := newPlan(cfg.Prefix, cfg.Orders, newRand(cfg.Seed))
 
 	if err := d.seed(ctx, plan); err != nil {
@@ -256,24 +261,24 @@ func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed>>1
 
 // driver runs the plan against the server.
 type driver struct {
-	c   *client
+	c   *client.Client
 	cfg Config
 }
 
 // seed receives the opening stock, sets the replenishment policies and registers customers.
 func (d *driver) seed(ctx context.Context, p plan) error {
 	for _, pr := range p.products {
-		if err := d.c.post(ctx, "/v1/inventory/"+pr.sku+"/receipts", p.run+"/opening/"+pr.sku, "",
+		if err := d.post(ctx, "/v1/inventory/"+pr.sku+"/receipts", p.run+"/opening/"+pr.sku, "",
 			map[string]any{"quantity": pr.opening, "reference": "opening stock"}, nil); err != nil {
 			return fmt.Errorf("demo: seed the catalogue: %w", err)
 		}
-		if err := d.c.put(ctx, "/v1/inventory/"+pr.sku+"/replenishment", p.run+"/policy/"+pr.sku,
+		if err := d.put(ctx, "/v1/inventory/"+pr.sku+"/replenishment", p.run+"/policy/"+pr.sku,
 			map[string]any{"reorder_point": pr.reorderPoint, "reorder_quantity": pr.reorderAmount, "supplier": "Kitchenware Wholesale"}, nil); err != nil {
 			return fmt.Errorf("demo: seed the catalogue: %w", err)
 		}
 	}
 	for _, c := range p.customers {
-		if err := d.c.post(ctx, "/v1/customers", p.run+"/customer/"+c.id, "",
+		if err := d.post(ctx, "/v1/customers", p.run+"/customer/"+c.id, "",
 			map[string]any{"customer_id": c.id, "name": c.name, "email": c.email, "payment_preference": c.payment}, nil); err != nil {
 			return fmt.Errorf("demo: register the customers: %w", err)
 		}
@@ -281,30 +286,12 @@ func (d *driver) seed(ctx context.Context, p plan) error {
 	return nil
 }
 
-// orderDoc is what GET /v1/orders/{id} answers, as far as the demo reads it.
-type orderDoc struct {
-	OrderID       string  `json:"order_id"`
-	Channel       string  `json:"channel"`
-	Status        string  `json:"status"`
-	Total         int64   `json:"total"`
-	Outstanding   int64   `json:"outstanding"`
-	InvoiceNumber *string `json:"invoice_number"`
-	CreditNotes   []struct {
-		Number string `json:"credit_note_number"`
-		Reason string `json:"reason"`
-		Total  int64  `json:"total"`
-	} `json:"credit_notes"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
-func (o orderDoc) invoiced() bool { return o.InvoiceNumber != nil && *o.InvoiceNumber != "" }
-
 // drive takes one order through its life: each write is the customer's, the shop's or the
 // warehouse's; in between, the demo waits for the server to do its part.
 func (d *driver) drive(ctx context.Context, o plannedOrder) error {
 	key := func(step string) string { return o.id + "/" + step }
-	var placed written
-	if err := d.c.post(ctx, "/v1/orders", key("place"), o.id, map[string]any{
+	var placed client.Written
+	if err := d.post(ctx, "/v1/orders", key("place"), o.id, map[string]any{
 		"order_id": o.id, "customer_id": o.customer, "channel": o.channel, "currency": demoCurrency,
 		"lines": o.lines, "tax_rate_bps": o.taxRateBps, "payment_method": o.payment,
 		"shipping_address": "1 Demo Street, Sampletown",
@@ -312,12 +299,12 @@ func (d *driver) drive(ctx context.Context, o plannedOrder) error {
 		return err
 	}
 	after := placed.Position
-	if _, err := d.await(ctx, o.id, after, "allocation", func(doc orderDoc) bool { return doc.Status != "pending" }); err != nil {
+	if _, err := d.await(ctx, o.id, after, "allocation", func(doc client.Order) bool { return doc.Status != "pending" }); err != nil {
 		return err
 	}
 	write := func(step, path string, body any) error {
-		var w written
-		if err := d.c.post(ctx, "/v1/orders/"+o.id+path, key(step), o.id, body, &w); err != nil {
+		var w client.Written
+		if err := d.post(ctx, "/v1/orders/"+o.id+path, key(step), o.id, body, &w); err != nil {
 			return err
 		}
 		after = w.Position
@@ -328,11 +315,11 @@ func (d *driver) drive(ctx context.Context, o plannedOrder) error {
 		if err := write("cancel", "/cancellation", map[string]any{"reason": "found it cheaper elsewhere"}); err != nil {
 			return err
 		}
-		_, err := d.await(ctx, o.id, after, "cancellation", func(doc orderDoc) bool { return doc.Status == "cancelled" })
+		_, err := d.await(ctx, o.id, after, "cancellation", func(doc client.Order) bool { return doc.Status == "cancelled" })
 		return err
 	}
 	// A backordered order waits here for the supplier to deliver its purchase order.
-	doc, err := d.await(ctx, o.id, after, "confirmation and invoice", func(doc orderDoc) bool { return doc.Status == "confirmed" && doc.invoiced() })
+	doc, err := d.await(ctx, o.id, after, "confirmation and invoice", func(doc client.Order) bool { return doc.Status == "confirmed" && doc.Invoiced() })
 	if err != nil {
 		return err
 	}
@@ -340,7 +327,7 @@ func (d *driver) drive(ctx context.Context, o plannedOrder) error {
 		if err := write("cancel", "/cancellation", map[string]any{"reason": "ordered by mistake"}); err != nil {
 			return err
 		}
-		_, err := d.await(ctx, o.id, after, "the credit note reversing its invoice", func(doc orderDoc) bool { return doc.Status == "cancelled" && len(doc.CreditNotes) > 0 })
+		_, err := d.await(ctx, o.id, after, "the credit note reversing its invoice", func(doc client.Order) bool { return doc.Status == "cancelled" && len(doc.CreditNotes) > 0 })
 		return err
 	}
 	if err := write("pay", "/payments", map[string]any{"amount": doc.Outstanding, "method": o.payment}); err != nil {
@@ -352,7 +339,7 @@ func (d *driver) drive(ctx context.Context, o plannedOrder) error {
 	if err := write("deliver", "/deliveries", map[string]any{}); err != nil {
 		return err
 	}
-	if _, err := d.await(ctx, o.id, after, "completion", func(doc orderDoc) bool { return doc.Status == "completed" }); err != nil {
+	if _, err := d.await(ctx, o.id, after, "completion", func(doc client.Order) bool { return doc.Status == "completed" }); err != nil {
 		return err
 	}
 	if o.fate != fateReturn {
@@ -362,46 +349,31 @@ func (d *driver) drive(ctx context.Context, o plannedOrder) error {
 	if err := write("return", "/returns", map[string]any{"lines": []map[string]any{{"sku": back.SKU, "quantity": 1}}, "reason": "arrived damaged"}); err != nil {
 		return err
 	}
-	doc, err = d.await(ctx, o.id, after, "the credit note for the return", func(doc orderDoc) bool { return len(doc.CreditNotes) > 0 && doc.Outstanding < 0 })
+	doc, err = d.await(ctx, o.id, after, "the credit note for the return", func(doc client.Order) bool { return len(doc.CreditNotes) > 0 && doc.Outstanding < 0 })
 	if err != nil {
 		return err
 	}
 	if err := write("refund", "/refunds", map[string]any{"amount": -doc.Outstanding, "reference": "return of one " + back.SKU}); err != nil {
 		return err
 	}
-	_, err = d.await(ctx, o.id, after, "the refund", func(doc orderDoc) bool { return doc.Outstanding == 0 })
+	_, err = d.await(ctx, o.id, after, "the refund", func(doc client.Order) bool { return doc.Outstanding == 0 })
 	return err
 }
 
 // await reads the order (including at least position after) until done holds, for at most
 // cfg.Wait.
-func (d *driver) await(ctx context.Context, id, after, what string, done func(orderDoc) bool) (orderDoc, error) {
-	deadline := time.Now().Add(d.cfg.Wait)
-	for {
-		var doc orderDoc
-		if err := d.c.get(ctx, "/v1/orders/"+id, url.Values{"after": {after}}, &doc); err != nil {
-			return doc, err
-		}
-		if done(doc) {
-			return doc, nil
-		}
-		if time.Now().After(deadline) {
-			return doc, fmt.Errorf("waited %s for %s; the order is %s (invoice %v, %d credit notes, outstanding %d)",
-				d.cfg.Wait, what, doc.Status, deref(doc.InvoiceNumber), len(doc.CreditNotes), doc.Outstanding)
-		}
-		select {
-		case <-ctx.Done():
-			return doc, context.Cause(ctx)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+func (d *driver) await(ctx context.Context, id, after, what string, done func(client.Order) bool) (client.Order, error) {
+	return d.c.AwaitOrder(ctx, id, after, what, d.cfg.Wait, done)
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return "none"
-	}
-	return *s
+// post and put write with an idempotency key (so that the client may retry them) and a
+// correlation ID tying an order's writes together.
+func (d *driver) post(ctx context.Context, path, key, correlation string, body, out any) error {
+	return d.c.Post(ctx, path, client.Headers{IdempotencyKey: key, CorrelationID: correlation}, body, out)
+}
+
+func (d *driver) put(ctx context.Context, path, key string, body, out any) error {
+	return d.c.Put(ctx, path, client.Headers{IdempotencyKey: key}, body, out)
 }
 
 // purchaseOrder is an item of GET /v1/purchase-orders.
@@ -441,7 +413,7 @@ func (d *driver) purchaseOrders(ctx context.Context, query url.Values) ([]purcha
 			Items      []purchaseOrder `json:"items"`
 			NextCursor *string         `json:"next_cursor"`
 		}
-		if err := d.c.get(ctx, "/v1/purchase-orders", q, &page); err != nil {
+		if err := d.c.Get(ctx, "/v1/purchase-orders", q, &page); err != nil {
 			return nil, err
 		}
 		all = append(all, page.Items...)
@@ -462,8 +434,8 @@ func (d *driver) deliverOpen(ctx context.Context, p plan) error {
 		if !p.ours(po.SKU) {
 			continue
 		}
-		err := d.c.post(ctx, "/v1/purchase-orders/"+po.ID+"/receipt", p.run+"/receipt/"+po.ID, "", map[string]any{}, nil)
-		var apiErr *APIError
+		err := d.post(ctx, "/v1/purchase-orders/"+po.ID+"/receipt", p.run+"/receipt/"+po.ID, "", map[string]any{}, nil)
+		var apiErr *client.APIError
 		if errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict {
 			continue // received already; the read model had not caught up
 		}
@@ -482,7 +454,7 @@ func (d *driver) receiveRest(ctx context.Context, p plan) error {
 		incoming := int64(0)
 		for _, pr := range p.products {
 			var level StockLevel
-			if err := d.c.get(ctx, "/v1/inventory/"+pr.sku, nil, &level); err != nil {
+			if err := d.c.Get(ctx, "/v1/inventory/"+pr.sku, nil, &level); err != nil {
 				return err
 			}
 			incoming += level.Incoming

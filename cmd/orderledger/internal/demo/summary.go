@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/orderledger/orderledger/client"
 	"github.com/orderledger/orderledger/domain"
 )
 
@@ -83,7 +84,7 @@ func (d *driver) summarize(ctx context.Context, p plan) (*Summary, error) {
 	for i, doc := range docs {
 		s.ByStatus[doc.Status]++
 		s.ByChannel[doc.Channel]++
-		if doc.invoiced() {
+		if doc.Invoiced() {
 			s.Invoices = append(s.Invoices, *doc.InvoiceNumber)
 		}
 		for _, cn := range doc.CreditNotes {
@@ -92,7 +93,7 @@ func (d *driver) summarize(ctx context.Context, p plan) (*Summary, error) {
 		switch {
 		case p.orders[i].fate == fateReturn && len(doc.CreditNotes) > 0:
 			s.Returned++
-		case doc.Status == "cancelled" && doc.invoiced():
+		case doc.Status == "cancelled" && doc.Invoiced():
 			s.CancelledInvoiced++
 		}
 	}
@@ -102,7 +103,7 @@ func (d *driver) summarize(ctx context.Context, p plan) (*Summary, error) {
 
 	for _, pr := range p.products {
 		var level StockLevel
-		if err := d.c.get(ctx, "/v1/inventory/"+pr.sku, nil, &level); err != nil {
+		if err := d.c.Get(ctx, "/v1/inventory/"+pr.sku, nil, &level); err != nil {
 			return nil, err
 		}
 		s.Stock = append(s.Stock, level)
@@ -119,10 +120,10 @@ func (d *driver) summarize(ctx context.Context, p plan) (*Summary, error) {
 			}
 		}
 	}
-	if err := d.c.get(ctx, "/v1/ledger/trial-balance", url.Values{"currency": {demoCurrency}}, &s.TrialBalance); err != nil {
+	if err := d.c.Get(ctx, "/v1/ledger/trial-balance", url.Values{"currency": {demoCurrency}}, &s.TrialBalance); err != nil {
 		return nil, err
 	}
-	if err := d.c.get(ctx, "/v1/sales/summary", url.Values{"currency": {demoCurrency}}, &s.Sales); err != nil {
+	if err := d.c.Get(ctx, "/v1/sales/summary", url.Values{"currency": {demoCurrency}}, &s.Sales); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -131,17 +132,17 @@ func (d *driver) summarize(ctx context.Context, p plan) (*Summary, error) {
 // settle reads every order of the run until two readings half a second apart agree: the
 // server may still be finishing what the last writes set off (a credit note for an order
 // cancelled while its invoice was being recorded).
-func (d *driver) settle(ctx context.Context, p plan) ([]orderDoc, error) {
+func (d *driver) settle(ctx context.Context, p plan) ([]client.Order, error) {
 	deadline := time.Now().Add(d.cfg.Wait)
-	var last []orderDoc
+	var last []client.Order
 	for {
-		docs := make([]orderDoc, len(p.orders))
+		docs := make([]client.Order, len(p.orders))
 		for i, o := range p.orders {
-			if err := d.c.get(ctx, "/v1/orders/"+o.id, nil, &docs[i]); err != nil {
+			if err := d.c.Get(ctx, "/v1/orders/"+o.id, nil, &docs[i]); err != nil {
 				return nil, err
 			}
 		}
-		if slices.EqualFunc(docs, last, func(a, b orderDoc) bool { return a.UpdatedAt.Equal(b.UpdatedAt) && a.Status == b.Status }) || time.Now().After(deadline) {
+		if slices.EqualFunc(docs, last, func(a, b client.Order) bool { return a.UpdatedAt.Equal(b.UpdatedAt) && a.Status == b.Status }) || time.Now().After(deadline) {
 			return docs, nil
 		}
 		last = docs
