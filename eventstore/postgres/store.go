@@ -78,7 +78,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eventstore/postgres: %w", err)
 	}
-	if err := migrate(ctx, pool, migrations); err != nil {
+	if err := migrate(ctx, pool, migrations, functions); err != nil {
 		pool.Close()
 		return nil, wrapErr("open", err)
 	}

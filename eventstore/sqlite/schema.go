@@ -3,50 +3,46 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 )
 
 // component is this package's row in schema_migrations; other packages (the projections) keep
 // their own rows in the same table, possibly in the same file.
 const component = "eventstore"
 
-// migrations[i] brings the schema from version i to version i+1. Released entries never change.
-var migrations = []string{
-	// 1: the log. position is the rowid, which a single writer hands out in commit order.
-	// recorded_at is microseconds since the Unix epoch; metadata is eventstore.EncodeMetadata's
-	// bytes, which the hash covers. The triggers make the log append-only for every connection.
-	`CREATE TABLE events (
-		position    INTEGER PRIMARY KEY,
-		stream      TEXT    NOT NULL,
-		version     INTEGER NOT NULL CHECK (version >= 0),
-		id          BLOB    NOT NULL CHECK (length(id) = 16),
-		type        TEXT    NOT NULL,
-		data        BLOB    NOT NULL,
-		metadata    BLOB    NOT NULL,
-		recorded_at INTEGER NOT NULL,
-		hash        BLOB    NOT NULL CHECK (length(hash) = 32),
-		UNIQUE (stream, version)
-	) STRICT;
-	CREATE UNIQUE INDEX events_stream_id ON events (stream, id);
-	CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
-	BEGIN SELECT RAISE(ABORT, 'events are immutable: UPDATE refused'); END;
-	CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
-	BEGIN SELECT RAISE(ABORT, 'events are immutable: DELETE refused'); END;`,
-	// 2: snapshots of long streams' folded state, beside the log and outside its hash chains
-	// (see eventstore.Snapshot): one row per stream, replaced as the stream grows.
-	`CREATE TABLE snapshots (
-		stream   TEXT    PRIMARY KEY,
-		version  INTEGER NOT NULL CHECK (version >= 0),
-		event_id BLOB    NOT NULL CHECK (length(event_id) = 16),
-		schema   TEXT    NOT NULL,
-		state    BLOB    NOT NULL
-	) STRICT;`,
+// migrations[i] brings the schema from version i to version i+1: the file
+// migrations/000{i+1}_*.sql, embedded in the binary. Released files never change.
+var migrations = readMigrations()
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+func readMigrations() []string {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	out := make([]string, 0, len(entries))
+	for _, e := range entries { // sorted by name
+		b, err := fs.ReadFile(migrationFiles, "migrations/"+e.Name())
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, string(b))
+	}
+	return out
 }
 
 // migrate creates or upgrades the schema in one write transaction, so that processes opening
 // the same file at once migrate it once.
-func migrate(ctx context.Context, db *sql.DB) error {
+func migrate(ctx context.Context, db *sql.DB) error { return migrateTo(ctx, db, migrations) }
+
+// migrateTo applies steps (migrations, or in tests a prefix of it, to make a file as an older
+// release left it).
+func migrateTo(ctx context.Context, db *sql.DB, migrations []string) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)

@@ -1,0 +1,3 @@
+-- Version 2 created orderledger_append_group, which group commit (lane.go) uses. The function
+-- is now kept in functions/orderledger_append_group.sql, a repeatable migration applied after
+-- the numbered ones each time a store opens; this step has nothing left to do.

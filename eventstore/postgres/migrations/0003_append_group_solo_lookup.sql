@@ -1,0 +1,3 @@
+-- Version 3 replaced orderledger_append_group to bound a lookup (see the note in
+-- functions/orderledger_append_group.sql, which holds the function now); this step has
+-- nothing left to do.
