@@ -15,10 +15,12 @@ func run[S, C any](ctx context.Context, h *Handler, stream string, fold Fold[S],
 
 // Customers.
 
+// RegisterCustomer registers a new customer on its own stream (customer-<id>).
 func (h *Handler) RegisterCustomer(ctx context.Context, cmd domain.RegisterCustomer, meta Meta) (Result, error) {
 	return run(ctx, h, domain.CustomerStream(cmd.CustomerID), domain.EvolveCustomer, domain.DecideRegisterCustomer, cmd, meta)
 }
 
+// ChangeCustomerDetails records the customer details that change; a change to nothing appends nothing.
 func (h *Handler) ChangeCustomerDetails(ctx context.Context, cmd domain.ChangeCustomerDetails, meta Meta) (Result, error) {
 	return run(ctx, h, domain.CustomerStream(cmd.CustomerID), domain.EvolveCustomer, domain.DecideChangeCustomerDetails, cmd, meta)
 }
@@ -58,30 +60,37 @@ func (h *Handler) EraseCustomer(ctx context.Context, cmd domain.EraseCustomer, m
 
 // Stock.
 
+// ReceiveStock adds units to a SKU's on hand (creating the SKU on its first receipt) and fills backorders waiting for them.
 func (h *Handler) ReceiveStock(ctx context.Context, cmd domain.ReceiveStock, meta Meta) (Result, error) {
 	return run(ctx, h, domain.StockStream(cmd.SKU), domain.EvolveStock, domain.DecideReceiveStock, cmd, meta)
 }
 
+// AdjustStock corrects a SKU's on hand after a count; it never takes on hand below what is reserved.
 func (h *Handler) AdjustStock(ctx context.Context, cmd domain.AdjustStock, meta Meta) (Result, error) {
 	return run(ctx, h, domain.StockStream(cmd.SKU), domain.EvolveStock, domain.DecideAdjustStock, cmd, meta)
 }
 
+// SetReplenishmentPolicy sets a SKU's reorder point, reorder quantity and supplier.
 func (h *Handler) SetReplenishmentPolicy(ctx context.Context, cmd domain.SetReplenishmentPolicy, meta Meta) (Result, error) {
 	return run(ctx, h, domain.StockStream(cmd.SKU), domain.EvolveStock, domain.DecideSetReplenishmentPolicy, cmd, meta)
 }
 
+// ReserveStock reserves units of a SKU for an order line, backordering what is not available (the automation sends it).
 func (h *Handler) ReserveStock(ctx context.Context, cmd domain.ReserveStock, meta Meta) (Result, error) {
 	return run(ctx, h, domain.StockStream(cmd.SKU), domain.EvolveStock, domain.DecideReserveStock, cmd, meta)
 }
 
+// ReleaseStock frees what a cancelled order held of a SKU and hands it to the oldest backorders.
 func (h *Handler) ReleaseStock(ctx context.Context, cmd domain.ReleaseStock, meta Meta) (Result, error) {
 	return run(ctx, h, domain.StockStream(cmd.SKU), domain.EvolveStock, domain.DecideReleaseStock, cmd, meta)
 }
 
+// ShipStock takes an order's reserved units of a SKU off on hand when the order ships.
 func (h *Handler) ShipStock(ctx context.Context, cmd domain.ShipStock, meta Meta) (Result, error) {
 	return run(ctx, h, domain.StockStream(cmd.SKU), domain.EvolveStock, domain.DecideShipStock, cmd, meta)
 }
 
+// RestockReturn puts returned units of a SKU back on hand.
 func (h *Handler) RestockReturn(ctx context.Context, cmd domain.RestockReturn, meta Meta) (Result, error) {
 	return run(ctx, h, domain.StockStream(cmd.SKU), domain.EvolveStock, domain.DecideRestockReturn, cmd, meta)
 }
@@ -120,58 +129,71 @@ func (h *Handler) PlaceOrder(ctx context.Context, cmd domain.PlaceOrder, meta Me
 	return res, err
 }
 
+// RecordLineAllocation records on the order what the SKU's stream reserved or backordered for one line.
 func (h *Handler) RecordLineAllocation(ctx context.Context, cmd domain.RecordLineAllocation, meta Meta) (Result, error) {
 	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideRecordLineAllocation, cmd, meta)
 }
 
+// RecordInvoice records the invoice number the series gave the order.
 func (h *Handler) RecordInvoice(ctx context.Context, cmd domain.RecordInvoice, meta Meta) (Result, error) {
 	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideRecordInvoice, cmd, meta)
 }
 
+// RecordPayment records money received against the order.
 func (h *Handler) RecordPayment(ctx context.Context, cmd domain.RecordPayment, meta Meta) (Result, error) {
 	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideRecordPayment, cmd, meta)
 }
 
+// IssueRefund records money paid back to the customer against the order.
 func (h *Handler) IssueRefund(ctx context.Context, cmd domain.IssueRefund, meta Meta) (Result, error) {
 	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideIssueRefund, cmd, meta)
 }
 
+// ShipOrder ships a confirmed order with its carrier and tracking number.
 func (h *Handler) ShipOrder(ctx context.Context, cmd domain.ShipOrder, meta Meta) (Result, error) {
 	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideShipOrder, cmd, meta)
 }
 
+// DeliverOrder records the order's delivery, completing it when nothing is outstanding.
 func (h *Handler) DeliverOrder(ctx context.Context, cmd domain.DeliverOrder, meta Meta) (Result, error) {
 	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideDeliverOrder, cmd, meta)
 }
 
+// CancelOrder cancels an order that has not shipped; its stock is released and an invoice reversed.
 func (h *Handler) CancelOrder(ctx context.Context, cmd domain.CancelOrder, meta Meta) (Result, error) {
 	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideCancelOrder, cmd, meta)
 }
 
+// ReturnItems records units sent back from a delivered order.
 func (h *Handler) ReturnItems(ctx context.Context, cmd domain.ReturnItems, meta Meta) (Result, error) {
 	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideReturnItems, cmd, meta)
 }
 
+// RecordCreditNote records a numbered credit note on the order (for a return or a cancellation).
 func (h *Handler) RecordCreditNote(ctx context.Context, cmd domain.RecordCreditNote, meta Meta) (Result, error) {
 	return run(ctx, h, domain.OrderStream(cmd.OrderID), domain.EvolveOrder, domain.DecideRecordCreditNote, cmd, meta)
 }
 
 // Numbering.
 
+// AssignInvoiceNumber takes the next gapless invoice number for an order, once per order.
 func (h *Handler) AssignInvoiceNumber(ctx context.Context, cmd domain.AssignInvoiceNumber, meta Meta) (Result, error) {
 	return run(ctx, h, domain.InvoiceSeriesStream, domain.EvolveSeries, domain.DecideAssignInvoiceNumber, cmd, meta)
 }
 
+// AssignCreditNoteNumber takes the next gapless credit note number for a credit note, once per note.
 func (h *Handler) AssignCreditNoteNumber(ctx context.Context, cmd domain.AssignCreditNoteNumber, meta Meta) (Result, error) {
 	return run(ctx, h, domain.CreditNoteSeriesStream, domain.EvolveSeries, domain.DecideAssignCreditNoteNumber, cmd, meta)
 }
 
 // Purchase orders.
 
+// RaisePurchaseOrder raises a purchase order to a SKU's supplier (the automation sends it below the reorder point).
 func (h *Handler) RaisePurchaseOrder(ctx context.Context, cmd domain.RaisePurchaseOrder, meta Meta) (Result, error) {
 	return run(ctx, h, domain.PurchaseOrderStream(cmd.PurchaseOrderID), domain.EvolvePurchaseOrder, domain.DecideRaisePurchaseOrder, cmd, meta)
 }
 
+// ReceivePurchaseOrder receives a purchase order's delivery; its units go on the SKU's on hand.
 func (h *Handler) ReceivePurchaseOrder(ctx context.Context, cmd domain.ReceivePurchaseOrder, meta Meta) (Result, error) {
 	return run(ctx, h, domain.PurchaseOrderStream(cmd.PurchaseOrderID), domain.EvolvePurchaseOrder, domain.DecideReceivePurchaseOrder, cmd, meta)
 }
