@@ -14,7 +14,9 @@ import (
 // AddAmounts returns a+b or ErrAmountOverflow.
 func AddAmounts(a, b int64) (int64, error) {
 	s := a + b
-	if (b > 0 && s < a) || (b < 0 && s > a) {
+	// Adding a positive b must make the sum larger, and adding zero or a negative b must not;
+	// anything else wrapped around.
+	if (s > a) != (b > 0) {
 		return 0, fmt.Errorf("%w: %d + %d", ErrAmountOverflow, a, b)
 	}
 	return s, nil

@@ -18,6 +18,11 @@ func TestAddAmounts(t *testing.T) {
 		err  error
 	}{
 		{a: 1, b: 2, want: 3},
+		{a: 5, b: 0, want: 5},
+		{a: 5, b: -5, want: 0},
+		{a: -5, b: 0, want: -5},
+		{a: math.MaxInt64, b: 0, want: math.MaxInt64},
+		{a: math.MinInt64, b: 0, want: math.MinInt64},
 		{a: math.MaxInt64 - 1, b: 1, want: math.MaxInt64},
 		{a: math.MaxInt64, b: 1, err: domain.ErrAmountOverflow},
 		{a: 1, b: math.MaxInt64, err: domain.ErrAmountOverflow},
@@ -40,6 +45,8 @@ func TestMulAmount(t *testing.T) {
 		err             error
 	}{
 		{quantity: 3, price: 250, want: 750},
+		{quantity: 0, price: 250, want: 0},
+		{quantity: 0, price: 0, want: 0},
 		{quantity: math.MaxInt64, price: 1, want: math.MaxInt64},
 		{quantity: math.MaxInt64, price: 0, want: 0},
 		{quantity: math.MaxInt64/2 + 1, price: 2, err: domain.ErrAmountOverflow},
