@@ -415,6 +415,22 @@ type OrderKey struct {
 	OrderID  string
 }
 
+// OrderCountsByStatus counts the orders placed at or after since, by status.
+func (s *ReadStore) OrderCountsByStatus(ctx context.Context, since time.Time) (map[string]int64, error) {
+	counts := map[string]int64{}
+	err := queryRows(ctx, s.reads, s.dialect, "SELECT status, COUNT(*) FROM rm_orders WHERE placed_at >= ? GROUP BY status",
+		[]any{since.UnixMicro()}, func(r *sql.Rows) error {
+			var (
+				status string
+				n      int64
+			)
+			err := r.Scan(&status, &n)
+			counts[status] = n
+			return err
+		})
+	return counts, err
+}
+
 // Orders lists orders newest first. next is the key to continue after, nil on the last page.
 func (s *ReadStore) Orders(ctx context.Context, f OrderFilter) (items []Order, next *OrderKey, err error) {
 	var (

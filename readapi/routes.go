@@ -202,15 +202,29 @@ func (a *API) history(ctx context.Context, r *http.Request, _ query) (any, error
 	if err != nil {
 		return nil, err
 	}
-	events := []HistoryEvent{}
+	stored, err := OrderEvents(ctx, a.events, id)
+	if err != nil {
+		return nil, err
+	}
+	events := make([]HistoryEvent, 0, len(stored))
+	for _, e := range stored {
+		events = append(events, HistoryEvent{Position: e.Position, Version: e.Version, Type: e.Type, RecordedAt: e.RecordedAt.UTC(), Data: e.Data})
+	}
+	return struct {
+		Events []HistoryEvent `json:"events"`
+	}{events}, nil
+}
+
+// OrderEvents reads every event of an order's stream, oldest first; an order with none is
+// domain.ErrOrderNotFound. The history route and the dashboard's timeline show them.
+func OrderEvents(ctx context.Context, store eventstore.Store, id string) ([]eventstore.Event, error) {
+	var events []eventstore.Event
 	for from := uint64(0); ; {
-		batch, err := a.events.ReadStream(ctx, domain.OrderStream(id), from, historyPage)
+		batch, err := store.ReadStream(ctx, domain.OrderStream(id), from, historyPage)
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range batch {
-			events = append(events, HistoryEvent{Position: e.Position, Version: e.Version, Type: e.Type, RecordedAt: e.RecordedAt.UTC(), Data: e.Data})
-		}
+		events = append(events, batch...)
 		if len(batch) < historyPage {
 			break
 		}
@@ -219,9 +233,7 @@ func (a *API) history(ctx context.Context, r *http.Request, _ query) (any, error
 	if len(events) == 0 {
 		return nil, fmt.Errorf("%w: %s", domain.ErrOrderNotFound, id)
 	}
-	return struct {
-		Events []HistoryEvent `json:"events"`
-	}{events}, nil
+	return events, nil
 }
 
 // GET /v1/customers/{id}

@@ -23,6 +23,7 @@ import (
 	"github.com/orderledger/orderledger/audit"
 	"github.com/orderledger/orderledger/commands"
 	"github.com/orderledger/orderledger/commands/automation"
+	"github.com/orderledger/orderledger/dashboard"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/follow"
@@ -383,6 +384,7 @@ func (s *service) router() *mux.Router {
 		audit.NewAPI(privacy.Unwrap(s.events)).Register(router)
 		integrations.NewStreamAPI(s.broadcaster).Register(router)
 		s.webhooks.RegisterReads(router)
+		s.dashboard().Register(router)
 		tokens.RegisterReads(router)
 	}
 	router.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -392,6 +394,21 @@ func (s *service) router() *mux.Router {
 	router.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})).Methods(http.MethodGet)
 	router.Handle("/v1/openapi.json", openapi.Handler()).Methods(http.MethodGet)
 	return router
+}
+
+// dashboard is the web dashboard over this process's stores and followers.
+func (s *service) dashboard() *dashboard.Dashboard {
+	src := dashboard.Sources{Read: s.read, Events: s.events, BaseCurrency: s.baseCurrency}
+	if src.BaseCurrency == "" {
+		src.BaseCurrency = readapi.DefaultBaseCurrency
+	}
+	if s.projectors != nil {
+		src.Projections = s.projectors.Status
+	}
+	if s.automation != nil {
+		src.Automation = s.automation.Status
+	}
+	return dashboard.New(src, s.log)
 }
 
 // storeUnreachable is what /readyz says of a store it cannot reach.
