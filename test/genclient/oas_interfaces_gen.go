@@ -21,6 +21,54 @@ type CreateWebhookRes interface {
 	createWebhookRes()
 }
 
+type DashboardAuditDigestRes interface {
+	dashboardAuditDigestRes()
+}
+
+type DashboardAuditRes interface {
+	dashboardAuditRes()
+}
+
+type DashboardAuditVerifyRes interface {
+	dashboardAuditVerifyRes()
+}
+
+type DashboardCustomersRes interface {
+	dashboardCustomersRes()
+}
+
+type DashboardLedgerRes interface {
+	dashboardLedgerRes()
+}
+
+type DashboardOrderRes interface {
+	dashboardOrderRes()
+}
+
+type DashboardOrdersRes interface {
+	dashboardOrdersRes()
+}
+
+type DashboardOverviewRes interface {
+	dashboardOverviewRes()
+}
+
+type DashboardPurchaseOrdersRes interface {
+	dashboardPurchaseOrdersRes()
+}
+
+type DashboardSalesRes interface {
+	dashboardSalesRes()
+}
+
+type DashboardStaticRes interface {
+	dashboardStaticRes()
+}
+
+type DashboardStockRes interface {
+	dashboardStockRes()
+}
+
 type DeleteWebhookRes interface {
 	deleteWebhookRes()
 }

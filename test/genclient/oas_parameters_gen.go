@@ -64,6 +64,60 @@ type CreateWebhookParams struct {
 	XActor OptString `json:",omitempty,omitzero"`
 }
 
+// DashboardCustomersParams is parameters of dashboardCustomers operation.
+type DashboardCustomersParams struct {
+	// The page's own cursor, from its Next page link.
+	Cursor OptString `json:",omitempty,omitzero"`
+}
+
+// DashboardOrderParams is parameters of dashboardOrder operation.
+type DashboardOrderParams struct {
+	// The order ID.
+	ID Identifier
+	// The instant to show the order at.
+	AsOf OptString `json:",omitempty,omitzero"`
+}
+
+// DashboardOrdersParams is parameters of dashboardOrders operation.
+type DashboardOrdersParams struct {
+	// Only orders in this status.
+	Status OptOrderStatus `json:",omitempty,omitzero"`
+	// Only orders from this channel.
+	Channel OptChannel `json:",omitempty,omitzero"`
+	// Only this customer's orders.
+	CustomerID OptString `json:",omitempty,omitzero"`
+	// The page's own cursor, from its Next page link.
+	Cursor OptString `json:",omitempty,omitzero"`
+}
+
+// DashboardPurchaseOrdersParams is parameters of dashboardPurchaseOrders operation.
+type DashboardPurchaseOrdersParams struct {
+	// Open or received.
+	Status OptDashboardPurchaseOrdersStatus `json:",omitempty,omitzero"`
+	// Only this SKU's.
+	Sku OptString `json:",omitempty,omitzero"`
+	// The page's own cursor, from its Next page link.
+	Cursor OptString `json:",omitempty,omitzero"`
+}
+
+// DashboardSalesParams is parameters of dashboardSales operation.
+type DashboardSalesParams struct {
+	// An ISO 4217 code.
+	Currency OptString `json:",omitempty,omitzero"`
+}
+
+// DashboardStaticParams is parameters of dashboardStatic operation.
+type DashboardStaticParams struct {
+	// The file's name.
+	File string
+}
+
+// DashboardStockParams is parameters of dashboardStock operation.
+type DashboardStockParams struct {
+	// The page's own cursor, from its Next page link.
+	Cursor OptString `json:",omitempty,omitzero"`
+}
+
 // DeleteWebhookParams is parameters of deleteWebhook operation.
 type DeleteWebhookParams struct {
 	// 1..255 printable ASCII characters. A repeat with the same key and the same request returns the same

@@ -2445,6 +2445,447 @@ func (s *CustomerRegisteredHeaders) SetResponse(val CustomerRegistered) {
 
 func (*CustomerRegisteredHeaders) registerCustomerRes() {}
 
+type DashboardAuditBadRequest struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardAuditBadRequest) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardAuditBadRequest) dashboardAuditRes() {}
+
+type DashboardAuditDigestBadRequest struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardAuditDigestBadRequest) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardAuditDigestBadRequest) dashboardAuditDigestRes() {}
+
+type DashboardAuditDigestOK struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardAuditDigestOK) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardAuditDigestOK) dashboardAuditDigestRes() {}
+
+type DashboardAuditOK struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardAuditOK) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardAuditOK) dashboardAuditRes() {}
+
+type DashboardAuditVerifyBadRequest struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardAuditVerifyBadRequest) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardAuditVerifyBadRequest) dashboardAuditVerifyRes() {}
+
+type DashboardAuditVerifyOK struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardAuditVerifyOK) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardAuditVerifyOK) dashboardAuditVerifyRes() {}
+
+type DashboardCustomersBadRequest struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardCustomersBadRequest) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardCustomersBadRequest) dashboardCustomersRes() {}
+
+type DashboardCustomersOK struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardCustomersOK) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardCustomersOK) dashboardCustomersRes() {}
+
+type DashboardLedgerBadRequest struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardLedgerBadRequest) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardLedgerBadRequest) dashboardLedgerRes() {}
+
+type DashboardLedgerOK struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardLedgerOK) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardLedgerOK) dashboardLedgerRes() {}
+
+type DashboardOrderBadRequest struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardOrderBadRequest) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardOrderBadRequest) dashboardOrderRes() {}
+
+type DashboardOrderOK struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardOrderOK) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardOrderOK) dashboardOrderRes() {}
+
+type DashboardOrdersBadRequest struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardOrdersBadRequest) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardOrdersBadRequest) dashboardOrdersRes() {}
+
+type DashboardOrdersOK struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardOrdersOK) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardOrdersOK) dashboardOrdersRes() {}
+
+type DashboardOverviewBadRequest struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardOverviewBadRequest) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardOverviewBadRequest) dashboardOverviewRes() {}
+
+type DashboardOverviewOK struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardOverviewOK) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardOverviewOK) dashboardOverviewRes() {}
+
+type DashboardPurchaseOrdersBadRequest struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardPurchaseOrdersBadRequest) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardPurchaseOrdersBadRequest) dashboardPurchaseOrdersRes() {}
+
+type DashboardPurchaseOrdersOK struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardPurchaseOrdersOK) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardPurchaseOrdersOK) dashboardPurchaseOrdersRes() {}
+
+type DashboardPurchaseOrdersStatus string
+
+const (
+	DashboardPurchaseOrdersStatusOpen     DashboardPurchaseOrdersStatus = "open"
+	DashboardPurchaseOrdersStatusReceived DashboardPurchaseOrdersStatus = "received"
+)
+
+// AllValues returns all DashboardPurchaseOrdersStatus values.
+func (DashboardPurchaseOrdersStatus) AllValues() []DashboardPurchaseOrdersStatus {
+	return []DashboardPurchaseOrdersStatus{
+		DashboardPurchaseOrdersStatusOpen,
+		DashboardPurchaseOrdersStatusReceived,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s DashboardPurchaseOrdersStatus) MarshalText() ([]byte, error) {
+	switch s {
+	case DashboardPurchaseOrdersStatusOpen:
+		return []byte(s), nil
+	case DashboardPurchaseOrdersStatusReceived:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *DashboardPurchaseOrdersStatus) UnmarshalText(data []byte) error {
+	switch DashboardPurchaseOrdersStatus(data) {
+	case DashboardPurchaseOrdersStatusOpen:
+		*s = DashboardPurchaseOrdersStatusOpen
+		return nil
+	case DashboardPurchaseOrdersStatusReceived:
+		*s = DashboardPurchaseOrdersStatusReceived
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+type DashboardSalesBadRequest struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardSalesBadRequest) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardSalesBadRequest) dashboardSalesRes() {}
+
+type DashboardSalesOK struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardSalesOK) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardSalesOK) dashboardSalesRes() {}
+
+type DashboardStaticOKTextCSSCharsetUtf8 struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardStaticOKTextCSSCharsetUtf8) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardStaticOKTextCSSCharsetUtf8) dashboardStaticRes() {}
+
+type DashboardStaticOKTextJavascriptCharsetUtf8 struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardStaticOKTextJavascriptCharsetUtf8) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardStaticOKTextJavascriptCharsetUtf8) dashboardStaticRes() {}
+
+type DashboardStaticOKTextPlainCharsetUtf8 struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardStaticOKTextPlainCharsetUtf8) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardStaticOKTextPlainCharsetUtf8) dashboardStaticRes() {}
+
+type DashboardStockBadRequest struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardStockBadRequest) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardStockBadRequest) dashboardStockRes() {}
+
+type DashboardStockOK struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardStockOK) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardStockOK) dashboardStockRes() {}
+
 // Merged schema.
 type DeleteWebhookNotFound struct {
 	// Https://orderledger.dev/problems/ followed by the code.
@@ -3169,47 +3610,59 @@ func (s *Forbidden) SetInstance(val string) {
 	s.Instance = val
 }
 
-func (*Forbidden) adjustStockRes()            {}
-func (*Forbidden) cancelOrderRes()            {}
-func (*Forbidden) changeCustomerRes()         {}
-func (*Forbidden) createTokenRes()            {}
-func (*Forbidden) createWebhookRes()          {}
-func (*Forbidden) deleteWebhookRes()          {}
-func (*Forbidden) deliverOrderRes()           {}
-func (*Forbidden) erasePersonalDataRes()      {}
-func (*Forbidden) getCustomerRes()            {}
-func (*Forbidden) getDailySalesRes()          {}
-func (*Forbidden) getInventoryRes()           {}
-func (*Forbidden) getLedgerCurrenciesRes()    {}
-func (*Forbidden) getLedgerJournalRes()       {}
-func (*Forbidden) getMetricsRes()             {}
-func (*Forbidden) getOpenAPIDocumentRes()     {}
-func (*Forbidden) getOrderHistoryRes()        {}
-func (*Forbidden) getOrderRes()               {}
-func (*Forbidden) getPersonalDataRes()        {}
-func (*Forbidden) getSalesSummaryRes()        {}
-func (*Forbidden) getTrialBalanceRes()        {}
-func (*Forbidden) getWebhookRes()             {}
-func (*Forbidden) issueRefundRes()            {}
-func (*Forbidden) listCustomersRes()          {}
-func (*Forbidden) listInventoryRes()          {}
-func (*Forbidden) listLedgerEntriesRes()      {}
-func (*Forbidden) listOrdersRes()             {}
-func (*Forbidden) listPurchaseOrdersRes()     {}
-func (*Forbidden) listTokensRes()             {}
-func (*Forbidden) listWebhooksRes()           {}
-func (*Forbidden) placeOrderRes()             {}
-func (*Forbidden) receivePurchaseOrderRes()   {}
-func (*Forbidden) receiveStockRes()           {}
-func (*Forbidden) recordPaymentRes()          {}
-func (*Forbidden) registerCustomerRes()       {}
-func (*Forbidden) resumeWebhookRes()          {}
-func (*Forbidden) returnItemsRes()            {}
-func (*Forbidden) revokeTokenRes()            {}
-func (*Forbidden) setReplenishmentPolicyRes() {}
-func (*Forbidden) shipOrderRes()              {}
-func (*Forbidden) streamEventsRes()           {}
-func (*Forbidden) verifyHashChainsRes()       {}
+func (*Forbidden) adjustStockRes()             {}
+func (*Forbidden) cancelOrderRes()             {}
+func (*Forbidden) changeCustomerRes()          {}
+func (*Forbidden) createTokenRes()             {}
+func (*Forbidden) createWebhookRes()           {}
+func (*Forbidden) dashboardAuditDigestRes()    {}
+func (*Forbidden) dashboardAuditRes()          {}
+func (*Forbidden) dashboardAuditVerifyRes()    {}
+func (*Forbidden) dashboardCustomersRes()      {}
+func (*Forbidden) dashboardLedgerRes()         {}
+func (*Forbidden) dashboardOrderRes()          {}
+func (*Forbidden) dashboardOrdersRes()         {}
+func (*Forbidden) dashboardOverviewRes()       {}
+func (*Forbidden) dashboardPurchaseOrdersRes() {}
+func (*Forbidden) dashboardSalesRes()          {}
+func (*Forbidden) dashboardStaticRes()         {}
+func (*Forbidden) dashboardStockRes()          {}
+func (*Forbidden) deleteWebhookRes()           {}
+func (*Forbidden) deliverOrderRes()            {}
+func (*Forbidden) erasePersonalDataRes()       {}
+func (*Forbidden) getCustomerRes()             {}
+func (*Forbidden) getDailySalesRes()           {}
+func (*Forbidden) getInventoryRes()            {}
+func (*Forbidden) getLedgerCurrenciesRes()     {}
+func (*Forbidden) getLedgerJournalRes()        {}
+func (*Forbidden) getMetricsRes()              {}
+func (*Forbidden) getOpenAPIDocumentRes()      {}
+func (*Forbidden) getOrderHistoryRes()         {}
+func (*Forbidden) getOrderRes()                {}
+func (*Forbidden) getPersonalDataRes()         {}
+func (*Forbidden) getSalesSummaryRes()         {}
+func (*Forbidden) getTrialBalanceRes()         {}
+func (*Forbidden) getWebhookRes()              {}
+func (*Forbidden) issueRefundRes()             {}
+func (*Forbidden) listCustomersRes()           {}
+func (*Forbidden) listInventoryRes()           {}
+func (*Forbidden) listLedgerEntriesRes()       {}
+func (*Forbidden) listOrdersRes()              {}
+func (*Forbidden) listPurchaseOrdersRes()      {}
+func (*Forbidden) listTokensRes()              {}
+func (*Forbidden) listWebhooksRes()            {}
+func (*Forbidden) placeOrderRes()              {}
+func (*Forbidden) receivePurchaseOrderRes()    {}
+func (*Forbidden) receiveStockRes()            {}
+func (*Forbidden) recordPaymentRes()           {}
+func (*Forbidden) registerCustomerRes()        {}
+func (*Forbidden) resumeWebhookRes()           {}
+func (*Forbidden) returnItemsRes()             {}
+func (*Forbidden) revokeTokenRes()             {}
+func (*Forbidden) setReplenishmentPolicyRes()  {}
+func (*Forbidden) shipOrderRes()               {}
+func (*Forbidden) streamEventsRes()            {}
+func (*Forbidden) verifyHashChainsRes()        {}
 
 // Merged schema.
 type ForbiddenCode string
@@ -4361,49 +4814,61 @@ func (s *InternalError) SetInstance(val string) {
 	s.Instance = val
 }
 
-func (*InternalError) adjustStockRes()            {}
-func (*InternalError) cancelOrderRes()            {}
-func (*InternalError) changeCustomerRes()         {}
-func (*InternalError) createTokenRes()            {}
-func (*InternalError) createWebhookRes()          {}
-func (*InternalError) deleteWebhookRes()          {}
-func (*InternalError) deliverOrderRes()           {}
-func (*InternalError) erasePersonalDataRes()      {}
-func (*InternalError) getCustomerRes()            {}
-func (*InternalError) getDailySalesRes()          {}
-func (*InternalError) getHealthRes()              {}
-func (*InternalError) getInventoryRes()           {}
-func (*InternalError) getLedgerCurrenciesRes()    {}
-func (*InternalError) getLedgerJournalRes()       {}
-func (*InternalError) getMetricsRes()             {}
-func (*InternalError) getOpenAPIDocumentRes()     {}
-func (*InternalError) getOrderHistoryRes()        {}
-func (*InternalError) getOrderRes()               {}
-func (*InternalError) getPersonalDataRes()        {}
-func (*InternalError) getReadinessRes()           {}
-func (*InternalError) getSalesSummaryRes()        {}
-func (*InternalError) getTrialBalanceRes()        {}
-func (*InternalError) getWebhookRes()             {}
-func (*InternalError) issueRefundRes()            {}
-func (*InternalError) listCustomersRes()          {}
-func (*InternalError) listInventoryRes()          {}
-func (*InternalError) listLedgerEntriesRes()      {}
-func (*InternalError) listOrdersRes()             {}
-func (*InternalError) listPurchaseOrdersRes()     {}
-func (*InternalError) listTokensRes()             {}
-func (*InternalError) listWebhooksRes()           {}
-func (*InternalError) placeOrderRes()             {}
-func (*InternalError) receivePurchaseOrderRes()   {}
-func (*InternalError) receiveStockRes()           {}
-func (*InternalError) recordPaymentRes()          {}
-func (*InternalError) registerCustomerRes()       {}
-func (*InternalError) resumeWebhookRes()          {}
-func (*InternalError) returnItemsRes()            {}
-func (*InternalError) revokeTokenRes()            {}
-func (*InternalError) setReplenishmentPolicyRes() {}
-func (*InternalError) shipOrderRes()              {}
-func (*InternalError) streamEventsRes()           {}
-func (*InternalError) verifyHashChainsRes()       {}
+func (*InternalError) adjustStockRes()             {}
+func (*InternalError) cancelOrderRes()             {}
+func (*InternalError) changeCustomerRes()          {}
+func (*InternalError) createTokenRes()             {}
+func (*InternalError) createWebhookRes()           {}
+func (*InternalError) dashboardAuditDigestRes()    {}
+func (*InternalError) dashboardAuditRes()          {}
+func (*InternalError) dashboardAuditVerifyRes()    {}
+func (*InternalError) dashboardCustomersRes()      {}
+func (*InternalError) dashboardLedgerRes()         {}
+func (*InternalError) dashboardOrderRes()          {}
+func (*InternalError) dashboardOrdersRes()         {}
+func (*InternalError) dashboardOverviewRes()       {}
+func (*InternalError) dashboardPurchaseOrdersRes() {}
+func (*InternalError) dashboardSalesRes()          {}
+func (*InternalError) dashboardStaticRes()         {}
+func (*InternalError) dashboardStockRes()          {}
+func (*InternalError) deleteWebhookRes()           {}
+func (*InternalError) deliverOrderRes()            {}
+func (*InternalError) erasePersonalDataRes()       {}
+func (*InternalError) getCustomerRes()             {}
+func (*InternalError) getDailySalesRes()           {}
+func (*InternalError) getHealthRes()               {}
+func (*InternalError) getInventoryRes()            {}
+func (*InternalError) getLedgerCurrenciesRes()     {}
+func (*InternalError) getLedgerJournalRes()        {}
+func (*InternalError) getMetricsRes()              {}
+func (*InternalError) getOpenAPIDocumentRes()      {}
+func (*InternalError) getOrderHistoryRes()         {}
+func (*InternalError) getOrderRes()                {}
+func (*InternalError) getPersonalDataRes()         {}
+func (*InternalError) getReadinessRes()            {}
+func (*InternalError) getSalesSummaryRes()         {}
+func (*InternalError) getTrialBalanceRes()         {}
+func (*InternalError) getWebhookRes()              {}
+func (*InternalError) issueRefundRes()             {}
+func (*InternalError) listCustomersRes()           {}
+func (*InternalError) listInventoryRes()           {}
+func (*InternalError) listLedgerEntriesRes()       {}
+func (*InternalError) listOrdersRes()              {}
+func (*InternalError) listPurchaseOrdersRes()      {}
+func (*InternalError) listTokensRes()              {}
+func (*InternalError) listWebhooksRes()            {}
+func (*InternalError) placeOrderRes()              {}
+func (*InternalError) receivePurchaseOrderRes()    {}
+func (*InternalError) receiveStockRes()            {}
+func (*InternalError) recordPaymentRes()           {}
+func (*InternalError) registerCustomerRes()        {}
+func (*InternalError) resumeWebhookRes()           {}
+func (*InternalError) returnItemsRes()             {}
+func (*InternalError) revokeTokenRes()             {}
+func (*InternalError) setReplenishmentPolicyRes()  {}
+func (*InternalError) shipOrderRes()               {}
+func (*InternalError) streamEventsRes()            {}
+func (*InternalError) verifyHashChainsRes()        {}
 
 // Merged schema.
 type InternalErrorCode string
@@ -5215,49 +5680,61 @@ func (s *MethodNotAllowedHeaders) SetResponse(val MethodNotAllowed) {
 	s.Response = val
 }
 
-func (*MethodNotAllowedHeaders) adjustStockRes()            {}
-func (*MethodNotAllowedHeaders) cancelOrderRes()            {}
-func (*MethodNotAllowedHeaders) changeCustomerRes()         {}
-func (*MethodNotAllowedHeaders) createTokenRes()            {}
-func (*MethodNotAllowedHeaders) createWebhookRes()          {}
-func (*MethodNotAllowedHeaders) deleteWebhookRes()          {}
-func (*MethodNotAllowedHeaders) deliverOrderRes()           {}
-func (*MethodNotAllowedHeaders) erasePersonalDataRes()      {}
-func (*MethodNotAllowedHeaders) getCustomerRes()            {}
-func (*MethodNotAllowedHeaders) getDailySalesRes()          {}
-func (*MethodNotAllowedHeaders) getHealthRes()              {}
-func (*MethodNotAllowedHeaders) getInventoryRes()           {}
-func (*MethodNotAllowedHeaders) getLedgerCurrenciesRes()    {}
-func (*MethodNotAllowedHeaders) getLedgerJournalRes()       {}
-func (*MethodNotAllowedHeaders) getMetricsRes()             {}
-func (*MethodNotAllowedHeaders) getOpenAPIDocumentRes()     {}
-func (*MethodNotAllowedHeaders) getOrderHistoryRes()        {}
-func (*MethodNotAllowedHeaders) getOrderRes()               {}
-func (*MethodNotAllowedHeaders) getPersonalDataRes()        {}
-func (*MethodNotAllowedHeaders) getReadinessRes()           {}
-func (*MethodNotAllowedHeaders) getSalesSummaryRes()        {}
-func (*MethodNotAllowedHeaders) getTrialBalanceRes()        {}
-func (*MethodNotAllowedHeaders) getWebhookRes()             {}
-func (*MethodNotAllowedHeaders) issueRefundRes()            {}
-func (*MethodNotAllowedHeaders) listCustomersRes()          {}
-func (*MethodNotAllowedHeaders) listInventoryRes()          {}
-func (*MethodNotAllowedHeaders) listLedgerEntriesRes()      {}
-func (*MethodNotAllowedHeaders) listOrdersRes()             {}
-func (*MethodNotAllowedHeaders) listPurchaseOrdersRes()     {}
-func (*MethodNotAllowedHeaders) listTokensRes()             {}
-func (*MethodNotAllowedHeaders) listWebhooksRes()           {}
-func (*MethodNotAllowedHeaders) placeOrderRes()             {}
-func (*MethodNotAllowedHeaders) receivePurchaseOrderRes()   {}
-func (*MethodNotAllowedHeaders) receiveStockRes()           {}
-func (*MethodNotAllowedHeaders) recordPaymentRes()          {}
-func (*MethodNotAllowedHeaders) registerCustomerRes()       {}
-func (*MethodNotAllowedHeaders) resumeWebhookRes()          {}
-func (*MethodNotAllowedHeaders) returnItemsRes()            {}
-func (*MethodNotAllowedHeaders) revokeTokenRes()            {}
-func (*MethodNotAllowedHeaders) setReplenishmentPolicyRes() {}
-func (*MethodNotAllowedHeaders) shipOrderRes()              {}
-func (*MethodNotAllowedHeaders) streamEventsRes()           {}
-func (*MethodNotAllowedHeaders) verifyHashChainsRes()       {}
+func (*MethodNotAllowedHeaders) adjustStockRes()             {}
+func (*MethodNotAllowedHeaders) cancelOrderRes()             {}
+func (*MethodNotAllowedHeaders) changeCustomerRes()          {}
+func (*MethodNotAllowedHeaders) createTokenRes()             {}
+func (*MethodNotAllowedHeaders) createWebhookRes()           {}
+func (*MethodNotAllowedHeaders) dashboardAuditDigestRes()    {}
+func (*MethodNotAllowedHeaders) dashboardAuditRes()          {}
+func (*MethodNotAllowedHeaders) dashboardAuditVerifyRes()    {}
+func (*MethodNotAllowedHeaders) dashboardCustomersRes()      {}
+func (*MethodNotAllowedHeaders) dashboardLedgerRes()         {}
+func (*MethodNotAllowedHeaders) dashboardOrderRes()          {}
+func (*MethodNotAllowedHeaders) dashboardOrdersRes()         {}
+func (*MethodNotAllowedHeaders) dashboardOverviewRes()       {}
+func (*MethodNotAllowedHeaders) dashboardPurchaseOrdersRes() {}
+func (*MethodNotAllowedHeaders) dashboardSalesRes()          {}
+func (*MethodNotAllowedHeaders) dashboardStaticRes()         {}
+func (*MethodNotAllowedHeaders) dashboardStockRes()          {}
+func (*MethodNotAllowedHeaders) deleteWebhookRes()           {}
+func (*MethodNotAllowedHeaders) deliverOrderRes()            {}
+func (*MethodNotAllowedHeaders) erasePersonalDataRes()       {}
+func (*MethodNotAllowedHeaders) getCustomerRes()             {}
+func (*MethodNotAllowedHeaders) getDailySalesRes()           {}
+func (*MethodNotAllowedHeaders) getHealthRes()               {}
+func (*MethodNotAllowedHeaders) getInventoryRes()            {}
+func (*MethodNotAllowedHeaders) getLedgerCurrenciesRes()     {}
+func (*MethodNotAllowedHeaders) getLedgerJournalRes()        {}
+func (*MethodNotAllowedHeaders) getMetricsRes()              {}
+func (*MethodNotAllowedHeaders) getOpenAPIDocumentRes()      {}
+func (*MethodNotAllowedHeaders) getOrderHistoryRes()         {}
+func (*MethodNotAllowedHeaders) getOrderRes()                {}
+func (*MethodNotAllowedHeaders) getPersonalDataRes()         {}
+func (*MethodNotAllowedHeaders) getReadinessRes()            {}
+func (*MethodNotAllowedHeaders) getSalesSummaryRes()         {}
+func (*MethodNotAllowedHeaders) getTrialBalanceRes()         {}
+func (*MethodNotAllowedHeaders) getWebhookRes()              {}
+func (*MethodNotAllowedHeaders) issueRefundRes()             {}
+func (*MethodNotAllowedHeaders) listCustomersRes()           {}
+func (*MethodNotAllowedHeaders) listInventoryRes()           {}
+func (*MethodNotAllowedHeaders) listLedgerEntriesRes()       {}
+func (*MethodNotAllowedHeaders) listOrdersRes()              {}
+func (*MethodNotAllowedHeaders) listPurchaseOrdersRes()      {}
+func (*MethodNotAllowedHeaders) listTokensRes()              {}
+func (*MethodNotAllowedHeaders) listWebhooksRes()            {}
+func (*MethodNotAllowedHeaders) placeOrderRes()              {}
+func (*MethodNotAllowedHeaders) receivePurchaseOrderRes()    {}
+func (*MethodNotAllowedHeaders) receiveStockRes()            {}
+func (*MethodNotAllowedHeaders) recordPaymentRes()           {}
+func (*MethodNotAllowedHeaders) registerCustomerRes()        {}
+func (*MethodNotAllowedHeaders) resumeWebhookRes()           {}
+func (*MethodNotAllowedHeaders) returnItemsRes()             {}
+func (*MethodNotAllowedHeaders) revokeTokenRes()             {}
+func (*MethodNotAllowedHeaders) setReplenishmentPolicyRes()  {}
+func (*MethodNotAllowedHeaders) shipOrderRes()               {}
+func (*MethodNotAllowedHeaders) streamEventsRes()            {}
+func (*MethodNotAllowedHeaders) verifyHashChainsRes()        {}
 
 type Money int64
 
@@ -5664,6 +6141,52 @@ func (o OptChannel) Get() (v Channel, ok bool) {
 
 // Or returns value if set, or given parameter if does not.
 func (o OptChannel) Or(d Channel) Channel {
+	if v, ok := o.Get(); ok {
+		return v
+	}
+	return d
+}
+
+// NewOptDashboardPurchaseOrdersStatus returns new OptDashboardPurchaseOrdersStatus with value set to v.
+func NewOptDashboardPurchaseOrdersStatus(v DashboardPurchaseOrdersStatus) OptDashboardPurchaseOrdersStatus {
+	return OptDashboardPurchaseOrdersStatus{
+		Value: v,
+		Set:   true,
+	}
+}
+
+// OptDashboardPurchaseOrdersStatus is optional DashboardPurchaseOrdersStatus.
+type OptDashboardPurchaseOrdersStatus struct {
+	Value DashboardPurchaseOrdersStatus
+	Set   bool
+}
+
+// IsSet returns true if OptDashboardPurchaseOrdersStatus was set.
+func (o OptDashboardPurchaseOrdersStatus) IsSet() bool { return o.Set }
+
+// Reset unsets value.
+func (o *OptDashboardPurchaseOrdersStatus) Reset() {
+	var v DashboardPurchaseOrdersStatus
+	o.Value = v
+	o.Set = false
+}
+
+// SetTo sets value to v.
+func (o *OptDashboardPurchaseOrdersStatus) SetTo(v DashboardPurchaseOrdersStatus) {
+	o.Set = true
+	o.Value = v
+}
+
+// Get returns value and boolean that denotes whether value was set.
+func (o OptDashboardPurchaseOrdersStatus) Get() (v DashboardPurchaseOrdersStatus, ok bool) {
+	if !o.Set {
+		return v, false
+	}
+	return o.Value, true
+}
+
+// Or returns value if set, or given parameter if does not.
+func (o OptDashboardPurchaseOrdersStatus) Or(d DashboardPurchaseOrdersStatus) DashboardPurchaseOrdersStatus {
 	if v, ok := o.Get(); ok {
 		return v
 	}
@@ -10834,27 +11357,39 @@ func (s *RouteNotFound) SetInstance(val string) {
 	s.Instance = val
 }
 
-func (*RouteNotFound) createTokenRes()         {}
-func (*RouteNotFound) createWebhookRes()       {}
-func (*RouteNotFound) getDailySalesRes()       {}
-func (*RouteNotFound) getHealthRes()           {}
-func (*RouteNotFound) getLedgerCurrenciesRes() {}
-func (*RouteNotFound) getLedgerJournalRes()    {}
-func (*RouteNotFound) getMetricsRes()          {}
-func (*RouteNotFound) getOpenAPIDocumentRes()  {}
-func (*RouteNotFound) getReadinessRes()        {}
-func (*RouteNotFound) getSalesSummaryRes()     {}
-func (*RouteNotFound) getTrialBalanceRes()     {}
-func (*RouteNotFound) listCustomersRes()       {}
-func (*RouteNotFound) listInventoryRes()       {}
-func (*RouteNotFound) listLedgerEntriesRes()   {}
-func (*RouteNotFound) listOrdersRes()          {}
-func (*RouteNotFound) listPurchaseOrdersRes()  {}
-func (*RouteNotFound) listTokensRes()          {}
-func (*RouteNotFound) listWebhooksRes()        {}
-func (*RouteNotFound) placeOrderRes()          {}
-func (*RouteNotFound) registerCustomerRes()    {}
-func (*RouteNotFound) streamEventsRes()        {}
+func (*RouteNotFound) createTokenRes()             {}
+func (*RouteNotFound) createWebhookRes()           {}
+func (*RouteNotFound) dashboardAuditDigestRes()    {}
+func (*RouteNotFound) dashboardAuditRes()          {}
+func (*RouteNotFound) dashboardAuditVerifyRes()    {}
+func (*RouteNotFound) dashboardCustomersRes()      {}
+func (*RouteNotFound) dashboardLedgerRes()         {}
+func (*RouteNotFound) dashboardOrderRes()          {}
+func (*RouteNotFound) dashboardOrdersRes()         {}
+func (*RouteNotFound) dashboardOverviewRes()       {}
+func (*RouteNotFound) dashboardPurchaseOrdersRes() {}
+func (*RouteNotFound) dashboardSalesRes()          {}
+func (*RouteNotFound) dashboardStaticRes()         {}
+func (*RouteNotFound) dashboardStockRes()          {}
+func (*RouteNotFound) getDailySalesRes()           {}
+func (*RouteNotFound) getHealthRes()               {}
+func (*RouteNotFound) getLedgerCurrenciesRes()     {}
+func (*RouteNotFound) getLedgerJournalRes()        {}
+func (*RouteNotFound) getMetricsRes()              {}
+func (*RouteNotFound) getOpenAPIDocumentRes()      {}
+func (*RouteNotFound) getReadinessRes()            {}
+func (*RouteNotFound) getSalesSummaryRes()         {}
+func (*RouteNotFound) getTrialBalanceRes()         {}
+func (*RouteNotFound) listCustomersRes()           {}
+func (*RouteNotFound) listInventoryRes()           {}
+func (*RouteNotFound) listLedgerEntriesRes()       {}
+func (*RouteNotFound) listOrdersRes()              {}
+func (*RouteNotFound) listPurchaseOrdersRes()      {}
+func (*RouteNotFound) listTokensRes()              {}
+func (*RouteNotFound) listWebhooksRes()            {}
+func (*RouteNotFound) placeOrderRes()              {}
+func (*RouteNotFound) registerCustomerRes()        {}
+func (*RouteNotFound) streamEventsRes()            {}
 
 // Merged schema.
 type RouteNotFoundCode string
@@ -11687,44 +12222,55 @@ func (s *StoreUnavailableHeaders) SetResponse(val StoreUnavailable) {
 	s.Response = val
 }
 
-func (*StoreUnavailableHeaders) adjustStockRes()            {}
-func (*StoreUnavailableHeaders) cancelOrderRes()            {}
-func (*StoreUnavailableHeaders) changeCustomerRes()         {}
-func (*StoreUnavailableHeaders) createTokenRes()            {}
-func (*StoreUnavailableHeaders) createWebhookRes()          {}
-func (*StoreUnavailableHeaders) deleteWebhookRes()          {}
-func (*StoreUnavailableHeaders) deliverOrderRes()           {}
-func (*StoreUnavailableHeaders) erasePersonalDataRes()      {}
-func (*StoreUnavailableHeaders) getCustomerRes()            {}
-func (*StoreUnavailableHeaders) getDailySalesRes()          {}
-func (*StoreUnavailableHeaders) getInventoryRes()           {}
-func (*StoreUnavailableHeaders) getLedgerCurrenciesRes()    {}
-func (*StoreUnavailableHeaders) getLedgerJournalRes()       {}
-func (*StoreUnavailableHeaders) getOrderHistoryRes()        {}
-func (*StoreUnavailableHeaders) getOrderRes()               {}
-func (*StoreUnavailableHeaders) getPersonalDataRes()        {}
-func (*StoreUnavailableHeaders) getSalesSummaryRes()        {}
-func (*StoreUnavailableHeaders) getTrialBalanceRes()        {}
-func (*StoreUnavailableHeaders) getWebhookRes()             {}
-func (*StoreUnavailableHeaders) issueRefundRes()            {}
-func (*StoreUnavailableHeaders) listCustomersRes()          {}
-func (*StoreUnavailableHeaders) listInventoryRes()          {}
-func (*StoreUnavailableHeaders) listLedgerEntriesRes()      {}
-func (*StoreUnavailableHeaders) listOrdersRes()             {}
-func (*StoreUnavailableHeaders) listPurchaseOrdersRes()     {}
-func (*StoreUnavailableHeaders) listTokensRes()             {}
-func (*StoreUnavailableHeaders) listWebhooksRes()           {}
-func (*StoreUnavailableHeaders) receivePurchaseOrderRes()   {}
-func (*StoreUnavailableHeaders) receiveStockRes()           {}
-func (*StoreUnavailableHeaders) recordPaymentRes()          {}
-func (*StoreUnavailableHeaders) registerCustomerRes()       {}
-func (*StoreUnavailableHeaders) resumeWebhookRes()          {}
-func (*StoreUnavailableHeaders) returnItemsRes()            {}
-func (*StoreUnavailableHeaders) revokeTokenRes()            {}
-func (*StoreUnavailableHeaders) setReplenishmentPolicyRes() {}
-func (*StoreUnavailableHeaders) shipOrderRes()              {}
-func (*StoreUnavailableHeaders) streamEventsRes()           {}
-func (*StoreUnavailableHeaders) verifyHashChainsRes()       {}
+func (*StoreUnavailableHeaders) adjustStockRes()             {}
+func (*StoreUnavailableHeaders) cancelOrderRes()             {}
+func (*StoreUnavailableHeaders) changeCustomerRes()          {}
+func (*StoreUnavailableHeaders) createTokenRes()             {}
+func (*StoreUnavailableHeaders) createWebhookRes()           {}
+func (*StoreUnavailableHeaders) dashboardAuditDigestRes()    {}
+func (*StoreUnavailableHeaders) dashboardAuditRes()          {}
+func (*StoreUnavailableHeaders) dashboardAuditVerifyRes()    {}
+func (*StoreUnavailableHeaders) dashboardCustomersRes()      {}
+func (*StoreUnavailableHeaders) dashboardLedgerRes()         {}
+func (*StoreUnavailableHeaders) dashboardOrderRes()          {}
+func (*StoreUnavailableHeaders) dashboardOrdersRes()         {}
+func (*StoreUnavailableHeaders) dashboardOverviewRes()       {}
+func (*StoreUnavailableHeaders) dashboardPurchaseOrdersRes() {}
+func (*StoreUnavailableHeaders) dashboardSalesRes()          {}
+func (*StoreUnavailableHeaders) dashboardStockRes()          {}
+func (*StoreUnavailableHeaders) deleteWebhookRes()           {}
+func (*StoreUnavailableHeaders) deliverOrderRes()            {}
+func (*StoreUnavailableHeaders) erasePersonalDataRes()       {}
+func (*StoreUnavailableHeaders) getCustomerRes()             {}
+func (*StoreUnavailableHeaders) getDailySalesRes()           {}
+func (*StoreUnavailableHeaders) getInventoryRes()            {}
+func (*StoreUnavailableHeaders) getLedgerCurrenciesRes()     {}
+func (*StoreUnavailableHeaders) getLedgerJournalRes()        {}
+func (*StoreUnavailableHeaders) getOrderHistoryRes()         {}
+func (*StoreUnavailableHeaders) getOrderRes()                {}
+func (*StoreUnavailableHeaders) getPersonalDataRes()         {}
+func (*StoreUnavailableHeaders) getSalesSummaryRes()         {}
+func (*StoreUnavailableHeaders) getTrialBalanceRes()         {}
+func (*StoreUnavailableHeaders) getWebhookRes()              {}
+func (*StoreUnavailableHeaders) issueRefundRes()             {}
+func (*StoreUnavailableHeaders) listCustomersRes()           {}
+func (*StoreUnavailableHeaders) listInventoryRes()           {}
+func (*StoreUnavailableHeaders) listLedgerEntriesRes()       {}
+func (*StoreUnavailableHeaders) listOrdersRes()              {}
+func (*StoreUnavailableHeaders) listPurchaseOrdersRes()      {}
+func (*StoreUnavailableHeaders) listTokensRes()              {}
+func (*StoreUnavailableHeaders) listWebhooksRes()            {}
+func (*StoreUnavailableHeaders) receivePurchaseOrderRes()    {}
+func (*StoreUnavailableHeaders) receiveStockRes()            {}
+func (*StoreUnavailableHeaders) recordPaymentRes()           {}
+func (*StoreUnavailableHeaders) registerCustomerRes()        {}
+func (*StoreUnavailableHeaders) resumeWebhookRes()           {}
+func (*StoreUnavailableHeaders) returnItemsRes()             {}
+func (*StoreUnavailableHeaders) revokeTokenRes()             {}
+func (*StoreUnavailableHeaders) setReplenishmentPolicyRes()  {}
+func (*StoreUnavailableHeaders) shipOrderRes()               {}
+func (*StoreUnavailableHeaders) streamEventsRes()            {}
+func (*StoreUnavailableHeaders) verifyHashChainsRes()        {}
 
 // Ref: #/components/schemas/StoredEvent
 type StoredEvent struct {
@@ -12278,47 +12824,59 @@ func (s *UnauthenticatedHeaders) SetResponse(val Unauthenticated) {
 	s.Response = val
 }
 
-func (*UnauthenticatedHeaders) adjustStockRes()            {}
-func (*UnauthenticatedHeaders) cancelOrderRes()            {}
-func (*UnauthenticatedHeaders) changeCustomerRes()         {}
-func (*UnauthenticatedHeaders) createTokenRes()            {}
-func (*UnauthenticatedHeaders) createWebhookRes()          {}
-func (*UnauthenticatedHeaders) deleteWebhookRes()          {}
-func (*UnauthenticatedHeaders) deliverOrderRes()           {}
-func (*UnauthenticatedHeaders) erasePersonalDataRes()      {}
-func (*UnauthenticatedHeaders) getCustomerRes()            {}
-func (*UnauthenticatedHeaders) getDailySalesRes()          {}
-func (*UnauthenticatedHeaders) getInventoryRes()           {}
-func (*UnauthenticatedHeaders) getLedgerCurrenciesRes()    {}
-func (*UnauthenticatedHeaders) getLedgerJournalRes()       {}
-func (*UnauthenticatedHeaders) getMetricsRes()             {}
-func (*UnauthenticatedHeaders) getOpenAPIDocumentRes()     {}
-func (*UnauthenticatedHeaders) getOrderHistoryRes()        {}
-func (*UnauthenticatedHeaders) getOrderRes()               {}
-func (*UnauthenticatedHeaders) getPersonalDataRes()        {}
-func (*UnauthenticatedHeaders) getSalesSummaryRes()        {}
-func (*UnauthenticatedHeaders) getTrialBalanceRes()        {}
-func (*UnauthenticatedHeaders) getWebhookRes()             {}
-func (*UnauthenticatedHeaders) issueRefundRes()            {}
-func (*UnauthenticatedHeaders) listCustomersRes()          {}
-func (*UnauthenticatedHeaders) listInventoryRes()          {}
-func (*UnauthenticatedHeaders) listLedgerEntriesRes()      {}
-func (*UnauthenticatedHeaders) listOrdersRes()             {}
-func (*UnauthenticatedHeaders) listPurchaseOrdersRes()     {}
-func (*UnauthenticatedHeaders) listTokensRes()             {}
-func (*UnauthenticatedHeaders) listWebhooksRes()           {}
-func (*UnauthenticatedHeaders) placeOrderRes()             {}
-func (*UnauthenticatedHeaders) receivePurchaseOrderRes()   {}
-func (*UnauthenticatedHeaders) receiveStockRes()           {}
-func (*UnauthenticatedHeaders) recordPaymentRes()          {}
-func (*UnauthenticatedHeaders) registerCustomerRes()       {}
-func (*UnauthenticatedHeaders) resumeWebhookRes()          {}
-func (*UnauthenticatedHeaders) returnItemsRes()            {}
-func (*UnauthenticatedHeaders) revokeTokenRes()            {}
-func (*UnauthenticatedHeaders) setReplenishmentPolicyRes() {}
-func (*UnauthenticatedHeaders) shipOrderRes()              {}
-func (*UnauthenticatedHeaders) streamEventsRes()           {}
-func (*UnauthenticatedHeaders) verifyHashChainsRes()       {}
+func (*UnauthenticatedHeaders) adjustStockRes()             {}
+func (*UnauthenticatedHeaders) cancelOrderRes()             {}
+func (*UnauthenticatedHeaders) changeCustomerRes()          {}
+func (*UnauthenticatedHeaders) createTokenRes()             {}
+func (*UnauthenticatedHeaders) createWebhookRes()           {}
+func (*UnauthenticatedHeaders) dashboardAuditDigestRes()    {}
+func (*UnauthenticatedHeaders) dashboardAuditRes()          {}
+func (*UnauthenticatedHeaders) dashboardAuditVerifyRes()    {}
+func (*UnauthenticatedHeaders) dashboardCustomersRes()      {}
+func (*UnauthenticatedHeaders) dashboardLedgerRes()         {}
+func (*UnauthenticatedHeaders) dashboardOrderRes()          {}
+func (*UnauthenticatedHeaders) dashboardOrdersRes()         {}
+func (*UnauthenticatedHeaders) dashboardOverviewRes()       {}
+func (*UnauthenticatedHeaders) dashboardPurchaseOrdersRes() {}
+func (*UnauthenticatedHeaders) dashboardSalesRes()          {}
+func (*UnauthenticatedHeaders) dashboardStaticRes()         {}
+func (*UnauthenticatedHeaders) dashboardStockRes()          {}
+func (*UnauthenticatedHeaders) deleteWebhookRes()           {}
+func (*UnauthenticatedHeaders) deliverOrderRes()            {}
+func (*UnauthenticatedHeaders) erasePersonalDataRes()       {}
+func (*UnauthenticatedHeaders) getCustomerRes()             {}
+func (*UnauthenticatedHeaders) getDailySalesRes()           {}
+func (*UnauthenticatedHeaders) getInventoryRes()            {}
+func (*UnauthenticatedHeaders) getLedgerCurrenciesRes()     {}
+func (*UnauthenticatedHeaders) getLedgerJournalRes()        {}
+func (*UnauthenticatedHeaders) getMetricsRes()              {}
+func (*UnauthenticatedHeaders) getOpenAPIDocumentRes()      {}
+func (*UnauthenticatedHeaders) getOrderHistoryRes()         {}
+func (*UnauthenticatedHeaders) getOrderRes()                {}
+func (*UnauthenticatedHeaders) getPersonalDataRes()         {}
+func (*UnauthenticatedHeaders) getSalesSummaryRes()         {}
+func (*UnauthenticatedHeaders) getTrialBalanceRes()         {}
+func (*UnauthenticatedHeaders) getWebhookRes()              {}
+func (*UnauthenticatedHeaders) issueRefundRes()             {}
+func (*UnauthenticatedHeaders) listCustomersRes()           {}
+func (*UnauthenticatedHeaders) listInventoryRes()           {}
+func (*UnauthenticatedHeaders) listLedgerEntriesRes()       {}
+func (*UnauthenticatedHeaders) listOrdersRes()              {}
+func (*UnauthenticatedHeaders) listPurchaseOrdersRes()      {}
+func (*UnauthenticatedHeaders) listTokensRes()              {}
+func (*UnauthenticatedHeaders) listWebhooksRes()            {}
+func (*UnauthenticatedHeaders) placeOrderRes()              {}
+func (*UnauthenticatedHeaders) receivePurchaseOrderRes()    {}
+func (*UnauthenticatedHeaders) receiveStockRes()            {}
+func (*UnauthenticatedHeaders) recordPaymentRes()           {}
+func (*UnauthenticatedHeaders) registerCustomerRes()        {}
+func (*UnauthenticatedHeaders) resumeWebhookRes()           {}
+func (*UnauthenticatedHeaders) returnItemsRes()             {}
+func (*UnauthenticatedHeaders) revokeTokenRes()             {}
+func (*UnauthenticatedHeaders) setReplenishmentPolicyRes()  {}
+func (*UnauthenticatedHeaders) shipOrderRes()               {}
+func (*UnauthenticatedHeaders) streamEventsRes()            {}
+func (*UnauthenticatedHeaders) verifyHashChainsRes()        {}
 
 // Merged schema.
 type VerifyHashChainsNotFound struct {

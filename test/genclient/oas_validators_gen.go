@@ -1377,6 +1377,17 @@ func (s *CustomerRegisteredHeaders) Validate() error {
 	return nil
 }
 
+func (s DashboardPurchaseOrdersStatus) Validate() error {
+	switch s {
+	case "open":
+		return nil
+	case "received":
+		return nil
+	default:
+		return errors.Errorf("invalid value: %v", s)
+	}
+}
+
 func (s *DeleteWebhookNotFound) Validate() error {
 	if s == nil {
 		return validate.ErrNilPointer
