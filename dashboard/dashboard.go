@@ -266,10 +266,17 @@ func queryWith(path, key, value string) string {
 	return u.RequestURI()
 }
 
-var orderStatuses = []string{
-	domain.StatusPending, domain.StatusBackordered, domain.StatusConfirmed, domain.StatusShipped,
-	domain.StatusDelivered, domain.StatusCompleted, domain.StatusCancelled,
-}
+// orderStatuses are the statuses an order may be in, in the order of its life.
+var orderStatuses = func() []string {
+	var out []string
+	for _, s := range []domain.OrderStatus{
+		domain.StatusPending, domain.StatusBackordered, domain.StatusConfirmed, domain.StatusShipped,
+		domain.StatusDelivered, domain.StatusCompleted, domain.StatusCancelled,
+	} {
+		out = append(out, string(s))
+	}
+	return out
+}()
 
 // query is a page's query parameters, checked as the JSON routes check theirs.
 type query map[string]string

@@ -142,9 +142,11 @@ func (d *Dashboard) orders(ctx context.Context, r *http.Request) (string, any, e
 	}
 	var data ordersData
 	f := projections.OrderFilter{Limit: pageSize}
-	if f.Status, err = q.oneOf("status", orderStatuses...); err != nil {
+	status, err := q.oneOf("status", orderStatuses...)
+	if err != nil {
 		return "", nil, err
 	}
+	f.Status = domain.OrderStatus(status)
 	if f.Channel, err = q.oneOf("channel", "web", "store", "phone"); err != nil {
 		return "", nil, err
 	}
@@ -163,7 +165,7 @@ func (d *Dashboard) orders(ctx context.Context, r *http.Request) (string, any, e
 	if err != nil {
 		return "", nil, err
 	}
-	data.Status, data.Channel, data.CustomerID, data.Orders = f.Status, f.Channel, f.CustomerID, items
+	data.Status, data.Channel, data.CustomerID, data.Orders = status, f.Channel, f.CustomerID, items
 	if next != nil {
 		data.Next = cursor(next.PlacedAt.Format(time.RFC3339Nano), next.OrderID)
 	}
