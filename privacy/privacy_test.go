@@ -269,3 +269,37 @@ func TestMasterKey(t *testing.T) {
 		}
 	})
 }
+
+// TestValuesThatNeedEscaping: values JSON escapes (quotes, <, >, &, a backslash, a line
+// separator) take the slower path through a parsed map and come back exactly; plain values
+// are replaced in place, leaving the other fields' bytes and order as the domain wrote them.
+func TestValuesThatNeedEscaping(t *testing.T) {
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "events.db")
+	store, _ := open(t, dsn, filepath.Join(dir, "master-key"))
+	tricky := alice
+	tricky.CustomerID, tricky.Name, tricky.Phone = "C9", "Zoë \"Z\" <z> & co \\ \u2028", ""
+	for _, c := range []domain.CustomerRegistered{alice, tricky} {
+		if _, err := appendEvent(t, store, domain.CustomerStream(c.CustomerID), c); err != nil {
+			t.Fatal(err)
+		}
+		events, err := store.ReadStream(t.Context(), domain.CustomerStream(c.CustomerID), 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := domain.DecodeEvent(events[0].Type, events[0].Data); err != nil || got.(domain.CustomerRegistered) != c {
+			t.Errorf("read back %+v, %v; want %+v", got, err, c)
+		}
+		raw, err := privacy.Unwrap(store).ReadStream(t.Context(), domain.CustomerStream(c.CustomerID), 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw[0].Data, []byte("Zoë")) || bytes.Contains(raw[0].Data, []byte("Alice Wonder")) {
+			t.Errorf("stored in plaintext: %s", raw[0].Data)
+		}
+	}
+	raw, _ := privacy.Unwrap(store).ReadStream(t.Context(), domain.CustomerStream("C1"), 0, 1)
+	if !bytes.HasPrefix(raw[0].Data, []byte(`{"customer_id":"C1","name":"pd1:`)) {
+		t.Errorf("a plain registration is not sealed in place: %s", raw[0].Data)
+	}
+}

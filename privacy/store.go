@@ -123,6 +123,9 @@ func fieldAAD(customerID, field string) []byte {
 
 // sealData returns data with its personal fields sealed.
 func (s *Store) sealData(ctx context.Context, eventType string, data []byte) ([]byte, error) {
+	if out, ok, err := s.sealFlat(ctx, eventType, data); ok || err != nil {
+		return out, err
+	}
 	var object map[string]json.RawMessage
 	if err := json.Unmarshal(data, &object); err != nil {
 		return nil, fmt.Errorf("%w: %s data is not a JSON object: %v", eventstore.ErrInvalidEvent, eventType, err)
@@ -208,6 +211,9 @@ const (
 // openData returns data with its sealed personal fields opened (null where the key is gone),
 // and how each personal field present was stored.
 func (s *Store) openData(ctx context.Context, eventType string, data []byte) ([]byte, map[string]FieldState, error) {
+	if out, states, ok, err := s.openFlat(ctx, eventType, data); ok || err != nil {
+		return out, states, err
+	}
 	var object map[string]json.RawMessage
 	if err := json.Unmarshal(data, &object); err != nil {
 		return nil, nil, fmt.Errorf("%s data is not a JSON object: %w", eventType, err)
