@@ -107,6 +107,17 @@ func Open(ctx context.Context, dsn, masterKeyFile string, opts ...Option) (*Keys
 		}
 		k.db.SetMaxOpenConns(2)
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		// pgxpool's own settings (pool_max_conns…) are not connection parameters.
+		if u, perr := url.Parse(dsn); perr == nil {
+			q := u.Query()
+			for name := range q {
+				if strings.HasPrefix(name, "pool_") {
+					q.Del(name)
+				}
+			}
+			u.RawQuery = q.Encode()
+			dsn = u.String()
+		}
 		if k.db, err = sql.Open("pgx", dsn); err != nil {
 			return nil, fmt.Errorf("privacy: %w", err)
 		}

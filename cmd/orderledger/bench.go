@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,6 +156,7 @@ beside the figure that yields them):
 			opts.Duration, opts.Only = duration, selected
 			opts.Progress = cmd.ErrOrStderr()
 			opts.StartServer = startBenchServer
+			opts.PrivateEvents = benchPrivateEvents
 			opts.ServeCommand = benchServeCommand
 			opts.ServeAllCommand = benchServeAllCommand
 			opts.ServeRolesCommand = benchServeRolesCommand
@@ -199,8 +203,8 @@ func benchServeCommand(ctx context.Context, st bench.Stores, addr string) *exec.
 	if err != nil {
 		self = os.Args[0]
 	}
-	cmd := exec.CommandContext(ctx, self, "serve", "--addr", addr, "--events", st.EventsDSN, "--read", st.ReadDSN,
-		"--roles", strings.Join([]string{roleWrite, roleRead, roleProject}, ","), "--log-level", "warn")
+	cmd := exec.CommandContext(ctx, self, append([]string{"serve", "--addr", addr, "--events", st.EventsDSN, "--read", st.ReadDSN,
+		"--roles", strings.Join([]string{roleWrite, roleRead, roleProject}, ","), "--log-level", "warn"}, benchKeyArgs(st)...)...)
 	return cmd
 }
 
@@ -222,8 +226,8 @@ func benchServeRolesCommand(ctx context.Context, st bench.Stores, addr, roles st
 	if err != nil {
 		self = os.Args[0]
 	}
-	return exec.CommandContext(ctx, self, "serve", "--addr", addr, "--events", st.EventsDSN, "--read", st.ReadDSN,
-		"--roles", roles, "--log-level", "warn")
+	return exec.CommandContext(ctx, self, append([]string{"serve", "--addr", addr, "--events", st.EventsDSN, "--read", st.ReadDSN,
+		"--roles", roles, "--log-level", "warn"}, benchKeyArgs(st)...)...)
 }
 
 // appendsCommitted counts the appends the handler has made (orderledger_append_duration_seconds
@@ -255,15 +259,8 @@ func appendsCommitted(reg *prometheus.Registry) (uint64, error) {
 // readable.
 func startBenchServer(ctx context.Context, st bench.Stores) (*bench.Server, error) {
 	log := slog.New(levelAtLeast{slog.LevelWarn, slog.Default().Handler()}).With("component", "bench server")
-	// The stage's stores are scratch, and so is their master key: beside a SQLite store by
-	// default, in a directory of its own otherwise, removed with the server.
-	keyDir, err := os.MkdirTemp("", "orderledger-bench-key-")
+	s, err := openService(ctx, benchConfig(st), allRoles, log)
 	if err != nil {
-		return nil, err
-	}
-	s, err := openService(ctx, &config{events: st.EventsDSN, read: st.ReadDSN, masterKeyFile: benchMasterKeyFile(st, keyDir)}, allRoles, log)
-	if err != nil {
-		os.RemoveAll(keyDir)
 		return nil, err
 	}
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
@@ -305,7 +302,6 @@ func startBenchServer(ctx context.Context, st bench.Stores) (*bench.Server, erro
 			cancel()
 			wait()
 			s.close()
-			os.RemoveAll(keyDir)
 		},
 	}, nil
 }
@@ -328,11 +324,34 @@ func (h levelAtLeast) WithGroup(name string) slog.Handler {
 	return levelAtLeast{h.min, h.Handler.WithGroup(name)}
 }
 
-// benchMasterKeyFile is where a bench stage's master key goes: the default beside a SQLite
-// event store, a file in keyDir otherwise.
-func benchMasterKeyFile(st bench.Stores, keyDir string) string {
-	if kind, _ := stores.KindOf(st.EventsDSN); kind == stores.SQLite {
-		return ""
+// benchConfig is the configuration of a process on a bench stage's scratch stores. Their
+// master key is scratch too: beside a SQLite store by default, else a file in the temporary
+// directory named after the database (not its connection parameters), so that every process
+// and every connection of the stage shares it.
+func benchConfig(st bench.Stores) *config {
+	c := &config{events: st.EventsDSN, read: st.ReadDSN}
+	if kind, _ := stores.KindOf(st.EventsDSN); kind != stores.SQLite {
+		identity := st.EventsDSN
+		if u, err := url.Parse(st.EventsDSN); err == nil {
+			u.RawQuery, u.User = "", nil
+			identity = u.String()
+		}
+		sum := sha256.Sum256([]byte(identity + " " + st.StreamPrefix))
+		c.masterKeyFile = filepath.Join(os.TempDir(), "orderledger-bench-"+hex.EncodeToString(sum[:8])+".master-key")
 	}
-	return filepath.Join(keyDir, "master-key")
+	return c
+}
+
+// benchKeyArgs are the serve arguments that give a bench stage's process its master key.
+func benchKeyArgs(st bench.Stores) []string {
+	if f := benchConfig(st).masterKeyFile; f != "" {
+		return []string{"--master-key-file", f}
+	}
+	return nil
+}
+
+// benchPrivateEvents wraps a stage's event store as serve wraps its own, so that appends and
+// rebuilds measured outside a server pay for sealing and opening personal data as a server's do.
+func benchPrivateEvents(ctx context.Context, st bench.Stores, store eventstore.Store) (eventstore.Store, error) {
+	return benchConfig(st).private(ctx, store)
 }

@@ -33,7 +33,7 @@ func (r *run) appendStage(ctx context.Context, st Stores) error {
 		}
 		st.EventsDSN = dsn
 	}
-	store, err := openEvents(ctx, st)
+	store, err := r.openPrivate(ctx, st)
 	if err != nil {
 		return fmt.Errorf("bench: open the scratch event store: %w", err)
 	}
@@ -128,6 +128,15 @@ func openEvents(ctx context.Context, st Stores) (eventstore.Store, error) {
 		return s, nil
 	}
 	return stores.OpenEvents(ctx, st.EventsDSN)
+}
+
+// openPrivate opens a stage's event store wrapped as a server wraps it (Config.PrivateEvents).
+func (r *run) openPrivate(ctx context.Context, st Stores) (eventstore.Store, error) {
+	store, err := openEvents(ctx, st)
+	if err != nil || r.cfg.PrivateEvents == nil {
+		return store, err
+	}
+	return r.cfg.PrivateEvents(ctx, st, store)
 }
 
 // orderEvent is an order-sized event, about what POST /v1/orders appends, with the metadata a

@@ -145,6 +145,11 @@ type Config struct {
 	LogEvents int
 	// StartServer starts a server on a stage's stores; needed by the server figures.
 	StartServer func(ctx context.Context, stores Stores) (*Server, error)
+	// PrivateEvents wraps a stage's event store as serve wraps its own (personal data sealed on
+	// append, opened on read), for the figures that use the store without a server:
+	// append_single, append_batch100, the generated log and projection_rebuild. Nil leaves
+	// the store as it is.
+	PrivateEvents func(ctx context.Context, stores Stores, store eventstore.Store) (eventstore.Store, error)
 	// ServeCommand returns the command that runs `orderledger serve` on stores at addr, with
 	// every role but automation; needed by serve_rss, which measures that process.
 	ServeCommand func(ctx context.Context, stores Stores, addr string) *exec.Cmd

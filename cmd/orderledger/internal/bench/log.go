@@ -34,7 +34,7 @@ func (r *run) logStage(ctx context.Context, st, fresh Stores) error {
 	size := int64(r.cfg.LogEvents)
 	customers, skus := historygen.Sized(size)
 	r.logf("generating a log of %d events (an order-to-cash history of %d customers and %d SKUs)", size, customers, skus)
-	if err := generateLog(ctx, st, size, customers, skus, r.logf); err != nil {
+	if err := r.generateLog(ctx, st, size, customers, skus); err != nil {
 		return fmt.Errorf("bench: generate the log: %w", err)
 	}
 	if err := r.add(LogEvents, float64(size), "events", 0); err != nil {
@@ -61,6 +61,13 @@ func (r *run) logStage(ctx context.Context, st, fresh Stores) error {
 	const warmUp = false
 
 	if r.selected[ProjectionRebuild] {
+		// The rebuild reads the log as a server's projectors do, opening personal data;
+		// verify and export read it as stored.
+		private, err := r.openPrivate(ctx, st)
+		if err != nil {
+			return fmt.Errorf("bench: open the scratch event store: %w", err)
+		}
+		defer private.Close()
 		read, err := projections.OpenReadStore(ctx, st.ReadDSN)
 		if err != nil {
 			return fmt.Errorf("bench: open the scratch read store: %w", err)
@@ -77,7 +84,7 @@ func (r *run) logStage(ctx context.Context, st, fresh Stores) error {
 		rebuild := passes(size, "the rebuild", func(ctx context.Context) (int64, error) {
 			var replayed int64
 			start, reported := time.Now(), time.Now()
-			err := projections.Rebuild(ctx, store, read, nil, func(done, _ int64) {
+			err := projections.Rebuild(ctx, private, read, nil, func(done, _ int64) {
 				replayed = done
 				if time.Since(reported) >= progressEvery {
 					reported = time.Now()
@@ -154,8 +161,12 @@ func (r *run) logStage(ctx context.Context, st, fresh Stores) error {
 
 // generateLog appends a history of exactly size events, one the write side could have
 // written, so that every projector has real work and nothing to refuse (historygen.Append).
-func generateLog(ctx context.Context, st Stores, size int64, customers, skus int, logf func(string, ...any)) error {
+func (r *run) generateLog(ctx context.Context, st Stores, size int64, customers, skus int) error {
+	logf := r.logf
 	store, err := openGenerator(ctx, st)
+	if err == nil && r.cfg.PrivateEvents != nil {
+		store, err = r.cfg.PrivateEvents(ctx, st, store)
+	}
 	if err != nil {
 		return err
 	}
