@@ -2,11 +2,13 @@ package integrations
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 )
 
@@ -151,6 +153,11 @@ func (b *Broadcaster) publish(batch []eventstore.Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.kept = append(b.kept, entries...)
+	for _, ev := range batch {
+		if ev.Type == erasedType {
+			b.forgetLocked(subjectOf(ev.Data))
+		}
+	}
 	// Between keep and twice keep events are kept: dropping the oldest only once there are
 	// twice as many copies keep pointers once per keep events, not on every commit.
 	if len(b.kept) >= 2*b.keep {
@@ -174,6 +181,32 @@ func (b *Broadcaster) publish(batch []eventstore.Event) {
 			}
 		}
 	}
+}
+
+// erasedType is the event that records a customer's erasure.
+var erasedType = domain.CustomerErased{}.EventType()
+
+// forgetLocked nulls the personal fields of the kept events about an erased customer: they
+// were opened before the erasure, and a client resuming from before it must get them as a
+// read of the log would now give them, null.
+func (b *Broadcaster) forgetLocked(customerID string) {
+	for i, e := range b.kept {
+		if domain.PersonalFields(e.event.Type) == nil || subjectOf(e.event.Data) != customerID {
+			continue
+		}
+		ev := e.event
+		ev.Data = redactData(ev.Type, ev.Data)
+		b.kept[i] = newEntry(ev)
+	}
+}
+
+// subjectOf is the customer_id of event data ("" when it names none).
+func subjectOf(data []byte) string {
+	var v struct {
+		CustomerID string `json:"customer_id"`
+	}
+	_ = json.Unmarshal(data, &v)
+	return v.CustomerID
 }
 
 func (b *Broadcaster) dropLocked(s *subscription, err error) {

@@ -389,6 +389,47 @@ func TestStreamHidesPersonalDataFromThoseWhoMayNotSeeIt(t *testing.T) {
 	}
 }
 
+// TestStreamForgetsWhatAnErasureMadeUnreadable: a client resuming from before a customer's
+// erasure gets that customer's kept events with their personal fields null, as the log now
+// reads, and other customers' events as they were.
+func TestStreamForgetsWhatAnErasureMadeUnreadable(t *testing.T) {
+	f := newStreamFixture(t, nil)
+	appendEvent := func(stream string, e domain.Event) eventstore.Position {
+		typ, data, _ := domain.EncodeEvent(e)
+		res, err := f.store.Append(t.Context(), stream, eventstore.Any(), eventstore.EventData{ID: uuid.New(), Type: typ, Data: data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Position
+	}
+	at := time.Unix(1700000000, 0).UTC()
+	start := appendEvent("customer-C2", domain.CustomerRegistered{CustomerID: "C2", Name: "Bea", Email: "bea@example.com", RegisteredAt: at})
+	appendEvent("customer-C1", domain.CustomerRegistered{CustomerID: "C1", Name: "Ada", Email: "ada@example.com", RegisteredAt: at})
+	f.placeOrders(t, 1, 1) // C1's, with an address
+	appendEvent("customer-C1", domain.CustomerErased{CustomerID: "C1", ErasedAt: at})
+	waitKept(t, f.b, 4)
+	stream, _ := openStream(t, f.srv.URL+"/v1/stream", "Last-Event-ID", start.String())
+	decode := func(m sseMessage) map[string]any {
+		var msg struct {
+			Data map[string]any `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(m.data), &msg); err != nil {
+			t.Fatal(err)
+		}
+		return msg.Data
+	}
+	if c := decode(stream.nextEvent(t)); c["name"] != nil || c["email"] != nil || c["customer_id"] != "C1" {
+		t.Errorf("erased customer's registration resumed as %v, want name and email null", c)
+	}
+	if o := decode(stream.nextEvent(t)); o["shipping_address"] != nil || o["total"] != float64(100) {
+		t.Errorf("erased customer's order resumed as %v, want shipping_address null and the rest", o)
+	}
+	other, _ := openStream(t, f.srv.URL+"/v1/stream?after=0-0")
+	if c := decode(other.nextEvent(t)); c["name"] != "Bea" {
+		t.Errorf("another customer's registration resumed as %v", c)
+	}
+}
+
 // TestSlowStreamClientIsCutWithoutDelayingOthers: a client that stops reading fills its
 // buffer and is disconnected, while a client that reads gets every event.
 func TestSlowStreamClientIsCutWithoutDelayingOthers(t *testing.T) {
