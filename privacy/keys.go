@@ -88,7 +88,7 @@ func Open(ctx context.Context, dsn, masterKeyFile string, opts ...Option) (*Keys
 		opt(&o)
 	}
 	if masterKeyFile == "" {
-		return nil, &MasterKeyError{Path: "(none)", Reason: "no master key file: give --master-key-file or ORDERLEDGER_MASTER_KEY_FILE (a PostgreSQL store has no default: every process that shares it must use the same key)"}
+		return nil, &MasterKeyError{Reason: "no master key file: give --master-key-file or ORDERLEDGER_MASTER_KEY_FILE (a PostgreSQL store has no default: every process that shares it must use the same key)"}
 	}
 	k := &Keys{path: masterKeyFile, log: o.log, cache: map[string]cachedKey{}}
 	var err error

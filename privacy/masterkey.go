@@ -21,6 +21,9 @@ type MasterKeyError struct {
 }
 
 func (e *MasterKeyError) Error() string {
+	if e.Path == "" {
+		return e.Reason
+	}
 	return fmt.Sprintf("master key file %s: %s", e.Path, e.Reason)
 }
 
