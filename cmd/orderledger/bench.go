@@ -24,6 +24,7 @@ import (
 	"github.com/orderledger/orderledger/cmd/orderledger/internal/bench"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/stores"
+	"github.com/orderledger/orderledger/privacy"
 )
 
 func newBenchCmd(cfg *config) *cobra.Command {
@@ -325,12 +326,15 @@ func (h levelAtLeast) WithGroup(name string) slog.Handler {
 }
 
 // benchConfig is the configuration of a process on a bench stage's scratch stores. Their
-// master key is scratch too: beside a SQLite store by default, else a file in the temporary
-// directory named after the database (not its connection parameters), so that every process
-// and every connection of the stage shares it.
+// master key is scratch too, named explicitly (so that ORDERLEDGER_MASTER_KEY_FILE in the
+// environment of a serve subprocess does not name another): beside a SQLite store, else a file
+// in the temporary directory named after the database (not its connection parameters), so
+// that every process and every connection of the stage shares it.
 func benchConfig(st bench.Stores) *config {
 	c := &config{events: st.EventsDSN, read: st.ReadDSN}
-	if kind, _ := stores.KindOf(st.EventsDSN); kind != stores.SQLite {
+	if kind, _ := stores.KindOf(st.EventsDSN); kind == stores.SQLite {
+		c.masterKeyFile = privacy.DefaultMasterKeyFile(stores.SQLitePath(st.EventsDSN))
+	} else {
 		identity := st.EventsDSN
 		if u, err := url.Parse(st.EventsDSN); err == nil {
 			u.RawQuery, u.User = "", nil
