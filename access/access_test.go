@@ -288,3 +288,61 @@ func TestGuard(t *testing.T) {
 		t.Fatalf("open mode, a route that declares no roles: %d, want 403", rec.Code)
 	}
 }
+
+// cookieSessions is a session store of one cookie value for a principal.
+type cookieSessions struct{ value string }
+
+func (s cookieSessions) SessionPrincipal(r *http.Request) (access.Principal, bool) {
+	c, err := r.Cookie("s")
+	if err != nil || c.Value != s.value {
+		return access.Principal{}, false
+	}
+	return access.Principal{Name: "desk", Role: access.Clerk}, true
+}
+
+// TestGuardSessions: a session admits reads only, never a write (so another site's page
+// cannot make a browser write with it); a page without a credential is a 303 to the login
+// page, an API route a 401.
+func TestGuardSessions(t *testing.T) {
+	tokens := access.NewTokens(openStore(t), nil)
+	router := mux.NewRouter()
+	seen := ""
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		p, _ := access.PrincipalFrom(r.Context())
+		seen = p.Name
+		w.WriteHeader(http.StatusNoContent)
+	}
+	router.HandleFunc("/v1/orders", handler).Methods(http.MethodPost, http.MethodGet)
+	router.HandleFunc("/ui/orders", handler).Methods(http.MethodGet)
+	policy := access.NewPolicy([]access.Route{
+		{Method: "POST", Path: "/v1/orders", Roles: []access.Role{access.Admin, access.Clerk}},
+		{Method: "GET", Path: "/v1/orders", Roles: []access.Role{access.Admin, access.Clerk}},
+		{Method: "GET", Path: "/ui/orders", Roles: []access.Role{access.Admin, access.Clerk}},
+	})
+	guard := access.NewGuard(router, policy, tokens, func() bool { return false }).
+		WithSessions(cookieSessions{"good"}, func(template string) bool { return strings.HasPrefix(template, "/ui/") }, "/ui/login")
+	for _, c := range []struct {
+		method, path, cookie string
+		status               int
+		principal, location  string
+	}{
+		{"GET", "/ui/orders", "good", 204, "desk", ""},
+		{"GET", "/v1/orders", "good", 204, "desk", ""},
+		{"POST", "/v1/orders", "good", 401, "", ""},
+		{"GET", "/ui/orders", "bad", 303, "", "/ui/login"},
+		{"GET", "/ui/orders", "", 303, "", "/ui/login"},
+		{"GET", "/v1/orders", "", 401, "", ""},
+	} {
+		seen = ""
+		req := httptest.NewRequest(c.method, c.path, nil)
+		if c.cookie != "" {
+			req.AddCookie(&http.Cookie{Name: "s", Value: c.cookie})
+		}
+		rec := httptest.NewRecorder()
+		guard.ServeHTTP(rec, req)
+		if rec.Code != c.status || seen != c.principal || rec.Header().Get("Location") != c.location {
+			t.Errorf("%s %s with cookie %q: %d (principal %q, Location %q); want %d (%q, %q)",
+				c.method, c.path, c.cookie, rec.Code, seen, rec.Header().Get("Location"), c.status, c.principal, c.location)
+		}
+	}
+}

@@ -97,6 +97,29 @@ type Guard struct {
 	auth   Authenticator
 	// open reports whether open mode holds now: every request is OpenPrincipal.
 	open func() bool
+	// sessions, when set, authenticates a GET or HEAD that carries no Authorization header
+	// by its session (the dashboard's cookie); isPage names the routes whose callers are
+	// people, sent to loginPath (303) rather than answered 401.
+	sessions  SessionAuthenticator
+	isPage    func(template string) bool
+	loginPath string
+}
+
+// SessionAuthenticator resolves a request's session, such as the dashboard's cookie, to the
+// principal that opened it.
+type SessionAuthenticator interface {
+	SessionPrincipal(r *http.Request) (Principal, bool)
+}
+
+// WithSessions returns the guard also admitting sessions: a GET or HEAD without an
+// Authorization header is the principal of its session. Only reads: a session never
+// authorizes a write, so a page of another site cannot make a browser write with it. A
+// request for a page (isPage of its route template) without a credential is answered 303 to
+// loginPath.
+func (g *Guard) WithSessions(sessions SessionAuthenticator, isPage func(template string) bool, loginPath string) *Guard {
+	c := *g
+	c.sessions, c.isPage, c.loginPath = sessions, isPage, loginPath
+	return &c
 }
 
 // NewGuard guards router with policy, authenticating credentials with auth; while open
@@ -121,8 +144,10 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var match mux.RouteMatch
 	var route Route
 	known := false
+	template := ""
 	if g.router.Match(r, &match) && match.Route != nil && match.MatchErr == nil {
-		if template, err := match.Route.GetPathTemplate(); err == nil {
+		var err error
+		if template, err = match.Route.GetPathTemplate(); err == nil {
 			route, known = g.policy.Lookup(r.Method, template)
 			if !known {
 				// A served route that declares nothing is refused to everyone, open mode too.
@@ -137,6 +162,10 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	principal, err := g.principal(r)
 	if err != nil {
+		if errors.Is(err, ErrUnauthenticated) && g.isPage != nil && known && g.isPage(template) && r.Header.Get("Authorization") == "" {
+			http.Redirect(w, r, g.loginPath, http.StatusSeeOther)
+			return
+		}
 		if errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrMalformedAuthorization) {
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			detail := ErrUnauthenticated.Detail
@@ -169,6 +198,11 @@ func (g *Guard) principal(r *http.Request) (Principal, error) {
 		return Principal{}, err
 	}
 	if credential == "" {
+		if g.sessions != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			if p, ok := g.sessions.SessionPrincipal(r); ok {
+				return p, nil
+			}
+		}
 		return Principal{}, ErrUnauthenticated
 	}
 	return g.auth.Authenticate(r.Context(), credential)

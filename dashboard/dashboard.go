@@ -12,12 +12,14 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
+	"github.com/orderledger/orderledger/access"
 	"github.com/orderledger/orderledger/commands/automation"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
@@ -43,17 +45,33 @@ type Sources struct {
 	BaseCurrency string
 	// Now is the clock ("today" on the overview); time.Now when nil.
 	Now func() time.Time
+	// Sessions are the logins of the dashboard; nil: no login (the pages are open to whoever
+	// the guard in front lets through).
+	Sessions *Sessions
+	// Open reports whether open mode holds (no token ever created): no login is needed.
+	Open func() bool
+	// Allows reports whether role may use a route; nil: every role may use every route.
+	Allows func(role access.Role, method, template string) bool
 }
 
 // Dashboard serves the pages.
 type Dashboard struct {
-	src   Sources
-	pages map[string]*template.Template
-	log   *slog.Logger
+	src      Sources
+	pages    map[string]*template.Template
+	log      *slog.Logger
+	sessions *Sessions
 }
 
 // pageNames are the templates that are whole pages; each is parsed with layout.html.
-var pageNames = []string{"overview", "orders", "order", "stock", "purchase-orders", "customers", "sales", "ledger", "audit", "error"}
+var pageNames = []string{"overview", "orders", "order", "stock", "purchase-orders", "customers", "sales", "ledger", "audit", "error", "login"}
+
+// pagePaths are the routes of the pages, which people open: without a credential the guard
+// sends them to the login page.
+var pagePaths = []string{"/", "/ui/orders", "/ui/orders/{id}", "/ui/stock", "/ui/purchase-orders", "/ui/customers",
+	"/ui/sales", "/ui/ledger", "/ui/audit", "/ui/audit/verify", "/ui/audit/digest"}
+
+// IsPage reports whether the route template is a page of the dashboard.
+func IsPage(template string) bool { return slices.Contains(pagePaths, template) }
 
 // New returns the dashboard over src.
 func New(src Sources, log *slog.Logger) *Dashboard {
@@ -63,7 +81,10 @@ func New(src Sources, log *slog.Logger) *Dashboard {
 	if log == nil {
 		log = slog.Default()
 	}
-	d := &Dashboard{src: src, pages: map[string]*template.Template{}, log: log}
+	d := &Dashboard{src: src, pages: map[string]*template.Template{}, log: log, sessions: src.Sessions}
+	if d.sessions == nil {
+		d.sessions = NewSessions(noLogins{}, src.Now)
+	}
 	for _, name := range pageNames {
 		d.pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/shared.html", "templates/"+name+".html"))
 	}
@@ -88,6 +109,15 @@ func (d *Dashboard) Register(r *mux.Router) {
 		w.Header().Del("Content-Security-Policy")
 		assets.ServeHTTP(w, r)
 	})).Methods(http.MethodGet)
+	r.HandleFunc(LoginPath, func(w http.ResponseWriter, r *http.Request) {
+		if _, err := parseQuery(r); err != nil {
+			d.write(w, r, http.StatusBadRequest, view{Page: "error", Title: "Bad Request", Error: err.Error(), Now: d.src.Now().UTC()})
+			return
+		}
+		d.renderLogin(w, r, http.StatusOK, "")
+	}).Methods(http.MethodGet)
+	r.HandleFunc(LoginPath, d.login).Methods(http.MethodPost)
+	r.HandleFunc("/ui/logout", d.logout).Methods(http.MethodPost)
 	for path, h := range map[string]func(context.Context, *http.Request) (string, any, error){
 		"/":                   d.overview,
 		"/ui/orders":          d.orders,
@@ -113,6 +143,9 @@ type view struct {
 	Data  any
 	Now   time.Time
 	Error string
+	// User and Role name who is logged in, and CSRF is their session's token for the logout
+	// form; all empty without a session.
+	User, Role, CSRF string
 }
 
 // pagePolicy lets a page load only what this server serves: no request leaves the machine.
@@ -142,24 +175,54 @@ func (d *Dashboard) page(h func(context.Context, *http.Request) (string, any, er
 		if t, ok := data.(titled); ok && err == nil {
 			v.Title = t.title()
 		}
-		// "page#fragment" is a part of a page answered alone (the audit page's verification).
-		pageName, target, fragment := strings.Cut(v.Page, "#")
-		if !fragment {
-			target = "layout.html"
+		if p, ok := access.PrincipalFrom(r.Context()); ok {
+			if v.CSRF = d.sessions.csrf(r); v.CSRF != "" {
+				v.User, v.Role = p.Name, string(p.Role)
+			}
 		}
-		var body bytes.Buffer
-		if err := d.pages[pageName].ExecuteTemplate(&body, target, v); err != nil {
-			d.log.ErrorContext(r.Context(), "dashboard: rendering failed", "path", r.URL.Path, "err", err)
-			http.Error(w, "rendering the page failed; the server log has the details", http.StatusInternalServerError)
-			return
-		}
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Content-Security-Policy", pagePolicy)
-		h.Set("Vary", "HX-Request")
-		w.WriteHeader(status)
-		_, _ = w.Write(body.Bytes())
+		d.write(w, r, status, v)
 	})
+}
+
+// write renders v with status. "page#fragment" is a part of a page answered alone (the audit
+// page's verification and digest).
+func (d *Dashboard) write(w http.ResponseWriter, r *http.Request, status int, v view) {
+	pageName, target, fragment := strings.Cut(v.Page, "#")
+	if !fragment {
+		target = "layout.html"
+	}
+	var body bytes.Buffer
+	if err := d.pages[pageName].ExecuteTemplate(&body, target, v); err != nil {
+		d.log.ErrorContext(r.Context(), "dashboard: rendering failed", "path", r.URL.Path, "err", err)
+		http.Error(w, "rendering the page failed; the server log has the details", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", pagePolicy)
+	h.Set("Vary", "HX-Request")
+	w.WriteHeader(status)
+	_, _ = w.Write(body.Bytes())
+}
+
+// noLogins authenticates no token: the dashboard without sessions.
+type noLogins struct{}
+
+func (noLogins) Authenticate(context.Context, string) (access.Principal, error) {
+	return access.Principal{}, access.ErrUnauthenticated
+}
+
+// seesPersonalData reports whether the caller may see customers' personal data: a viewer may
+// not. Without a guard in front (no principal) the pages show what the read models hold.
+func seesPersonalData(ctx context.Context) bool {
+	p, ok := access.PrincipalFrom(ctx)
+	return !ok || p.SeesPersonalData()
+}
+
+// allows reports whether the caller may use the route method template.
+func (d *Dashboard) allows(ctx context.Context, method, template string) bool {
+	p, ok := access.PrincipalFrom(ctx)
+	return !ok || d.src.Allows == nil || d.src.Allows(p.Role, method, template)
 }
 
 // titled is page data that names its page.

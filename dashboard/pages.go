@@ -173,6 +173,7 @@ func (d *Dashboard) orders(ctx context.Context, r *http.Request) (string, any, e
 }
 
 type orderData struct {
+	Personal bool // the caller may see the events' data, which may hold personal data
 	Order    projections.Order
 	AsOf     *time.Time
 	Events   []timelineEvent
@@ -202,7 +203,7 @@ func (d *Dashboard) order(ctx context.Context, r *http.Request) (string, any, er
 	if !domain.ValidReference(id) {
 		return "", nil, httpx.BadRequest("id in the path must match ^[A-Za-z0-9._-]{1,64}$, got %q", httpx.Clip(id))
 	}
-	var data orderData
+	data := orderData{Personal: seesPersonalData(ctx)}
 	if raw := strings.TrimSpace(q["as_of"]); raw != "" {
 		at, err := parseInstant(raw)
 		if err != nil {
@@ -337,6 +338,7 @@ func (d *Dashboard) purchaseOrders(ctx context.Context, r *http.Request) (string
 }
 
 type customersData struct {
+	Personal bool // the caller may see names and e-mail addresses
 	Currency string
 	Items    []projections.Customer
 	Next     string
@@ -368,7 +370,7 @@ func (d *Dashboard) customers(ctx context.Context, r *http.Request) (string, any
 	if err != nil {
 		return "", nil, err
 	}
-	data := customersData{Currency: d.src.BaseCurrency, Items: items, Paged: paged}
+	data := customersData{Personal: seesPersonalData(ctx), Currency: d.src.BaseCurrency, Items: items, Paged: paged}
 	if next != nil {
 		data.Next = cursor(next.LifetimeValue.String(), next.CustomerID)
 	}
@@ -435,7 +437,8 @@ func (d *Dashboard) currencies(ctx context.Context, shown string) ([]string, err
 }
 
 type ledgerData struct {
-	Books []projections.TrialBalance
+	Books   []projections.TrialBalance
+	Journal bool // the caller may download the journal
 }
 
 func (ledgerData) title() string { return "Ledger" }
@@ -449,7 +452,7 @@ func (d *Dashboard) ledger(ctx context.Context, r *http.Request) (string, any, e
 	if err != nil {
 		return "", nil, err
 	}
-	var data ledgerData
+	data := ledgerData{Journal: d.allows(ctx, http.MethodGet, "/v1/ledger/journal")}
 	for _, c := range currencies {
 		tb, err := d.src.Read.TrialBalance(ctx, c, time.Time{})
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/orderledger/orderledger/access"
+	"github.com/orderledger/orderledger/dashboard"
 )
 
 // TestEveryRouteDeclaresItsRoles: a route the router serves without "x-roles" (or
@@ -29,8 +30,8 @@ func TestEveryRouteDeclaresItsRoles(t *testing.T) {
 			t.Errorf("%s %s is public and declares roles", rt.method, rt.template)
 		case !route.Public && !slices.Contains(route.Roles, access.Admin):
 			t.Errorf("%s %s: admin may do everything, but x-roles is %v", rt.method, rt.template, route.Roles)
-		case route.Public && rt.template != "/healthz" && rt.template != "/readyz":
-			t.Errorf("%s %s needs no token; only /healthz and /readyz may", rt.method, rt.template)
+		case route.Public && rt.template != "/healthz" && rt.template != "/readyz" && !dashboardPublic[rt.template]:
+			t.Errorf("%s %s needs no token; only /healthz, /readyz and the dashboard's login and assets may", rt.method, rt.template)
 		}
 		for _, r := range route.Roles {
 			if _, err := access.ParseRole(string(r)); err != nil {
@@ -39,6 +40,10 @@ func TestEveryRouteDeclaresItsRoles(t *testing.T) {
 		}
 	}
 }
+
+// dashboardPublic are the dashboard's routes that need no token: the login form, login and
+// logout (which check their own CSRF token), and the embedded assets the login page loads.
+var dashboardPublic = map[string]bool{"/ui/login": true, "/ui/logout": true, "/ui/static/{file}": true}
 
 type servedRoute struct{ method, template string }
 
@@ -142,6 +147,11 @@ func TestRouteRoleMatrix(t *testing.T) {
 			case route.Public:
 				if got == 401 || got == 403 {
 					t.Errorf("%s %s as %s: %d; it needs no token", rt.method, rt.template, caller, got)
+				}
+			case caller == "none" && dashboard.IsPage(rt.template):
+				// A person without a session is sent to the login page.
+				if got != 303 || rec.Header().Get("Location") != dashboard.LoginPath {
+					t.Errorf("%s %s as %s: %d to %q; want 303 to %s", rt.method, rt.template, caller, got, rec.Header().Get("Location"), dashboard.LoginPath)
 				}
 			case caller == "none" || caller == "unknown" || caller == "malformed" || caller == "revoked":
 				if got != 401 || rec.Header().Get("WWW-Authenticate") != "Bearer" || !strings.Contains(rec.Body.String(), `"code":"unauthenticated"`) {

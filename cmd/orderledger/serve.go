@@ -104,6 +104,8 @@ type service struct {
 	baseCurrency string
 	// tokens is the token registry every request is authenticated against, followed from the log.
 	tokens *access.Tokens
+	// sessions are the dashboard's logins, each authenticated again by its token.
+	sessions *dashboard.Sessions
 	// openAllowed: open mode may hold (a loopback address, or --insecure-no-auth); it holds
 	// while no token was ever created.
 	openAllowed bool
@@ -154,6 +156,7 @@ func openService(ctx context.Context, cfg *config, roles []string, log *slog.Log
 		}
 	}
 	s.tokens = access.NewTokens(s.events, log)
+	s.sessions = dashboard.NewSessions(s.tokens, time.Now)
 	if err := s.tokens.Refresh(ctx); err != nil {
 		return nil, err
 	}
@@ -340,7 +343,7 @@ func (s *service) httpHandler(log *slog.Logger) http.Handler {
 // guard is the access guard of router, with the roles each route declares in the OpenAPI
 // document.
 func (s *service) guard(router *mux.Router) *access.Guard {
-	return access.NewGuard(router, routePolicy(), s.tokens, s.open)
+	return access.NewGuard(router, routePolicy(), s.tokens, s.open).WithSessions(s.sessions, dashboard.IsPage, dashboard.LoginPath)
 }
 
 // routePolicy reads each operation's x-roles (or its "security": []) from the OpenAPI
@@ -398,7 +401,11 @@ func (s *service) router() *mux.Router {
 
 // dashboard is the web dashboard over this process's stores and followers.
 func (s *service) dashboard() *dashboard.Dashboard {
-	src := dashboard.Sources{Read: s.read, Events: s.events, BaseCurrency: s.baseCurrency}
+	policy := routePolicy()
+	src := dashboard.Sources{
+		Read: s.read, Events: s.events, BaseCurrency: s.baseCurrency, Sessions: s.sessions, Open: s.open,
+		Allows: func(role access.Role, method, template string) bool { return policy.Allows(method, template, role) },
+	}
 	if src.BaseCurrency == "" {
 		src.BaseCurrency = readapi.DefaultBaseCurrency
 	}

@@ -158,6 +158,28 @@ type Invoker interface {
 	//
 	// GET /ui/ledger
 	DashboardLedger(ctx context.Context, options ...RequestOption) (DashboardLedgerRes, error)
+	// DashboardLogin invokes dashboardLogin operation.
+	//
+	// Form fields `token` and `csrf`. A live token opens a session: an HttpOnly, SameSite=Strict session
+	// cookie and a 303 to `/`. The session lasts 8 hours and ends as soon as its token is revoked; it
+	// admits GETs only (pages, the stream, the journal download), never a write.
+	//
+	// POST /ui/login
+	DashboardLogin(ctx context.Context, request *DashboardLoginReq, options ...RequestOption) (DashboardLoginRes, error)
+	// DashboardLoginForm invokes dashboardLoginForm operation.
+	//
+	// A form that takes a token (field `token`) with a CSRF token (field `csrf`, also set as an HttpOnly
+	// SameSite=Strict cookie). In open mode it says no login is needed.
+	//
+	// GET /ui/login
+	DashboardLoginForm(ctx context.Context, options ...RequestOption) (DashboardLoginFormRes, error)
+	// DashboardLogout invokes dashboardLogout operation.
+	//
+	// Form field `csrf`, the session's CSRF token that every page's logout form carries: ends the session,
+	// clears its cookie and answers 303 to `/ui/login`.
+	//
+	// POST /ui/logout
+	DashboardLogout(ctx context.Context, request *DashboardLogoutReq, options ...RequestOption) (DashboardLogoutRes, error)
 	// DashboardOrder invokes dashboardOrder operation.
 	//
 	// An order's lines, money, documents and payments (its ledger postings), and the timeline of its
@@ -197,7 +219,8 @@ type Invoker interface {
 	// DashboardStatic invokes dashboardStatic operation.
 	//
 	// A file the pages load (htmx 2.0.8, uPlot 1.6.32 and their licences, the stylesheet and the page
-	// script), embedded in the binary: the pages load nothing from anywhere else.
+	// script), embedded in the binary: the pages load nothing from anywhere else. Needs no token: the
+	// login page uses them, and they hold no data.
 	//
 	// GET /ui/static/{file}
 	DashboardStatic(ctx context.Context, params DashboardStaticParams, options ...RequestOption) (DashboardStaticRes, error)
@@ -1745,6 +1768,199 @@ func (c *Client) sendDashboardLedger(ctx context.Context, requestOptions ...Requ
 	return result, nil
 }
 
+// DashboardLogin invokes dashboardLogin operation.
+//
+// Form fields `token` and `csrf`. A live token opens a session: an HttpOnly, SameSite=Strict session
+// cookie and a 303 to `/`. The session lasts 8 hours and ends as soon as its token is revoked; it
+// admits GETs only (pages, the stream, the journal download), never a write.
+//
+// POST /ui/login
+func (c *Client) DashboardLogin(ctx context.Context, request *DashboardLoginReq, options ...RequestOption) (DashboardLoginRes, error) {
+	res, err := c.sendDashboardLogin(ctx, request, options...)
+	return res, err
+}
+
+func (c *Client) sendDashboardLogin(ctx context.Context, request *DashboardLoginReq, requestOptions ...RequestOption) (res DashboardLoginRes, err error) {
+
+	var reqCfg requestConfig
+	reqCfg.setDefaults(c.baseClient)
+	for _, o := range requestOptions {
+		o(&reqCfg)
+	}
+
+	u := c.serverURL
+	if override := reqCfg.ServerURL; override != nil {
+		u = override
+	}
+	u = uri.Clone(u)
+	var pathParts [1]string
+	pathParts[0] = "/ui/login"
+	uri.AddPathParts(u, pathParts[:]...)
+
+	r, err := ht.NewRequest(ctx, "POST", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+	if err := encodeDashboardLoginRequest(request, r); err != nil {
+		return res, errors.Wrap(err, "encode request")
+	}
+
+	if err := reqCfg.onRequest(r); err != nil {
+		return res, errors.Wrap(err, "edit request")
+	}
+
+	resp, err := reqCfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	if err := reqCfg.onResponse(resp); err != nil {
+		return res, errors.Wrap(err, "edit response")
+	}
+
+	result, err := decodeDashboardLoginResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
+// DashboardLoginForm invokes dashboardLoginForm operation.
+//
+// A form that takes a token (field `token`) with a CSRF token (field `csrf`, also set as an HttpOnly
+// SameSite=Strict cookie). In open mode it says no login is needed.
+//
+// GET /ui/login
+func (c *Client) DashboardLoginForm(ctx context.Context, options ...RequestOption) (DashboardLoginFormRes, error) {
+	res, err := c.sendDashboardLoginForm(ctx, options...)
+	return res, err
+}
+
+func (c *Client) sendDashboardLoginForm(ctx context.Context, requestOptions ...RequestOption) (res DashboardLoginFormRes, err error) {
+
+	var reqCfg requestConfig
+	reqCfg.setDefaults(c.baseClient)
+	for _, o := range requestOptions {
+		o(&reqCfg)
+	}
+
+	u := c.serverURL
+	if override := reqCfg.ServerURL; override != nil {
+		u = override
+	}
+	u = uri.Clone(u)
+	var pathParts [1]string
+	pathParts[0] = "/ui/login"
+	uri.AddPathParts(u, pathParts[:]...)
+
+	r, err := ht.NewRequest(ctx, "GET", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+
+	if err := reqCfg.onRequest(r); err != nil {
+		return res, errors.Wrap(err, "edit request")
+	}
+
+	resp, err := reqCfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	if err := reqCfg.onResponse(resp); err != nil {
+		return res, errors.Wrap(err, "edit response")
+	}
+
+	result, err := decodeDashboardLoginFormResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
+// DashboardLogout invokes dashboardLogout operation.
+//
+// Form field `csrf`, the session's CSRF token that every page's logout form carries: ends the session,
+// clears its cookie and answers 303 to `/ui/login`.
+//
+// POST /ui/logout
+func (c *Client) DashboardLogout(ctx context.Context, request *DashboardLogoutReq, options ...RequestOption) (DashboardLogoutRes, error) {
+	res, err := c.sendDashboardLogout(ctx, request, options...)
+	return res, err
+}
+
+func (c *Client) sendDashboardLogout(ctx context.Context, request *DashboardLogoutReq, requestOptions ...RequestOption) (res DashboardLogoutRes, err error) {
+
+	var reqCfg requestConfig
+	reqCfg.setDefaults(c.baseClient)
+	for _, o := range requestOptions {
+		o(&reqCfg)
+	}
+
+	u := c.serverURL
+	if override := reqCfg.ServerURL; override != nil {
+		u = override
+	}
+	u = uri.Clone(u)
+	var pathParts [1]string
+	pathParts[0] = "/ui/logout"
+	uri.AddPathParts(u, pathParts[:]...)
+
+	r, err := ht.NewRequest(ctx, "POST", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+	if err := encodeDashboardLogoutRequest(request, r); err != nil {
+		return res, errors.Wrap(err, "encode request")
+	}
+
+	if err := reqCfg.onRequest(r); err != nil {
+		return res, errors.Wrap(err, "edit request")
+	}
+
+	resp, err := reqCfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	if err := reqCfg.onResponse(resp); err != nil {
+		return res, errors.Wrap(err, "edit response")
+	}
+
+	result, err := decodeDashboardLogoutResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
 // DashboardOrder invokes dashboardOrder operation.
 //
 // An order's lines, money, documents and payments (its ledger postings), and the timeline of its
@@ -2410,7 +2626,8 @@ func (c *Client) sendDashboardSales(ctx context.Context, params DashboardSalesPa
 // DashboardStatic invokes dashboardStatic operation.
 //
 // A file the pages load (htmx 2.0.8, uPlot 1.6.32 and their licences, the stylesheet and the page
-// script), embedded in the binary: the pages load nothing from anywhere else.
+// script), embedded in the binary: the pages load nothing from anywhere else. Needs no token: the
+// login page uses them, and they hold no data.
 //
 // GET /ui/static/{file}
 func (c *Client) DashboardStatic(ctx context.Context, params DashboardStaticParams, options ...RequestOption) (DashboardStaticRes, error) {
@@ -2456,39 +2673,6 @@ func (c *Client) sendDashboardStatic(ctx context.Context, params DashboardStatic
 	r, err := ht.NewRequest(ctx, "GET", u)
 	if err != nil {
 		return res, errors.Wrap(err, "create request")
-	}
-
-	{
-		type bitset = [1]uint8
-		var satisfied bitset
-		{
-
-			switch err := c.securityBearer(ctx, DashboardStaticOperation, r); {
-			case err == nil: // if NO error
-				satisfied[0] |= 1 << 0
-			case errors.Is(err, ogenerrors.ErrSkipClientSecurity):
-				// Skip this security.
-			default:
-				return res, errors.Wrap(err, "security \"Bearer\"")
-			}
-		}
-
-		if ok := func() bool {
-		nextRequirement:
-			for _, requirement := range []bitset{
-				{0b00000001},
-			} {
-				for i, mask := range requirement {
-					if satisfied[i]&mask != mask {
-						continue nextRequirement
-					}
-				}
-				return true
-			}
-			return false
-		}(); !ok {
-			return res, ogenerrors.ErrSecurityRequirementIsNotSatisfied
-		}
 	}
 
 	if err := reqCfg.onRequest(r); err != nil {

@@ -41,6 +41,18 @@ type DashboardLedgerRes interface {
 	dashboardLedgerRes()
 }
 
+type DashboardLoginFormRes interface {
+	dashboardLoginFormRes()
+}
+
+type DashboardLoginRes interface {
+	dashboardLoginRes()
+}
+
+type DashboardLogoutRes interface {
+	dashboardLogoutRes()
+}
+
 type DashboardOrderRes interface {
 	dashboardOrderRes()
 }

@@ -2605,6 +2605,175 @@ func (s DashboardLedgerOK) Read(p []byte) (n int, err error) {
 
 func (*DashboardLedgerOK) dashboardLedgerRes() {}
 
+type DashboardLoginBadRequest struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardLoginBadRequest) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardLoginBadRequest) dashboardLoginRes() {}
+
+type DashboardLoginFormBadRequest struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardLoginFormBadRequest) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardLoginFormBadRequest) dashboardLoginFormRes() {}
+
+type DashboardLoginFormOK struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardLoginFormOK) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardLoginFormOK) dashboardLoginFormRes() {}
+
+type DashboardLoginReq struct {
+	Token string `json:"token"`
+	Csrf  string `json:"csrf"`
+}
+
+// GetToken returns the value of Token.
+func (s *DashboardLoginReq) GetToken() string {
+	return s.Token
+}
+
+// GetCsrf returns the value of Csrf.
+func (s *DashboardLoginReq) GetCsrf() string {
+	return s.Csrf
+}
+
+// SetToken sets the value of Token.
+func (s *DashboardLoginReq) SetToken(val string) {
+	s.Token = val
+}
+
+// SetCsrf sets the value of Csrf.
+func (s *DashboardLoginReq) SetCsrf(val string) {
+	s.Csrf = val
+}
+
+// DashboardLoginSeeOther is response for DashboardLogin operation.
+type DashboardLoginSeeOther struct {
+	Location OptString
+}
+
+// GetLocation returns the value of Location.
+func (s *DashboardLoginSeeOther) GetLocation() OptString {
+	return s.Location
+}
+
+// SetLocation sets the value of Location.
+func (s *DashboardLoginSeeOther) SetLocation(val OptString) {
+	s.Location = val
+}
+
+func (*DashboardLoginSeeOther) dashboardLoginRes() {}
+
+type DashboardLoginUnauthorized struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardLoginUnauthorized) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardLoginUnauthorized) dashboardLoginRes() {}
+
+type DashboardLogoutBadRequest struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardLogoutBadRequest) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardLogoutBadRequest) dashboardLogoutRes() {}
+
+type DashboardLogoutForbidden struct {
+	Data io.Reader
+}
+
+// Read reads data from the Data reader.
+//
+// Kept to satisfy the io.Reader interface.
+func (s DashboardLogoutForbidden) Read(p []byte) (n int, err error) {
+	if s.Data == nil {
+		return 0, io.EOF
+	}
+	return s.Data.Read(p)
+}
+
+func (*DashboardLogoutForbidden) dashboardLogoutRes() {}
+
+type DashboardLogoutReq struct {
+	Csrf string `json:"csrf"`
+}
+
+// GetCsrf returns the value of Csrf.
+func (s *DashboardLogoutReq) GetCsrf() string {
+	return s.Csrf
+}
+
+// SetCsrf sets the value of Csrf.
+func (s *DashboardLogoutReq) SetCsrf(val string) {
+	s.Csrf = val
+}
+
+// DashboardLogoutSeeOther is response for DashboardLogout operation.
+type DashboardLogoutSeeOther struct {
+	Location OptString
+}
+
+// GetLocation returns the value of Location.
+func (s *DashboardLogoutSeeOther) GetLocation() OptString {
+	return s.Location
+}
+
+// SetLocation sets the value of Location.
+func (s *DashboardLogoutSeeOther) SetLocation(val OptString) {
+	s.Location = val
+}
+
+func (*DashboardLogoutSeeOther) dashboardLogoutRes() {}
+
 type DashboardOrderBadRequest struct {
 	Data io.Reader
 }
@@ -3625,7 +3794,6 @@ func (*Forbidden) dashboardOrdersRes()         {}
 func (*Forbidden) dashboardOverviewRes()       {}
 func (*Forbidden) dashboardPurchaseOrdersRes() {}
 func (*Forbidden) dashboardSalesRes()          {}
-func (*Forbidden) dashboardStaticRes()         {}
 func (*Forbidden) dashboardStockRes()          {}
 func (*Forbidden) deleteWebhookRes()           {}
 func (*Forbidden) deliverOrderRes()            {}
@@ -4824,6 +4992,9 @@ func (*InternalError) dashboardAuditRes()          {}
 func (*InternalError) dashboardAuditVerifyRes()    {}
 func (*InternalError) dashboardCustomersRes()      {}
 func (*InternalError) dashboardLedgerRes()         {}
+func (*InternalError) dashboardLoginFormRes()      {}
+func (*InternalError) dashboardLoginRes()          {}
+func (*InternalError) dashboardLogoutRes()         {}
 func (*InternalError) dashboardOrderRes()          {}
 func (*InternalError) dashboardOrdersRes()         {}
 func (*InternalError) dashboardOverviewRes()       {}
@@ -5690,6 +5861,9 @@ func (*MethodNotAllowedHeaders) dashboardAuditRes()          {}
 func (*MethodNotAllowedHeaders) dashboardAuditVerifyRes()    {}
 func (*MethodNotAllowedHeaders) dashboardCustomersRes()      {}
 func (*MethodNotAllowedHeaders) dashboardLedgerRes()         {}
+func (*MethodNotAllowedHeaders) dashboardLoginFormRes()      {}
+func (*MethodNotAllowedHeaders) dashboardLoginRes()          {}
+func (*MethodNotAllowedHeaders) dashboardLogoutRes()         {}
 func (*MethodNotAllowedHeaders) dashboardOrderRes()          {}
 func (*MethodNotAllowedHeaders) dashboardOrdersRes()         {}
 func (*MethodNotAllowedHeaders) dashboardOverviewRes()       {}
@@ -11364,6 +11538,9 @@ func (*RouteNotFound) dashboardAuditRes()          {}
 func (*RouteNotFound) dashboardAuditVerifyRes()    {}
 func (*RouteNotFound) dashboardCustomersRes()      {}
 func (*RouteNotFound) dashboardLedgerRes()         {}
+func (*RouteNotFound) dashboardLoginFormRes()      {}
+func (*RouteNotFound) dashboardLoginRes()          {}
+func (*RouteNotFound) dashboardLogoutRes()         {}
 func (*RouteNotFound) dashboardOrderRes()          {}
 func (*RouteNotFound) dashboardOrdersRes()         {}
 func (*RouteNotFound) dashboardOverviewRes()       {}
@@ -12839,7 +13016,6 @@ func (*UnauthenticatedHeaders) dashboardOrdersRes()         {}
 func (*UnauthenticatedHeaders) dashboardOverviewRes()       {}
 func (*UnauthenticatedHeaders) dashboardPurchaseOrdersRes() {}
 func (*UnauthenticatedHeaders) dashboardSalesRes()          {}
-func (*UnauthenticatedHeaders) dashboardStaticRes()         {}
 func (*UnauthenticatedHeaders) dashboardStockRes()          {}
 func (*UnauthenticatedHeaders) deleteWebhookRes()           {}
 func (*UnauthenticatedHeaders) deliverOrderRes()            {}

@@ -35,7 +35,6 @@ var operationRolesBearer = map[string][]string{
 	DashboardOverviewOperation:       []string{},
 	DashboardPurchaseOrdersOperation: []string{},
 	DashboardSalesOperation:          []string{},
-	DashboardStaticOperation:         []string{},
 	DashboardStockOperation:          []string{},
 	DeleteWebhookOperation:           []string{},
 	DeliverOrderOperation:            []string{},
