@@ -58,7 +58,7 @@ func TestPagesShowTheReadModels(t *testing.T) {
 		{"/ui/customers", []string{"alice", "Alice Archer", "27.50", "bob"}},
 		{"/ui/sales", []string{"in USD", "2025-03-01", "38.50"}},
 		{"/ui/sales?currency=EUR", []string{"in EUR", "8.40"}},
-		{"/ui/ledger", []string{"Trial balance in EUR", "Trial balance in USD", "accounts_receivable", "124.00", "/v1/ledger/journal?currency=USD", "balances"}},
+		{"/ui/ledger", []string{"Trial balance in EUR<", "Trial balance in USD", "accounts_receivable", "124.00", "/v1/ledger/journal?currency=USD", "balances"}},
 		{"/ui/audit", []string{"Verify now", "Take a digest", "inventory"}},
 		{"/ui/audit/verify", []string{`data-testid="verify-ok"`}},
 		{"/ui/audit/digest", []string{"oldigest1:"}},
@@ -73,6 +73,9 @@ func TestPagesShowTheReadModels(t *testing.T) {
 				t.Errorf("GET %s: no %q in the page", c.target, w)
 			}
 		}
+	}
+	if _, body := get(t, router, "/ui/ledger"); strings.Count(body, "Trial balance in ") != 2 {
+		t.Errorf("/ui/ledger shows %d trial balances, want EUR and USD", strings.Count(body, "Trial balance in "))
 	}
 	// Filters keep out what they do not select.
 	if _, body := get(t, router, "/ui/orders?status=confirmed"); strings.Contains(body, `href="/ui/orders/order-1"`) {

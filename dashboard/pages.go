@@ -428,7 +428,7 @@ func (d *Dashboard) currencies(ctx context.Context, shown string) ([]string, err
 		return nil, err
 	}
 	for _, c := range []string{d.src.BaseCurrency, shown} {
-		if !slices.Contains(held, c) {
+		if c != "" && !slices.Contains(held, c) {
 			held = append(held, c)
 		}
 	}

@@ -59,7 +59,8 @@
       var opts = {
         width: Math.max(280, el.clientWidth || 600),
         height: 240,
-        scales: { x: { time: true } },
+        // Half a day either side, so that the first and last days' bars show whole.
+        scales: { x: { time: true, range: function (u, min, max) { return [min - 43200, max + 43200]; } } },
         axes: [axis, Object.assign({ size: 70, values: function (u, vals) { return vals.map(function (v) { return v.toLocaleString(); }); } }, axis)],
         series: [{ label: "Day", value: function (u, v) { return v == null ? "" : new Date(v * 1000).toISOString().slice(0, 10); } }].concat(
           data.series.map(function (s, i) {
