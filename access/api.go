@@ -41,14 +41,6 @@ type createdToken struct {
 	Token string `json:"token"`
 }
 
-// actor is who the request is made by: its principal, or the open mode's.
-func actor(r *http.Request) string {
-	if p, ok := PrincipalFrom(r.Context()); ok {
-		return p.Name
-	}
-	return OpenPrincipal.Name
-}
-
 func (a *API) create(w http.ResponseWriter, r *http.Request) {
 	body, err := httpx.ReadBody(w, r)
 	if err != nil {
@@ -69,7 +61,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, httpx.BadRequest("field role: %v", err))
 		return
 	}
-	secret, err := a.tokens.Create(r.Context(), req.Name, role, actor(r), a.now())
+	secret, err := a.tokens.Create(r.Context(), req.Name, role, ActorOf(r.Context()), a.now())
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -92,7 +84,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["name"]
-	if err := a.tokens.Revoke(r.Context(), name, actor(r), a.now()); err != nil {
+	if err := a.tokens.Revoke(r.Context(), name, ActorOf(r.Context()), a.now()); err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}

@@ -56,6 +56,15 @@ func WithPrincipal(ctx context.Context, p Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
+// ActorOf is who acts in ctx, as the events it causes record it: the principal's name, or
+// the open mode's when no guard ran.
+func ActorOf(ctx context.Context) string {
+	if p, ok := PrincipalFrom(ctx); ok {
+		return p.Name
+	}
+	return OpenPrincipal.Name
+}
+
 // PrincipalFrom returns the principal the Guard put in ctx, and false when no Guard ran.
 func PrincipalFrom(ctx context.Context) (Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(Principal)

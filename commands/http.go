@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
+	"github.com/orderledger/orderledger/access"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/internal/httpx"
 )
@@ -106,8 +107,9 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, req any, exec func(c
 // idempotencyNamespace roots the command IDs derived from idempotency keys.
 var idempotencyNamespace = uuid.MustParse("6d1f3a52-8f0e-4d53-9a57-2b8f1c0e7a11")
 
-// requestMeta reads the headers that identify a request: Idempotency-Key, X-Correlation-ID
-// and X-Actor.
+// requestMeta reads the headers that identify a request, Idempotency-Key and
+// X-Correlation-ID, and takes its actor from the principal the access guard authenticated:
+// no header can set who acted.
 func requestMeta(r *http.Request) (Meta, string, error) {
 	key := r.Header.Get("Idempotency-Key")
 	if len(r.Header.Values("Idempotency-Key")) > 1 {
@@ -120,14 +122,7 @@ func requestMeta(r *http.Request) (Meta, string, error) {
 	if correlation != "" && !printableASCII(correlation, 128) {
 		return Meta{}, "", httpx.BadRequest("header X-Correlation-ID must be 1..128 printable ASCII characters")
 	}
-	actor := r.Header.Get("X-Actor")
-	if actor != "" && !printableASCII(actor, 128) {
-		return Meta{}, "", httpx.BadRequest("header X-Actor must be 1..128 printable ASCII characters")
-	}
-	if actor == "" {
-		actor = "api"
-	}
-	meta := Meta{CommandID: uuid.New(), CorrelationID: correlation, Actor: actor, IdempotencyKey: key}
+	meta := Meta{CommandID: uuid.New(), CorrelationID: correlation, Actor: access.ActorOf(r.Context()), IdempotencyKey: key}
 	if key != "" {
 		meta.CommandID = uuid.NewSHA1(idempotencyNamespace, []byte(key))
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
+	"github.com/orderledger/orderledger/access"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/follow"
@@ -112,15 +113,16 @@ func (req *createRequest) validate() error {
 	return nil
 }
 
-// requestMeta reads the headers every write takes, as the order routes read them: X-Actor
-// (who asks, "api" when absent), X-Correlation-ID and Idempotency-Key.
+// requestMeta reads the headers every write takes, as the order routes read them:
+// X-Correlation-ID and Idempotency-Key; the actor is the principal the access guard
+// authenticated, which no header can change.
 func requestMeta(r *http.Request) (eventstore.Metadata, error) {
-	meta := eventstore.Metadata{Actor: "api"}
+	meta := eventstore.Metadata{Actor: access.ActorOf(r.Context())}
 	for _, h := range []struct {
 		name  string
 		limit int
 		into  *string
-	}{{"X-Actor", 128, &meta.Actor}, {"X-Correlation-ID", 128, &meta.CorrelationID}, {"Idempotency-Key", 255, &meta.IdempotencyKey}} {
+	}{{"X-Correlation-ID", 128, &meta.CorrelationID}, {"Idempotency-Key", 255, &meta.IdempotencyKey}} {
 		values := r.Header.Values(h.name)
 		if len(values) == 0 {
 			continue

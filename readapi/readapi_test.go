@@ -244,8 +244,12 @@ func TestScriptedHistory(t *testing.T) {
 			if err := json.Unmarshal(e.Data, &data); err != nil {
 				t.Fatal(err)
 			}
+			var actor any
+			if e.Metadata.Actor != "" {
+				actor = e.Metadata.Actor
+			}
 			want = append(want, map[string]any{"position": e.Position.String(), "version": float64(e.Version), "type": e.Type,
-				"recorded_at": e.RecordedAt.UTC().Format(time.RFC3339Nano), "data": data})
+				"recorded_at": e.RecordedAt.UTC().Format(time.RFC3339Nano), "actor": actor, "data": data})
 		}
 		history := s.getJSON(t, "/v1/orders/order-3/history").(map[string]any)["events"].([]any)
 		types := []string{}

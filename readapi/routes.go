@@ -190,7 +190,10 @@ type HistoryEvent struct {
 	Version    uint64              `json:"version"`
 	Type       string              `json:"type"`
 	RecordedAt time.Time           `json:"recorded_at"`
-	Data       json.RawMessage     `json:"data"`
+	// Actor is who caused the event: the name of the token (or OpenID Connect identity) of the
+	// request, "anonymous" in open mode, or the automation's name; null when none was recorded.
+	Actor *string         `json:"actor"`
+	Data  json.RawMessage `json:"data"`
 }
 
 // historyPage is how many events one read of the stream takes.
@@ -208,7 +211,12 @@ func (a *API) history(ctx context.Context, r *http.Request, _ query) (any, error
 	}
 	events := make([]HistoryEvent, 0, len(stored))
 	for _, e := range stored {
-		events = append(events, HistoryEvent{Position: e.Position, Version: e.Version, Type: e.Type, RecordedAt: e.RecordedAt.UTC(), Data: e.Data})
+		ev := HistoryEvent{Position: e.Position, Version: e.Version, Type: e.Type, RecordedAt: e.RecordedAt.UTC(), Data: e.Data}
+		if e.Metadata.Actor != "" {
+			actor := e.Metadata.Actor
+			ev.Actor = &actor
+		}
+		events = append(events, ev)
 	}
 	return struct {
 		Events []HistoryEvent `json:"events"`

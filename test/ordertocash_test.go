@@ -165,11 +165,16 @@ func checkReadRoutes(t *testing.T, sc *script) {
 			Version    uint64          `json:"version"`
 			Type       string          `json:"type"`
 			RecordedAt time.Time       `json:"recorded_at"`
+			Actor      *string         `json:"actor"`
 			Data       json.RawMessage `json:"data"`
 		}
 		var history []historyEvent
 		for _, e := range f.events {
-			history = append(history, historyEvent{e.Position.String(), e.Version, e.Type, e.RecordedAt.UTC(), json.RawMessage(e.Data)})
+			var actor *string
+			if e.Metadata.Actor != "" {
+				actor = &e.Metadata.Actor
+			}
+			history = append(history, historyEvent{e.Position.String(), e.Version, e.Type, e.RecordedAt.UTC(), actor, json.RawMessage(e.Data)})
 		}
 		srv.assertDoc(t, at("/v1/orders/"+o.id+"/history"), map[string]any{"events": history})
 		srv.assertDoc(t, at("/v1/ledger/entries?order_id="+o.id), map[string]any{"items": nonNil(m.ledgerEntries(o, f)), "next_cursor": nil})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/orderledger/orderledger/access"
 	"github.com/orderledger/orderledger/dashboard"
+	"github.com/orderledger/orderledger/eventstore"
 )
 
 // TestEveryRouteDeclaresItsRoles: a route the router serves without "x-roles" (or
@@ -170,4 +171,64 @@ func TestRouteRoleMatrix(t *testing.T) {
 		matrix.WriteString("\n")
 	}
 	t.Logf("route × caller statuses:\n%s", matrix.String())
+}
+
+// TestActorIsTheTokensName: the events a request causes name its token as their actor,
+// whatever X-Actor claims, and the order's history shows it.
+func TestActorIsTheTokensName(t *testing.T) {
+	cfg := &config{events: "sqlite:" + filepath.Join(t.TempDir(), "events.db")}
+	s, err := openService(t.Context(), cfg, allRoles, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.close)
+	clerk, err := s.tokens.Create(t.Context(), "till-7", access.Clerk, "test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := s.tokens.Create(t.Context(), "ops", access.Admin, "test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler := s.httpHandler(slog.New(slog.DiscardHandler))
+	do := func(token, method, path, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-Actor", "mallory")
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		return rec
+	}
+	for _, w := range []struct{ token, method, path, body string }{
+		{admin, "POST", "/v1/inventory/SKU-1/receipts", `{"quantity":5}`},
+		{clerk, "POST", "/v1/customers", `{"customer_id":"C1","name":"Ann","email":"ann@example.com"}`},
+		{clerk, "POST", "/v1/orders", `{"order_id":"O1","customer_id":"C1","channel":"web","currency":"EUR","lines":[{"sku":"SKU-1","quantity":1,"unit_price":100}]}`},
+		{admin, "POST", "/v1/webhooks", `{"url":"http://127.0.0.1:9/hook"}`},
+	} {
+		if rec := do(w.token, w.method, w.path, w.body); rec.Code >= 300 {
+			t.Fatalf("%s %s: %d %s", w.method, w.path, rec.Code, rec.Body)
+		}
+	}
+	want := map[string]string{"stock": "ops", "customer": "till-7", "order": "till-7", "webhook": "ops"}
+	events, err := s.events.ReadAll(t.Context(), eventstore.Position{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range events {
+		category, _, _ := strings.Cut(ev.Stream, "-")
+		if w, ok := want[category]; ok && ev.Metadata.Actor != w {
+			t.Errorf("%s %s: actor %q, want %q", ev.Stream, ev.Type, ev.Metadata.Actor, w)
+		}
+		delete(want, category)
+	}
+	if len(want) > 0 {
+		t.Errorf("no events in %v", want)
+	}
+	rec := do(clerk, "GET", "/v1/orders/O1/history", "")
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"actor":"till-7"`) || strings.Contains(rec.Body.String(), "mallory") {
+		t.Fatalf("history: %d %s", rec.Code, rec.Body)
+	}
 }

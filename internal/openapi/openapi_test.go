@@ -196,7 +196,7 @@ func TestWriteOperationsDocumentTheirErrors(t *testing.T) {
 					headers = append(headers, param["name"].(string))
 				}
 			}
-			for _, h := range []string{"Idempotency-Key", "X-Correlation-ID", "X-Actor"} {
+			for _, h := range []string{"Idempotency-Key", "X-Correlation-ID"} {
 				if !slices.Contains(headers, h) {
 					t.Errorf("%s: header %s not documented", where, h)
 				}

@@ -622,20 +622,6 @@ func (c *Client) sendAdjustStock(ctx context.Context, request *AdjustmentRequest
 			return res, errors.Wrap(err, "encode header")
 		}
 	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
 
 	{
 		type bitset = [1]uint8
@@ -786,20 +772,6 @@ func (c *Client) sendCancelOrder(ctx context.Context, request *CancellationReque
 			return res, errors.Wrap(err, "encode header")
 		}
 	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
 
 	{
 		type bitset = [1]uint8
@@ -943,20 +915,6 @@ func (c *Client) sendChangeCustomer(ctx context.Context, request *ChangeCustomer
 		}
 		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
 			if val, ok := params.XCorrelationID.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
 				return e.EncodeValue(conv.StringToString(val))
 			}
 			return nil
@@ -1190,20 +1148,6 @@ func (c *Client) sendCreateWebhook(ctx context.Context, request *WebhookRequest,
 		}
 		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
 			if val, ok := params.XCorrelationID.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
 				return e.EncodeValue(conv.StringToString(val))
 			}
 			return nil
@@ -2897,20 +2841,6 @@ func (c *Client) sendDeleteWebhook(ctx context.Context, params DeleteWebhookPara
 			return res, errors.Wrap(err, "encode header")
 		}
 	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
 
 	{
 		type bitset = [1]uint8
@@ -3053,20 +2983,6 @@ func (c *Client) sendDeliverOrder(ctx context.Context, request *EmptyRequest, pa
 		}
 		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
 			if val, ok := params.XCorrelationID.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
 				return e.EncodeValue(conv.StringToString(val))
 			}
 			return nil
@@ -5359,20 +5275,6 @@ func (c *Client) sendIssueRefund(ctx context.Context, request *RefundRequest, pa
 			return res, errors.Wrap(err, "encode header")
 		}
 	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
 
 	{
 		type bitset = [1]uint8
@@ -6610,20 +6512,6 @@ func (c *Client) sendPlaceOrder(ctx context.Context, request *PlaceOrderRequest,
 			return res, errors.Wrap(err, "encode header")
 		}
 	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
 
 	{
 		type bitset = [1]uint8
@@ -6766,20 +6654,6 @@ func (c *Client) sendReceivePurchaseOrder(ctx context.Context, request *EmptyReq
 		}
 		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
 			if val, ok := params.XCorrelationID.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
 				return e.EncodeValue(conv.StringToString(val))
 			}
 			return nil
@@ -6937,20 +6811,6 @@ func (c *Client) sendReceiveStock(ctx context.Context, request *ReceiptRequest, 
 			return res, errors.Wrap(err, "encode header")
 		}
 	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
 
 	{
 		type bitset = [1]uint8
@@ -7101,20 +6961,6 @@ func (c *Client) sendRecordPayment(ctx context.Context, request *PaymentRequest,
 			return res, errors.Wrap(err, "encode header")
 		}
 	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
 
 	{
 		type bitset = [1]uint8
@@ -7235,20 +7081,6 @@ func (c *Client) sendRegisterCustomer(ctx context.Context, request *RegisterCust
 		}
 		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
 			if val, ok := params.XCorrelationID.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
 				return e.EncodeValue(conv.StringToString(val))
 			}
 			return nil
@@ -7403,20 +7235,6 @@ func (c *Client) sendResumeWebhook(ctx context.Context, request *EmptyRequest, p
 			return res, errors.Wrap(err, "encode header")
 		}
 	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
 
 	{
 		type bitset = [1]uint8
@@ -7561,20 +7379,6 @@ func (c *Client) sendReturnItems(ctx context.Context, request *ReturnRequest, pa
 		}
 		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
 			if val, ok := params.XCorrelationID.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
 				return e.EncodeValue(conv.StringToString(val))
 			}
 			return nil
@@ -7844,20 +7648,6 @@ func (c *Client) sendSetReplenishmentPolicy(ctx context.Context, request *Replen
 			return res, errors.Wrap(err, "encode header")
 		}
 	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
 
 	{
 		type bitset = [1]uint8
@@ -8000,20 +7790,6 @@ func (c *Client) sendShipOrder(ctx context.Context, request *ShipmentRequest, pa
 		}
 		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
 			if val, ok := params.XCorrelationID.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
 				return e.EncodeValue(conv.StringToString(val))
 			}
 			return nil

@@ -20506,17 +20506,22 @@ func (s *StoredEvent) encodeFields(e *jx.Encoder) {
 		s.RecordedAt.Encode(e)
 	}
 	{
+		e.FieldStart("actor")
+		s.Actor.Encode(e)
+	}
+	{
 		e.FieldStart("data")
 		s.Data.Encode(e)
 	}
 }
 
-var jsonFieldsNameOfStoredEvent = [5]string{
+var jsonFieldsNameOfStoredEvent = [6]string{
 	0: "position",
 	1: "version",
 	2: "type",
 	3: "recorded_at",
-	4: "data",
+	4: "actor",
+	5: "data",
 }
 
 // Decode decodes StoredEvent from json.
@@ -20572,8 +20577,18 @@ func (s *StoredEvent) Decode(d *jx.Decoder) error {
 			}(); err != nil {
 				return errors.Wrap(err, "decode field \"recorded_at\"")
 			}
-		case "data":
+		case "actor":
 			requiredBitSet[0] |= 1 << 4
+			if err := func() error {
+				if err := s.Actor.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"actor\"")
+			}
+		case "data":
+			requiredBitSet[0] |= 1 << 5
 			if err := func() error {
 				if err := s.Data.Decode(d); err != nil {
 					return err
@@ -20592,7 +20607,7 @@ func (s *StoredEvent) Decode(d *jx.Decoder) error {
 	// Validate required fields.
 	var failures []validate.FieldError
 	for i, mask := range [1]uint8{
-		0b00011111,
+		0b00111111,
 	} {
 		if result := (requiredBitSet[i] & mask) ^ mask; result != 0 {
 			// Mask only required fields and check equality to mask using XOR.

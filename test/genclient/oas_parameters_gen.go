@@ -12,8 +12,6 @@ type AdjustStockParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 	// The SKU.
 	Sku Identifier
 }
@@ -28,8 +26,6 @@ type CancelOrderParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 	// The order ID.
 	ID Identifier
 }
@@ -44,8 +40,6 @@ type ChangeCustomerParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 	// The customer ID.
 	ID Identifier
 }
@@ -60,8 +54,6 @@ type CreateWebhookParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 }
 
 // DashboardCustomersParams is parameters of dashboardCustomers operation.
@@ -128,8 +120,6 @@ type DeleteWebhookParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 	// The webhook's id, as POST /v1/webhooks answered it.
 	ID string
 }
@@ -144,8 +134,6 @@ type DeliverOrderParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 	// The order ID.
 	ID Identifier
 }
@@ -321,8 +309,6 @@ type IssueRefundParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 	// The order ID.
 	ID Identifier
 }
@@ -410,8 +396,6 @@ type PlaceOrderParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 }
 
 // ReceivePurchaseOrderParams is parameters of receivePurchaseOrder operation.
@@ -424,8 +408,6 @@ type ReceivePurchaseOrderParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 	// The purchase order ID.
 	ID Identifier
 }
@@ -440,8 +422,6 @@ type ReceiveStockParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 	// The SKU.
 	Sku Identifier
 }
@@ -456,8 +436,6 @@ type RecordPaymentParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 	// The order ID.
 	ID Identifier
 }
@@ -472,8 +450,6 @@ type RegisterCustomerParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 }
 
 // ResumeWebhookParams is parameters of resumeWebhook operation.
@@ -486,8 +462,6 @@ type ResumeWebhookParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 	// The webhook's id, as POST /v1/webhooks answered it.
 	ID string
 }
@@ -502,8 +476,6 @@ type ReturnItemsParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 	// The order ID.
 	ID Identifier
 }
@@ -524,8 +496,6 @@ type SetReplenishmentPolicyParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 	// The SKU.
 	Sku Identifier
 }
@@ -540,8 +510,6 @@ type ShipOrderParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 	// The order ID.
 	ID Identifier
 }

@@ -12457,6 +12457,10 @@ type StoredEvent struct {
 	// Versioned event type.
 	Type       string    `json:"type"`
 	RecordedAt Timestamp `json:"recorded_at"`
+	// Who caused the event: the name of the token (or OpenID Connect identity) the request was made with,
+	// `anonymous` in open mode, `automation` for what the order-to-cash automation did; null when none was
+	// recorded. No request header can set it.
+	Actor NilString `json:"actor"`
 	// The event's data as stored.
 	Data StoredEventData `json:"data"`
 }
@@ -12479,6 +12483,11 @@ func (s *StoredEvent) GetType() string {
 // GetRecordedAt returns the value of RecordedAt.
 func (s *StoredEvent) GetRecordedAt() Timestamp {
 	return s.RecordedAt
+}
+
+// GetActor returns the value of Actor.
+func (s *StoredEvent) GetActor() NilString {
+	return s.Actor
 }
 
 // GetData returns the value of Data.
@@ -12504,6 +12513,11 @@ func (s *StoredEvent) SetType(val string) {
 // SetRecordedAt sets the value of RecordedAt.
 func (s *StoredEvent) SetRecordedAt(val Timestamp) {
 	s.RecordedAt = val
+}
+
+// SetActor sets the value of Actor.
+func (s *StoredEvent) SetActor(val NilString) {
+	s.Actor = val
 }
 
 // SetData sets the value of Data.
