@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 )
@@ -45,6 +46,13 @@ type Principal struct {
 // SeesPersonalData reports whether the principal may see customers' names, emails, phones and
 // shipping addresses; a viewer gets them as null.
 func (p Principal) SeesPersonalData() bool { return p.Role != Viewer }
+
+// SeesPersonalData reports whether the caller of r may see personal data: a request that no
+// Guard authenticated may not.
+func SeesPersonalData(r *http.Request) bool {
+	p, ok := PrincipalFrom(r.Context())
+	return ok && p.SeesPersonalData()
+}
 
 // OpenPrincipal is who every request is in open mode (loopback, no token ever created).
 var OpenPrincipal = Principal{Name: "anonymous", Role: Admin}

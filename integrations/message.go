@@ -33,35 +33,12 @@ func NewMessage(ev eventstore.Event, redact bool) Message {
 		m.Actor = &actor
 	}
 	if redact {
-		m.Data = redactData(ev.Type, ev.Data)
+		m.Data = domain.RedactPersonalData(ev.Type, ev.Data)
 	}
 	if len(m.Data) == 0 {
 		m.Data = json.RawMessage("null")
 	}
 	return m
-}
-
-// redactData returns data with the type's personal fields set to null. Data that is not a
-// JSON object (no event of ours) is withheld whole rather than passed on unread.
-func redactData(eventType string, data []byte) json.RawMessage {
-	fields := domain.PersonalFields(eventType)
-	if len(fields) == 0 {
-		return data
-	}
-	var object map[string]json.RawMessage
-	if err := json.Unmarshal(data, &object); err != nil {
-		return json.RawMessage("null")
-	}
-	for _, f := range fields {
-		if _, ok := object[f]; ok {
-			object[f] = json.RawMessage("null")
-		}
-	}
-	out, err := json.Marshal(object)
-	if err != nil {
-		return json.RawMessage("null")
-	}
-	return out
 }
 
 // Category is the category of a stream name "<category>-<id>".

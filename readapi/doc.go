@@ -11,4 +11,7 @@
 // GET /v1/customers/{id} and GET /v1/inventory/{sku} answer from the read store's cache of
 // rendered documents (projections.ReadStore.CachedDocument) when the projectors of this
 // process keep it; it is then exactly as fresh as the read models.
+//
+// A caller who may not see personal data (WithPersonalData) gets customers' name, email and
+// phone, and the personal fields of the events of a history, as null.
 package readapi

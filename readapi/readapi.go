@@ -36,6 +36,8 @@ type API struct {
 	// baseCurrency is the currency a read that takes ?currency= answers in without one, and
 	// the one of a customer's lifetime_value and outstanding_balance.
 	baseCurrency string
+	// seesPersonalData reports whether the caller of a request may see personal data.
+	seesPersonalData func(*http.Request) bool
 }
 
 // DefaultBaseCurrency is the base currency unless WithBaseCurrency names another.
@@ -47,13 +49,20 @@ type Option func(*API)
 // WithAfterTimeout sets how long a read waits for ?after= before answering 504.
 func WithAfterTimeout(d time.Duration) Option { return func(a *API) { a.afterTimeout = d } }
 
+// WithPersonalData sets who may see personal data: callers for which sees returns false get
+// it as null. By default everyone sees it.
+func WithPersonalData(sees func(*http.Request) bool) Option {
+	return func(a *API) { a.seesPersonalData = sees }
+}
+
 // WithBaseCurrency sets the base currency (serve --base-currency).
 func WithBaseCurrency(c string) Option { return func(a *API) { a.baseCurrency = c } }
 
 // New serves the read models of read, the order histories of events, and waits for ?after=
 // with waiter.
 func New(read *projections.ReadStore, events eventstore.Store, waiter Waiter, opts ...Option) *API {
-	a := &API{read: read, events: events, waiter: waiter, afterTimeout: DefaultAfterTimeout, baseCurrency: DefaultBaseCurrency}
+	a := &API{read: read, events: events, waiter: waiter, afterTimeout: DefaultAfterTimeout, baseCurrency: DefaultBaseCurrency,
+		seesPersonalData: func(*http.Request) bool { return true }}
 	for _, o := range opts {
 		o(a)
 	}
@@ -67,6 +76,8 @@ type route struct {
 	projector string
 	params    []string
 	answer    func(ctx context.Context, r *http.Request, q query) (any, error)
+	// redact, when set, nulls the personal data of the route's JSON answer.
+	redact func(body []byte) []byte
 }
 
 // Register mounts every read route on r, for GET.
@@ -80,9 +91,9 @@ func (a *API) routes() []route {
 	return []route{
 		{path: "/v1/orders", projector: "orders", params: []string{"customer_id", "status", "channel", "limit", "cursor"}, answer: a.orders},
 		{path: "/v1/orders/{id}", projector: "orders", params: []string{"as_of"}, answer: a.order},
-		{path: "/v1/orders/{id}/history", answer: a.history},
-		{path: "/v1/customers", projector: "customers", params: []string{"sort", "limit", "cursor"}, answer: a.customers},
-		{path: "/v1/customers/{id}", projector: "customers", answer: a.customer},
+		{path: "/v1/orders/{id}/history", answer: a.history, redact: redactHistory},
+		{path: "/v1/customers", projector: "customers", params: []string{"sort", "limit", "cursor"}, answer: a.customers, redact: redactCustomers},
+		{path: "/v1/customers/{id}", projector: "customers", answer: a.customer, redact: redactCustomer},
 		{path: "/v1/customers/{id}/personal-data", projector: "customers", answer: a.personalData},
 		{path: "/v1/inventory", projector: "inventory", params: []string{"low_stock", "limit", "cursor"}, answer: a.inventory},
 		{path: "/v1/inventory/{sku}", projector: "inventory", params: []string{"as_of"}, answer: a.stockLevel},
@@ -131,6 +142,16 @@ func (a *API) handler(rt route) http.Handler {
 				slog.ErrorContext(r.Context(), "read route: writing the answer failed", "path", r.URL.Path, "err", err)
 			}
 			return
+		}
+		if rt.redact != nil && !a.seesPersonalData(r) {
+			body, ok := doc.(rendered)
+			if !ok {
+				if body, err = render(doc); err != nil {
+					httpx.WriteError(w, r, err)
+					return
+				}
+			}
+			doc = rendered(append(rt.redact(body), '\n'))
 		}
 		if body, ok := doc.(rendered); ok {
 			w.Header()["Content-Type"] = jsonContentType

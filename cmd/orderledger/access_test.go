@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -230,5 +231,90 @@ func TestActorIsTheTokensName(t *testing.T) {
 	rec := do(clerk, "GET", "/v1/orders/O1/history", "")
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"actor":"till-7"`) || strings.Contains(rec.Body.String(), "mallory") {
 		t.Fatalf("history: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestViewersGetPersonalDataAsNull: a viewer reads customers and the live feed with name,
+// email, phone and shipping_address null; a clerk and an auditor see them.
+func TestViewersGetPersonalDataAsNull(t *testing.T) {
+	cfg := &config{events: "sqlite:" + filepath.Join(t.TempDir(), "events.db")}
+	s, err := openService(t.Context(), cfg, allRoles, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.close)
+	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
+	wait := s.runBackground(ctx)
+	t.Cleanup(func() { stop(); wait() })
+	secrets := map[access.Role]string{}
+	for _, role := range []access.Role{access.Admin, access.Clerk, access.Auditor, access.Viewer} {
+		if secrets[role], err = s.tokens.Create(t.Context(), "t-"+string(role), role, "test", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	handler := s.httpHandler(slog.New(slog.DiscardHandler))
+	do := func(ctx context.Context, role access.Role, method, path, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, strings.NewReader(body)).WithContext(ctx)
+		req.Header.Set("Authorization", "Bearer "+secrets[role])
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		return rec
+	}
+	var position string
+	for _, w := range []struct{ method, path, body string }{
+		{"POST", "/v1/inventory/SKU-1/receipts", `{"quantity":5}`},
+		{"POST", "/v1/customers", `{"customer_id":"C1","name":"Ann Lee","email":"ann@example.com","phone":"+1 555 0100"}`},
+		{"POST", "/v1/orders", `{"order_id":"O1","customer_id":"C1","channel":"web","currency":"EUR","shipping_address":"1 Main St","lines":[{"sku":"SKU-1","quantity":1,"unit_price":100}]}`},
+	} {
+		rec := do(t.Context(), access.Admin, w.method, w.path, w.body)
+		if rec.Code >= 300 {
+			t.Fatalf("%s %s: %d %s", w.method, w.path, rec.Code, rec.Body)
+		}
+		var ans struct{ Position string }
+		_ = json.Unmarshal(rec.Body.Bytes(), &ans)
+		position = ans.Position
+	}
+	personal := []string{"Ann Lee", "ann@example.com", "+1 555 0100", "1 Main St"}
+	for _, c := range []struct {
+		path string
+		role access.Role
+		sees []string // the personal data the answer must hold; none: it must hold none
+	}{
+		{"/v1/customers?after=" + position, access.Viewer, nil},
+		{"/v1/customers/C1?after=" + position, access.Viewer, nil},
+		{"/v1/customers?after=" + position, access.Clerk, personal[:3]},
+		{"/v1/customers/C1?after=" + position, access.Auditor, personal[:3]},
+		{"/v1/orders/O1/history", access.Auditor, personal[3:]},
+		{"/v1/stream?after=0-0", access.Viewer, nil},
+		{"/v1/stream?after=0-0", access.Auditor, personal},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond) // ends the stream
+		rec := do(ctx, c.role, "GET", c.path, "")
+		cancel()
+		body := rec.Body.String()
+		if rec.Code != 200 {
+			t.Fatalf("GET %s as %s: %d %s", c.path, c.role, rec.Code, body)
+		}
+		if c.sees == nil {
+			for _, p := range personal {
+				if strings.Contains(body, p) {
+					t.Errorf("GET %s as %s shows %q: %s", c.path, c.role, p, body)
+				}
+			}
+			if !strings.Contains(body, `"name":null`) || !strings.Contains(body, `"email":null`) {
+				t.Errorf("GET %s as %s: want name and email null: %s", c.path, c.role, body)
+			}
+		}
+		for _, p := range c.sees {
+			if !strings.Contains(body, p) {
+				t.Errorf("GET %s as %s lacks %q: %s", c.path, c.role, p, body)
+			}
+		}
+	}
+	if rec := do(t.Context(), access.Viewer, "GET", "/v1/orders/O1/history", ""); rec.Code != 403 {
+		t.Errorf("a viewer reads the history: %d", rec.Code)
 	}
 }

@@ -379,13 +379,13 @@ func (s *service) router() *mux.Router {
 		s.webhooks.RegisterWrites(router)
 	}
 	if s.roles[roleRead] {
-		var opts []readapi.Option
+		opts := []readapi.Option{readapi.WithPersonalData(access.SeesPersonalData)}
 		if s.baseCurrency != "" {
 			opts = append(opts, readapi.WithBaseCurrency(s.baseCurrency))
 		}
 		readapi.New(s.read, s.events, s.projectors, opts...).Register(router)
 		audit.NewAPI(privacy.Unwrap(s.events)).Register(router)
-		integrations.NewStreamAPI(s.broadcaster).Register(router)
+		integrations.NewStreamAPI(s.broadcaster, integrations.WithPersonalData(access.SeesPersonalData)).Register(router)
 		s.webhooks.RegisterReads(router)
 		s.dashboard().Register(router)
 		tokens.RegisterReads(router)
