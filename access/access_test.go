@@ -244,19 +244,26 @@ func TestGuard(t *testing.T) {
 		method, path, auth string
 		status             int
 		code, principal    string
+		contentType        string
 	}{
-		{"POST", "/v1/orders", "", 401, "unauthenticated", ""},
-		{"POST", "/v1/orders", "Bearer olt_nope", 401, "unauthenticated", ""},
-		{"POST", "/v1/orders", "Basic " + clerk, 401, "unauthenticated", ""},
-		{"POST", "/v1/orders", "Bearer " + clerk, 204, "", "desk"},
-		{"POST", "/v1/orders", "Bearer " + viewer, 403, "forbidden", ""},
-		{"GET", "/v1/orders/O1", "Bearer " + viewer, 204, "", "wall"},
-		{"HEAD", "/v1/orders/O1", "Bearer " + viewer, 204, "", "wall"},
-		{"GET", "/healthz", "", 204, "", ""},
-		{"GET", "/undeclared", "Bearer " + clerk, 403, "forbidden", ""},
-		{"GET", "/no/such/route", "", 401, "unauthenticated", ""},
-		{"GET", "/no/such/route", "Bearer " + clerk, 404, "", ""},
-		{"DELETE", "/v1/orders", "", 401, "unauthenticated", ""},
+		{"POST", "/v1/orders", "", 401, "unauthenticated", "", ""},
+		{"POST", "/v1/orders", "Bearer olt_nope", 401, "unauthenticated", "", ""},
+		{"POST", "/v1/orders", "Basic " + clerk, 401, "unauthenticated", "", ""},
+		{"POST", "/v1/orders", "Bearer " + clerk, 204, "", "desk", ""},
+		{"POST", "/v1/orders", "Bearer " + viewer, 403, "forbidden", "", ""},
+		{"GET", "/v1/orders/O1", "Bearer " + viewer, 204, "", "wall", ""},
+		{"HEAD", "/v1/orders/O1", "Bearer " + viewer, 204, "", "wall", ""},
+		{"GET", "/healthz", "", 204, "", "", ""},
+		{"GET", "/undeclared", "Bearer " + clerk, 403, "forbidden", "", ""},
+		{"GET", "/no/such/route", "", 401, "unauthenticated", "", ""},
+		{"GET", "/no/such/route", "Bearer " + clerk, 404, "", "", ""},
+		{"DELETE", "/v1/orders", "", 401, "unauthenticated", "", ""},
+		// A write a browser could send across sites without asking is refused.
+		{"POST", "/v1/orders", "Bearer " + clerk, 415, "unsupported_media_type", "", "text/plain"},
+		{"POST", "/v1/orders", "Bearer " + clerk, 415, "unsupported_media_type", "", "application/x-www-form-urlencoded"},
+		{"POST", "/v1/orders", "Bearer " + clerk, 415, "unsupported_media_type", "", "none"},
+		{"POST", "/v1/orders", "Bearer " + clerk, 415, "unsupported_media_type", "", "application/jsonp"},
+		{"POST", "/v1/orders", "Bearer " + clerk, 204, "", "desk", "Application/JSON; charset=utf-8"},
 	}
 	for _, c := range cases {
 		seen = ""
@@ -266,6 +273,13 @@ func TestGuard(t *testing.T) {
 		}
 		if c.auth != "" {
 			req.Header.Set("Authorization", c.auth)
+		}
+		switch c.contentType {
+		case "":
+			req.Header.Set("Content-Type", "application/json")
+		case "none":
+		default:
+			req.Header.Set("Content-Type", c.contentType)
 		}
 		rec := httptest.NewRecorder()
 		guard.ServeHTTP(rec, req)
@@ -278,9 +292,20 @@ func TestGuard(t *testing.T) {
 	}
 	open = true
 	rec := httptest.NewRecorder()
-	guard.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/orders", nil))
+	req := httptest.NewRequest("POST", "/v1/orders", nil)
+	req.Header.Set("Content-Type", "application/json")
+	guard.ServeHTTP(rec, req)
 	if rec.Code != 204 || seen != access.OpenPrincipal.Name {
 		t.Fatalf("open mode: %d, principal %q", rec.Code, seen)
+	}
+	// The forged write of a page elsewhere, to a server on loopback in open mode.
+	rec = httptest.NewRecorder()
+	req = httptest.NewRequest("POST", "/v1/orders", strings.NewReader(`{"order_id":"x"}`))
+	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set("Origin", "http://evil.example")
+	guard.ServeHTTP(rec, req)
+	if rec.Code != 415 {
+		t.Fatalf("open mode, text/plain write: %d, want 415", rec.Code)
 	}
 	rec = httptest.NewRecorder()
 	guard.ServeHTTP(rec, httptest.NewRequest("GET", "/undeclared", nil))

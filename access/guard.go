@@ -3,9 +3,11 @@ package access
 import (
 	"context"
 	"errors"
+	"mime"
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -49,6 +51,10 @@ type Route struct {
 	Path   string // a template, /v1/orders/{id}
 	Public bool
 	Roles  []Role
+	// Consumes are the media types a POST, PUT or PATCH of the route may send; none means
+	// application/json. Anything else is a 415: a browser cannot send application/json across
+	// sites without asking (a CORS preflight), so no page elsewhere can forge a write.
+	Consumes []string
 }
 
 // Policy is what every route needs, keyed by method and path template.
@@ -183,7 +189,32 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"the role "+string(principal.Role)+" may not "+r.Method+" this route")
 		return
 	}
+	if known {
+		if err := checkMediaType(r, route.Consumes); err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+	}
 	g.next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), principal)))
+}
+
+// checkMediaType answers 415 for a POST, PUT or PATCH whose Content-Type is none of consumes
+// (application/json when consumes is empty), with or without parameters such as charset.
+func checkMediaType(r *http.Request, consumes []string) error {
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	default:
+		return nil
+	}
+	if len(consumes) == 0 {
+		consumes = []string{"application/json"}
+	}
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err == nil && slices.Contains(consumes, strings.ToLower(mediaType)) {
+		return nil
+	}
+	return httpx.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+		"a %s here must be sent with Content-Type: %s", r.Method, strings.Join(consumes, " or "))
 }
 
 func (g *Guard) principal(r *http.Request) (Principal, error) {

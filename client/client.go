@@ -53,8 +53,8 @@ func WithRetries(n int, pause time.Duration) Option {
 	return func(c *Client) { c.retries, c.pause = n, pause }
 }
 
-// WithActor names the client in X-Actor. A server with tokens records the token's name as the
-// actor whatever this says; in open mode it is what the audit trail shows.
+// WithActor names the client in X-Actor, for servers that believed it; this one records the
+// name of the request's token as the actor (anonymous in open mode) whatever X-Actor says.
 func WithActor(name string) Option { return func(c *Client) { c.actor = name } }
 
 // New returns a client of the server at base (e.g. "http://127.0.0.1:8080"): by default
@@ -168,8 +168,8 @@ func (c *Client) Send(ctx context.Context, method, target string, h Headers, bod
 		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if body != nil || method == http.MethodPost || method == http.MethodPut {
+		req.Header.Set("Content-Type", "application/json") // a body-less write too: 415 otherwise
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)

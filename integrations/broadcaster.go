@@ -195,7 +195,7 @@ func (b *Broadcaster) forgetLocked(customerID string) {
 			continue
 		}
 		ev := e.event
-		ev.Data = redactData(ev.Type, ev.Data)
+		ev.Data = domain.RedactPersonalData(ev.Type, ev.Data)
 		b.kept[i] = newEntry(ev)
 	}
 }

@@ -223,10 +223,14 @@ func (s *server) send(ctx context.Context, method, path string, body any, header
 	if err != nil {
 		return response{}, err
 	}
-	if reader != nil {
+	if reader != nil || method == http.MethodPost || method == http.MethodPut {
+		// Every write says it is JSON, a body-less one too (415 otherwise).
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
+		if http.CanonicalHeaderKey(headers[i]) == "Content-Type" {
+			req.Header.Del("Content-Type")
+		}
 		req.Header.Add(headers[i], headers[i+1])
 	}
 	resp, err := client.Do(req)

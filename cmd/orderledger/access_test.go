@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderledger/orderledger/access"
 	"github.com/orderledger/orderledger/dashboard"
@@ -316,5 +317,63 @@ func TestViewersGetPersonalDataAsNull(t *testing.T) {
 	}
 	if rec := do(t.Context(), access.Viewer, "GET", "/v1/orders/O1/history", ""); rec.Code != 403 {
 		t.Errorf("a viewer reads the history: %d", rec.Code)
+	}
+}
+
+// TestBrowserSafety: a write a page elsewhere could forge (text/plain, a form) is a 415 even
+// in open mode; no answer carries CORS headers unless --cors-origin lists the origin, whose
+// preflight is then answered without a token.
+func TestBrowserSafety(t *testing.T) {
+	cfg := &config{events: "sqlite:" + filepath.Join(t.TempDir(), "events.db")}
+	s, err := openService(t.Context(), cfg, allRoles, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.close)
+	s.openAllowed = true
+	do := func(h http.Handler, method, path, contentType, origin string, extra ...string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, strings.NewReader(`{"customer_id":"C1","name":"Ann","email":"a@example.com"}`))
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			req.Header.Set(extra[i], extra[i+1])
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	plain := s.httpHandler(slog.New(slog.DiscardHandler))
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""} {
+		rec := do(plain, "POST", "/v1/customers", ct, "http://evil.example")
+		if rec.Code != 415 || !strings.Contains(rec.Body.String(), `"code":"unsupported_media_type"`) || rec.Header().Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("forged write with Content-Type %q: %d %s %v", ct, rec.Code, rec.Body, rec.Header())
+		}
+	}
+	if rec := do(plain, "OPTIONS", "/v1/customers", "", "http://evil.example", "Access-Control-Request-Method", "POST"); rec.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("preflight without --cors-origin: %d %v", rec.Code, rec.Header())
+	}
+
+	s.corsOrigins = []string{"https://shop.example.com"}
+	s.reg = prometheus.NewRegistry() // the handler registers its metrics again
+	withCORS := s.httpHandler(slog.New(slog.DiscardHandler))
+	rec := do(withCORS, "OPTIONS", "/v1/customers", "", "https://shop.example.com", "Access-Control-Request-Method", "POST",
+		"Access-Control-Request-Headers", "authorization,content-type")
+	if rec.Code >= 300 || rec.Header().Get("Access-Control-Allow-Origin") != "https://shop.example.com" {
+		t.Errorf("preflight of a listed origin: %d %v", rec.Code, rec.Header())
+	}
+	if rec := do(withCORS, "OPTIONS", "/v1/customers", "", "http://evil.example", "Access-Control-Request-Method", "POST"); rec.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("preflight of an unlisted origin: %v", rec.Header())
+	}
+	if rec := do(withCORS, "POST", "/v1/customers", "application/json", "https://shop.example.com"); rec.Code != 201 || rec.Header().Get("Access-Control-Allow-Origin") != "https://shop.example.com" {
+		t.Errorf("write from a listed origin: %d %s %v", rec.Code, rec.Body, rec.Header())
+	}
+	for _, bad := range []string{"*", "https://shop.example.com/", "shop.example.com", "ftp://x", "https://a@b"} {
+		if checkOrigin(bad) == nil {
+			t.Errorf("--cors-origin %q accepted", bad)
+		}
 	}
 }

@@ -55,7 +55,6 @@ With --url it drives a running server; a server with tokens on takes an admin to
 		},
 	}
 	cmd.Flags().StringVar(&url, "url", "", "base URL of a running server (default: start one in this process)")
-	cmd.Flags().StringVar(&token, "token", os.Getenv("ORDERLEDGER_TOKEN"), "bearer token of an admin (the demo receives stock, places orders and pays); none in open mode (env ORDERLEDGER_TOKEN)")
 	cmd.Flags().IntVar(&orders, "orders", 50, "how many orders to drive through the cycle")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 8, "how many orders are driven at once")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "makes the run repeatable (0: from the clock)")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/cors"
 	"github.com/spf13/cobra"
 
 	"github.com/orderledger/orderledger/access"
@@ -54,6 +56,7 @@ type serveOptions struct {
 	maxAutomationLag time.Duration
 	cacheBytes       int
 	insecureNoAuth   bool
+	corsOrigins      []string
 }
 
 func newServeCmd(cfg *config) *cobra.Command {
@@ -81,6 +84,8 @@ balancer and one "project,automate" process.`,
 		"bytes the write side's cache of folded streams may hold (orderledger_command_cache_bytes on /metrics)")
 	cmd.Flags().BoolVar(&opts.insecureNoAuth, "insecure-no-auth", os.Getenv("ORDERLEDGER_INSECURE_NO_AUTH") == "1",
 		"serve without tokens on a non-loopback address while none was ever created: anyone who reaches the port may do anything (env ORDERLEDGER_INSECURE_NO_AUTH=1)")
+	cmd.Flags().StringSliceVar(&opts.corsOrigins, "cors-origin", splitList(os.Getenv("ORDERLEDGER_CORS_ORIGIN")),
+		"origins (https://shop.example.com) whose pages may call the API from a browser; none by default (env ORDERLEDGER_CORS_ORIGIN, comma-separated)")
 	return cmd
 }
 
@@ -106,6 +111,8 @@ type service struct {
 	tokens *access.Tokens
 	// sessions are the dashboard's logins, each authenticated again by its token.
 	sessions *dashboard.Sessions
+	// corsOrigins are the origins whose pages may call the API from a browser (--cors-origin).
+	corsOrigins []string
 	// openAllowed: open mode may hold (a loopback address, or --insecure-no-auth); it holds
 	// while no token was ever created.
 	openAllowed bool
@@ -262,6 +269,12 @@ func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 	}
 	s.maxAutomationLag = opts.maxAutomationLag
 	s.baseCurrency = opts.baseCurrency
+	for _, o := range opts.corsOrigins {
+		if err := checkOrigin(o); err != nil {
+			return fmt.Errorf("--cors-origin %q: %w", o, err)
+		}
+	}
+	s.corsOrigins = opts.corsOrigins
 
 	listener, err := net.Listen("tcp", opts.addr)
 	if err != nil {
@@ -334,10 +347,31 @@ func isLoopback(addr net.Addr) bool {
 // token created anywhere ends it within access.RefreshInterval.
 func (s *service) open() bool { return s.openAllowed && !s.tokens.AnyCreated() }
 
-// httpHandler is what the process serves: the router behind the access guard, instrumented.
+// httpHandler is what the process serves: the router behind the access guard, instrumented;
+// with --cors-origin, CORS answers the listed origins' preflights before the guard (a
+// preflight carries no token).
 func (s *service) httpHandler(log *slog.Logger) http.Handler {
 	router := s.router()
-	return httpx.Instrument(s.reg, router, log, s.guard(router).Wrap)
+	guards := []func(http.Handler) http.Handler{s.guard(router).Wrap}
+	if len(s.corsOrigins) > 0 {
+		guards = append([]func(http.Handler) http.Handler{cors.New(cors.Options{
+			AllowedOrigins: s.corsOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete},
+			AllowedHeaders: []string{"Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-ID", "Last-Event-ID"},
+			ExposedHeaders: []string{"Idempotent-Replayed", "Retry-After", "WWW-Authenticate", "Location"},
+			MaxAge:         600,
+		}).Handler}, guards...)
+	}
+	return httpx.Instrument(s.reg, router, log, guards...)
+}
+
+// checkOrigin accepts a browser origin: http or https, a host, maybe a port, nothing else.
+func checkOrigin(origin string) error {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return errors.New("want an origin such as https://shop.example.com (scheme, host and port only; no wildcard)")
+	}
+	return nil
 }
 
 // guard is the access guard of router, with the roles each route declares in the OpenAPI
@@ -355,7 +389,7 @@ func routePolicy() *access.Policy {
 	}
 	routes := make([]access.Route, len(ops))
 	for i, op := range ops {
-		routes[i] = access.Route{Method: op.Method, Path: op.Path, Public: op.Public}
+		routes[i] = access.Route{Method: op.Method, Path: op.Path, Public: op.Public, Consumes: op.Consumes}
 		for _, r := range op.Roles {
 			routes[i].Roles = append(routes[i].Roles, access.Role(r))
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,8 +72,9 @@ func Instrument(reg prometheus.Registerer, r *mux.Router, log *slog.Logger, guar
 				// one got the answer, and it is no failure of the server.
 				rec.status = StatusClientClosedRequest
 			}
-			requests.WithLabelValues(rec.route, req.Method, strconv.Itoa(rec.status)).Inc()
-			latency.WithLabelValues(rec.route, req.Method).Observe(elapsed.Seconds())
+			method := methodLabel(req.Method)
+			requests.WithLabelValues(rec.route, method, strconv.Itoa(rec.status)).Inc()
+			latency.WithLabelValues(rec.route, method).Observe(elapsed.Seconds())
 			level := slog.LevelDebug
 			if rec.status >= 500 && rec.status != StatusClientClosedRequest {
 				level = slog.LevelWarn
@@ -82,6 +84,15 @@ func Instrument(reg prometheus.Registerer, r *mux.Router, log *slog.Logger, guar
 		setSecurityHeaders(rec.Header())
 		inner.ServeHTTP(rec, asGet(r, req))
 	})
+}
+
+// methodLabel is a request's method as the metrics label it: one the router knows, or
+// "other", so that made-up methods cannot grow /metrics without bound.
+func methodLabel(method string) string {
+	if slices.Contains(methodsToTry, method) || method == http.MethodOptions {
+		return method
+	}
+	return "other"
 }
 
 // setSecurityHeaders sets what every answer carries: no content sniffing, a policy that lets

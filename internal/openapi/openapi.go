@@ -33,6 +33,8 @@ type Operation struct {
 	Public bool
 	// Roles are the roles its "x-roles" admits; none when it declares none.
 	Roles []string
+	// Consumes are the media types its request body may have; none when it takes no body.
+	Consumes []string
 }
 
 func (o Operation) String() string { return o.Method + " " + o.Path }
@@ -49,6 +51,9 @@ func Operations() ([]Operation, error) {
 	type operation struct {
 		Security *[]json.RawMessage `json:"security"`
 		Roles    []string           `json:"x-roles"`
+		Body     *struct {
+			Content map[string]json.RawMessage `json:"content"`
+		} `json:"requestBody"`
 	}
 	if err := json.Unmarshal(document, &doc); err != nil {
 		return nil, fmt.Errorf("openapi: %w", err)
@@ -63,8 +68,14 @@ func Operations() ([]Operation, error) {
 			if err := json.Unmarshal(item[key], &op); err != nil {
 				return nil, fmt.Errorf("openapi: %s %s: %w", key, path, err)
 			}
-			ops = append(ops, Operation{Method: strings.ToUpper(key), Path: path,
-				Public: op.Security != nil && len(*op.Security) == 0, Roles: op.Roles})
+			o := Operation{Method: strings.ToUpper(key), Path: path, Public: op.Security != nil && len(*op.Security) == 0, Roles: op.Roles}
+			if op.Body != nil {
+				for mediaType := range op.Body.Content {
+					o.Consumes = append(o.Consumes, mediaType)
+				}
+				slices.Sort(o.Consumes)
+			}
+			ops = append(ops, o)
 		}
 	}
 	slices.SortFunc(ops, func(a, b Operation) int {

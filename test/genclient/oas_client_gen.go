@@ -3146,20 +3146,6 @@ func (c *Client) sendErasePersonalData(ctx context.Context, request *EmptyReques
 			return res, errors.Wrap(err, "encode header")
 		}
 	}
-	{
-		cfg := uri.HeaderParameterEncodingConfig{
-			Name:    "X-Actor",
-			Explode: false,
-		}
-		if err := h.EncodeParam(cfg, func(e uri.Encoder) error {
-			if val, ok := params.XActor.Get(); ok {
-				return e.EncodeValue(conv.StringToString(val))
-			}
-			return nil
-		}); err != nil {
-			return res, errors.Wrap(err, "encode header")
-		}
-	}
 
 	{
 		type bitset = [1]uint8

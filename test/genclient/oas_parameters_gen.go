@@ -148,8 +148,6 @@ type ErasePersonalDataParams struct {
 	// 1..128 printable ASCII characters, stored in the metadata of every event the request appends (by
 	// default the command's ID).
 	XCorrelationID OptString `json:",omitempty,omitzero"`
-	// Who is acting, 1..128 printable ASCII characters, stored in the events' metadata (default `api`).
-	XActor OptString `json:",omitempty,omitzero"`
 	// The customer ID.
 	ID Identifier
 }

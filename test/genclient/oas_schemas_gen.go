@@ -2091,11 +2091,11 @@ type Currency string
 // Ref: #/components/schemas/Customer
 type Customer struct {
 	CustomerID Identifier `json:"customer_id"`
-	// Null once the customer's personal data is erased.
+	// Personal data: null for a viewer, and once the customer's personal data is erased.
 	Name NilString `json:"name"`
-	// Null once the customer's personal data is erased.
+	// Personal data: null for a viewer, and once the customer's personal data is erased.
 	Email NilString `json:"email"`
-	// Null once the customer's personal data is erased.
+	// Personal data: null for a viewer, and once the customer's personal data is erased.
 	Phone NilString `json:"phone"`
 	// Card, invoice, cash, bank_transfer, or empty when none was given.
 	PaymentPreference string `json:"payment_preference"`
@@ -12461,7 +12461,8 @@ type StoredEvent struct {
 	// `anonymous` in open mode, `automation` for what the order-to-cash automation did; null when none was
 	// recorded. No request header can set it.
 	Actor NilString `json:"actor"`
-	// The event's data as stored.
+	// The event's data as stored; for a viewer its personal fields (`name`, `email`, `phone`,
+	// `shipping_address`) are null.
 	Data StoredEventData `json:"data"`
 }
 
@@ -12525,7 +12526,8 @@ func (s *StoredEvent) SetData(val StoredEventData) {
 	s.Data = val
 }
 
-// The event's data as stored.
+// The event's data as stored; for a viewer its personal fields (`name`, `email`, `phone`,
+// `shipping_address`) are null.
 type StoredEventData struct{}
 
 type StreamEventsOK struct {
@@ -13067,6 +13069,135 @@ func (*UnauthenticatedHeaders) setReplenishmentPolicyRes()  {}
 func (*UnauthenticatedHeaders) shipOrderRes()               {}
 func (*UnauthenticatedHeaders) streamEventsRes()            {}
 func (*UnauthenticatedHeaders) verifyHashChainsRes()        {}
+
+// Merged schema.
+type UnsupportedMediaType struct {
+	// Https://orderledger.dev/problems/ followed by the code.
+	Type url.URL `json:"type"`
+	// The HTTP status text.
+	Title string `json:"title"`
+	// The HTTP status.
+	Status int `json:"status"`
+	// What went wrong, naming the offending field or the rule; for a 5xx a generic sentence (the server
+	// log has the cause).
+	Detail string `json:"detail"`
+	// Merged property.
+	Code UnsupportedMediaTypeCode `json:"code"`
+	// The request path.
+	Instance string `json:"instance"`
+}
+
+// GetType returns the value of Type.
+func (s *UnsupportedMediaType) GetType() url.URL {
+	return s.Type
+}
+
+// GetTitle returns the value of Title.
+func (s *UnsupportedMediaType) GetTitle() string {
+	return s.Title
+}
+
+// GetStatus returns the value of Status.
+func (s *UnsupportedMediaType) GetStatus() int {
+	return s.Status
+}
+
+// GetDetail returns the value of Detail.
+func (s *UnsupportedMediaType) GetDetail() string {
+	return s.Detail
+}
+
+// GetCode returns the value of Code.
+func (s *UnsupportedMediaType) GetCode() UnsupportedMediaTypeCode {
+	return s.Code
+}
+
+// GetInstance returns the value of Instance.
+func (s *UnsupportedMediaType) GetInstance() string {
+	return s.Instance
+}
+
+// SetType sets the value of Type.
+func (s *UnsupportedMediaType) SetType(val url.URL) {
+	s.Type = val
+}
+
+// SetTitle sets the value of Title.
+func (s *UnsupportedMediaType) SetTitle(val string) {
+	s.Title = val
+}
+
+// SetStatus sets the value of Status.
+func (s *UnsupportedMediaType) SetStatus(val int) {
+	s.Status = val
+}
+
+// SetDetail sets the value of Detail.
+func (s *UnsupportedMediaType) SetDetail(val string) {
+	s.Detail = val
+}
+
+// SetCode sets the value of Code.
+func (s *UnsupportedMediaType) SetCode(val UnsupportedMediaTypeCode) {
+	s.Code = val
+}
+
+// SetInstance sets the value of Instance.
+func (s *UnsupportedMediaType) SetInstance(val string) {
+	s.Instance = val
+}
+
+func (*UnsupportedMediaType) adjustStockRes()            {}
+func (*UnsupportedMediaType) cancelOrderRes()            {}
+func (*UnsupportedMediaType) changeCustomerRes()         {}
+func (*UnsupportedMediaType) createTokenRes()            {}
+func (*UnsupportedMediaType) createWebhookRes()          {}
+func (*UnsupportedMediaType) deliverOrderRes()           {}
+func (*UnsupportedMediaType) issueRefundRes()            {}
+func (*UnsupportedMediaType) placeOrderRes()             {}
+func (*UnsupportedMediaType) receivePurchaseOrderRes()   {}
+func (*UnsupportedMediaType) receiveStockRes()           {}
+func (*UnsupportedMediaType) recordPaymentRes()          {}
+func (*UnsupportedMediaType) registerCustomerRes()       {}
+func (*UnsupportedMediaType) resumeWebhookRes()          {}
+func (*UnsupportedMediaType) returnItemsRes()            {}
+func (*UnsupportedMediaType) setReplenishmentPolicyRes() {}
+func (*UnsupportedMediaType) shipOrderRes()              {}
+
+// Merged schema.
+type UnsupportedMediaTypeCode string
+
+const (
+	UnsupportedMediaTypeCodeUnsupportedMediaType UnsupportedMediaTypeCode = "unsupported_media_type"
+)
+
+// AllValues returns all UnsupportedMediaTypeCode values.
+func (UnsupportedMediaTypeCode) AllValues() []UnsupportedMediaTypeCode {
+	return []UnsupportedMediaTypeCode{
+		UnsupportedMediaTypeCodeUnsupportedMediaType,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s UnsupportedMediaTypeCode) MarshalText() ([]byte, error) {
+	switch s {
+	case UnsupportedMediaTypeCodeUnsupportedMediaType:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *UnsupportedMediaTypeCode) UnmarshalText(data []byte) error {
+	switch UnsupportedMediaTypeCode(data) {
+	case UnsupportedMediaTypeCodeUnsupportedMediaType:
+		*s = UnsupportedMediaTypeCodeUnsupportedMediaType
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
 
 // Merged schema.
 type VerifyHashChainsNotFound struct {

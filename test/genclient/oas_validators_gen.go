@@ -6006,6 +6006,38 @@ func (s *UnauthenticatedHeaders) Validate() error {
 	return nil
 }
 
+func (s *UnsupportedMediaType) Validate() error {
+	if s == nil {
+		return validate.ErrNilPointer
+	}
+
+	var failures []validate.FieldError
+	if err := func() error {
+		if err := s.Code.Validate(); err != nil {
+			return err
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "code",
+			Error: err,
+		})
+	}
+	if len(failures) > 0 {
+		return &validate.Error{Fields: failures}
+	}
+	return nil
+}
+
+func (s UnsupportedMediaTypeCode) Validate() error {
+	switch s {
+	case "unsupported_media_type":
+		return nil
+	default:
+		return errors.Errorf("invalid value: %v", s)
+	}
+}
+
 func (s *VerifyHashChainsNotFound) Validate() error {
 	if s == nil {
 		return validate.ErrNilPointer

@@ -233,8 +233,8 @@ func (p *benchProcess) request(ctx context.Context, method, path string, body an
 	if err != nil {
 		return 0, nil, err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if body != nil || method == http.MethodPost || method == http.MethodPut {
+		req.Header.Set("Content-Type", "application/json") // a body-less write too: 415 otherwise
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
