@@ -371,3 +371,13 @@ func TestGuardSessions(t *testing.T) {
 		}
 	}
 }
+
+// newEchoRouter answers GET /v1/ledger/journal with 200 and the principal's name.
+func newEchoRouter() *mux.Router {
+	r := mux.NewRouter()
+	r.HandleFunc("/v1/ledger/journal", func(w http.ResponseWriter, r *http.Request) {
+		p, _ := access.PrincipalFrom(r.Context())
+		_, _ = w.Write([]byte(p.Name))
+	}).Methods(http.MethodGet)
+	return r
+}

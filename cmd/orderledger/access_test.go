@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"github.com/orderledger/orderledger/access"
 	"github.com/orderledger/orderledger/dashboard"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/stores"
 )
 
 // TestEveryRouteDeclaresItsRoles: a route the router serves without "x-roles" (or
@@ -376,4 +378,39 @@ func TestBrowserSafety(t *testing.T) {
 			t.Errorf("--cors-origin %q accepted", bad)
 		}
 	}
+}
+
+// TestServeRefusesAnOpenNonLoopbackAddress: on a non-loopback address with no token serve
+// exits 2 naming "orderledger tokens create", unless --insecure-no-auth; with a token ever
+// created it serves.
+func TestServeRefusesAnOpenNonLoopbackAddress(t *testing.T) {
+	cfg := &config{events: "sqlite:" + filepath.Join(t.TempDir(), "events.db")}
+	opts := func(insecure bool) *serveOptions {
+		return &serveOptions{addr: "0.0.0.0:0", roles: []string{roleWrite, roleRead}, baseCurrency: "EUR",
+			shutdownTimeout: time.Second, cacheBytes: 1 << 20, insecureNoAuth: insecure}
+	}
+	err := serve(t.Context(), cfg, opts(false))
+	var exit *exitError
+	if !errors.As(err, &exit) || exit.code != 2 || !strings.Contains(err.Error(), "orderledger tokens create") {
+		t.Fatalf("serve on 0.0.0.0 without tokens: %v; want exit 2 naming orderledger tokens create", err)
+	}
+	servesUntilStopped := func(what string, o *serveOptions) {
+		t.Helper()
+		ctx, stop := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+		defer stop()
+		if err := serve(ctx, cfg, o); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	servesUntilStopped("--insecure-no-auth", opts(true))
+
+	events, err := stores.OpenEvents(t.Context(), cfg.events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := access.NewTokens(events, nil).Create(t.Context(), "ops", access.Admin, "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_ = events.Close()
+	servesUntilStopped("with a token", opts(false))
 }

@@ -57,6 +57,9 @@ type serveOptions struct {
 	cacheBytes       int
 	insecureNoAuth   bool
 	corsOrigins      []string
+	oidcIssuer       string
+	oidcAudience     string
+	oidcRoleClaim    string
 }
 
 func newServeCmd(cfg *config) *cobra.Command {
@@ -86,6 +89,12 @@ balancer and one "project,automate" process.`,
 		"serve without tokens on a non-loopback address while none was ever created: anyone who reaches the port may do anything (env ORDERLEDGER_INSECURE_NO_AUTH=1)")
 	cmd.Flags().StringSliceVar(&opts.corsOrigins, "cors-origin", splitList(os.Getenv("ORDERLEDGER_CORS_ORIGIN")),
 		"origins (https://shop.example.com) whose pages may call the API from a browser; none by default (env ORDERLEDGER_CORS_ORIGIN, comma-separated)")
+	cmd.Flags().StringVar(&opts.oidcIssuer, "oidc-issuer", os.Getenv("ORDERLEDGER_OIDC_ISSUER"),
+		"also accept bearer JWTs from this OpenID Connect issuer (its URL; env ORDERLEDGER_OIDC_ISSUER)")
+	cmd.Flags().StringVar(&opts.oidcAudience, "oidc-audience", os.Getenv("ORDERLEDGER_OIDC_AUDIENCE"),
+		"the audience (aud) those JWTs must carry: this API's client ID at the issuer (env ORDERLEDGER_OIDC_AUDIENCE)")
+	cmd.Flags().StringVar(&opts.oidcRoleClaim, "oidc-role-claim", envOr("ORDERLEDGER_OIDC_ROLE_CLAIM", "orderledger_role"),
+		"the claim that names the role (a role, or a list whose first role counts); the actor is preferred_username or sub (env ORDERLEDGER_OIDC_ROLE_CLAIM)")
 	return cmd
 }
 
@@ -111,6 +120,8 @@ type service struct {
 	tokens *access.Tokens
 	// sessions are the dashboard's logins, each authenticated again by its token.
 	sessions *dashboard.Sessions
+	// oidc, when set, authenticates the JWTs of an OpenID Connect issuer (--oidc-issuer).
+	oidc *access.OIDC
 	// corsOrigins are the origins whose pages may call the API from a browser (--cors-origin).
 	corsOrigins []string
 	// openAllowed: open mode may hold (a loopback address, or --insecure-no-auth); it holds
@@ -275,6 +286,14 @@ func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 		}
 	}
 	s.corsOrigins = opts.corsOrigins
+	if opts.oidcIssuer != "" || opts.oidcAudience != "" {
+		discover, cancel := context.WithTimeout(ctx, 30*time.Second)
+		s.oidc, err = access.NewOIDC(discover, opts.oidcIssuer, opts.oidcAudience, opts.oidcRoleClaim, log)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("--oidc-issuer, --oidc-audience, --oidc-role-claim: %w", err)
+		}
+	}
 
 	listener, err := net.Listen("tcp", opts.addr)
 	if err != nil {
@@ -282,8 +301,8 @@ func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 	}
 	loopback := isLoopback(listener.Addr())
 	switch {
-	case s.tokens.AnyCreated():
-		log.Info("tokens in force: every route but /healthz and /readyz needs one")
+	case s.tokens.AnyCreated() || s.oidc != nil:
+		log.Info("tokens in force: every route but /healthz and /readyz needs one", "oidc_issuer", opts.oidcIssuer)
 	case loopback:
 		log.Warn("OPEN MODE: no token was ever created and the address is loopback, so every request may do anything; create one with: orderledger tokens create --name admin --role admin")
 	case opts.insecureNoAuth:
@@ -343,9 +362,10 @@ func isLoopback(addr net.Addr) bool {
 	return ok && tcp.IP.IsLoopback()
 }
 
-// open reports whether open mode holds now: allowed, and no token ever created. The first
-// token created anywhere ends it within access.RefreshInterval.
-func (s *service) open() bool { return s.openAllowed && !s.tokens.AnyCreated() }
+// open reports whether open mode holds now: allowed, no token ever created and no OpenID
+// Connect issuer trusted. The first token created anywhere ends it within
+// access.RefreshInterval.
+func (s *service) open() bool { return s.openAllowed && s.oidc == nil && !s.tokens.AnyCreated() }
 
 // httpHandler is what the process serves: the router behind the access guard, instrumented;
 // with --cors-origin, CORS answers the listed origins' preflights before the guard (a
@@ -377,7 +397,11 @@ func checkOrigin(origin string) error {
 // guard is the access guard of router, with the roles each route declares in the OpenAPI
 // document.
 func (s *service) guard(router *mux.Router) *access.Guard {
-	return access.NewGuard(router, routePolicy(), s.tokens, s.open).WithSessions(s.sessions, dashboard.IsPage, dashboard.LoginPath)
+	auth := access.Authenticators{s.tokens}
+	if s.oidc != nil {
+		auth = append(auth, s.oidc)
+	}
+	return access.NewGuard(router, routePolicy(), auth, s.open).WithSessions(s.sessions, dashboard.IsPage, dashboard.LoginPath)
 }
 
 // routePolicy reads each operation's x-roles (or its "security": []) from the OpenAPI
