@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -413,4 +414,34 @@ func TestServeRefusesAnOpenNonLoopbackAddress(t *testing.T) {
 	}
 	_ = events.Close()
 	servesUntilStopped("with a token", opts(false))
+}
+
+// TestFirstStartWritesAnAdminToken: --admin-token-file creates the token admin on stores that
+// never had one and writes its secret, mode 0600; a second start leaves everything alone.
+func TestFirstStartWritesAnAdminToken(t *testing.T) {
+	events, err := stores.OpenEvents(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = events.Close() })
+	tokens := access.NewTokens(events, nil)
+	path := filepath.Join(t.TempDir(), "admin-token")
+	if err := createFirstAdminToken(t.Context(), tokens, path, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("admin token file: %v, mode %v", err, info.Mode())
+	}
+	secret, _ := os.ReadFile(path)
+	p, err := tokens.Authenticate(t.Context(), strings.TrimSpace(string(secret)))
+	if err != nil || p != (access.Principal{Name: "admin", Role: access.Admin}) {
+		t.Fatalf("the written secret authenticates as %+v, %v", p, err)
+	}
+	if err := createFirstAdminToken(t.Context(), tokens, path, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("second start: %v", err)
+	}
+	if again, _ := os.ReadFile(path); string(again) != string(secret) || len(tokens.List()) != 1 {
+		t.Fatalf("second start changed the token: %d tokens", len(tokens.List()))
+	}
 }

@@ -60,6 +60,7 @@ type serveOptions struct {
 	oidcIssuer       string
 	oidcAudience     string
 	oidcRoleClaim    string
+	adminTokenFile   string
 }
 
 func newServeCmd(cfg *config) *cobra.Command {
@@ -95,6 +96,8 @@ balancer and one "project,automate" process.`,
 		"the audience (aud) those JWTs must carry: this API's client ID at the issuer (env ORDERLEDGER_OIDC_AUDIENCE)")
 	cmd.Flags().StringVar(&opts.oidcRoleClaim, "oidc-role-claim", envOr("ORDERLEDGER_OIDC_ROLE_CLAIM", "orderledger_role"),
 		"the claim that names the role (a role, or a list whose first role counts); the actor is preferred_username or sub (env ORDERLEDGER_OIDC_ROLE_CLAIM)")
+	cmd.Flags().StringVar(&opts.adminTokenFile, "admin-token-file", os.Getenv("ORDERLEDGER_ADMIN_TOKEN_FILE"),
+		"on a first start (no token ever created), create the token \"admin\" of role admin and write its secret to this file, mode 0600 (env ORDERLEDGER_ADMIN_TOKEN_FILE)")
 	return cmd
 }
 
@@ -295,6 +298,11 @@ func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 		}
 	}
 
+	if opts.adminTokenFile != "" && !s.tokens.AnyCreated() {
+		if err := createFirstAdminToken(ctx, s.tokens, opts.adminTokenFile, log); err != nil {
+			return err
+		}
+	}
 	listener, err := net.Listen("tcp", opts.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.addr, err)
@@ -353,6 +361,26 @@ func serve(ctx context.Context, cfg *config, opts *serveOptions) error {
 		return err
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// createFirstAdminToken creates the token "admin" on a store that never had a token and writes
+// its secret to path (0600), so that a container's first start leaves a way in. Another
+// process that won the race to create it leaves nothing to do.
+func createFirstAdminToken(ctx context.Context, tokens *access.Tokens, path string, log *slog.Logger) error {
+	secret, err := tokens.Create(ctx, "admin", access.Admin, "serve --admin-token-file", time.Now())
+	if errors.Is(err, access.ErrTokenExists) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--admin-token-file: create the first admin token: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		// The token exists now and its secret is lost: say how to recover.
+		return fmt.Errorf("--admin-token-file: the token admin was created but its secret could not be written (%w); "+
+			"revoke it with `orderledger tokens revoke --name admin` and create another", err)
+	}
+	log.Warn("first start: created the token admin (role admin); its secret is in "+path, "file", path)
 	return nil
 }
 
