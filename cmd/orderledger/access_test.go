@@ -445,3 +445,56 @@ func TestFirstStartWritesAnAdminToken(t *testing.T) {
 		t.Fatalf("second start changed the token: %d tokens", len(tokens.List()))
 	}
 }
+
+// BenchmarkReadCustomer measures GET /v1/customers/{id} through the handler serve serves:
+// with a bearer token (the guard authenticates and authorizes it), in open mode, and through
+// the bare router, so that the cost of access control per request can be read off.
+func BenchmarkReadCustomer(b *testing.B) {
+	cfg := &config{events: "sqlite:" + filepath.Join(b.TempDir(), "events.db")}
+	s, err := openService(b.Context(), cfg, allRoles, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.close)
+	ctx, stop := context.WithCancel(context.WithoutCancel(b.Context()))
+	wait := s.runBackground(ctx)
+	b.Cleanup(func() { stop(); wait() })
+	s.openAllowed = true
+	open := s.httpHandler(slog.New(slog.DiscardHandler))
+	req := httptest.NewRequest("POST", "/v1/customers", strings.NewReader(`{"customer_id":"C1","name":"Ann","email":"ann@example.com"}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	open.ServeHTTP(rec, req)
+	var ans struct{ Position string }
+	_ = json.Unmarshal(rec.Body.Bytes(), &ans)
+	rec = httptest.NewRecorder()
+	open.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/customers/C1?after="+ans.Position, nil))
+	if rec.Code != 200 {
+		b.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	router := s.router()
+	run := func(b *testing.B, h http.Handler, token string) {
+		for b.Loop() {
+			req := httptest.NewRequest("GET", "/v1/customers/C1", nil)
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			} else if h == http.Handler(router) {
+				req = req.WithContext(access.WithPrincipal(req.Context(), access.Principal{Name: "x", Role: access.Clerk}))
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != 200 {
+				b.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+		}
+	}
+	b.Run("router", func(b *testing.B) { run(b, router, "") })
+	b.Run("open", func(b *testing.B) { run(b, open, "") })
+	token, err := s.tokens.Create(b.Context(), "desk", access.Clerk, "bench", time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.reg = prometheus.NewRegistry()
+	guarded := s.httpHandler(slog.New(slog.DiscardHandler))
+	b.Run("token", func(b *testing.B) { run(b, guarded, token) })
+}

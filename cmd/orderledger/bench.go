@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/orderledger/orderledger/access"
 	"github.com/orderledger/orderledger/cmd/orderledger/internal/bench"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/stores"
@@ -264,12 +265,17 @@ func startBenchServer(ctx context.Context, st bench.Stores) (*bench.Server, erro
 	if err != nil {
 		return nil, err
 	}
+	// Its clients authenticate, as a deployment's do, so the figures include checking a token.
+	token, err := s.tokens.Create(ctx, "bench", access.Admin, "orderledger bench", time.Now())
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("create the bench's token: %w", err)
+	}
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		s.close()
 		return nil, err
 	}
-	s.openAllowed = true // a loopback address
 	background, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	wait := s.runBackground(background)
 	srv := &http.Server{Handler: s.httpHandler(log), ReadHeaderTimeout: 10 * time.Second}
@@ -277,6 +283,7 @@ func startBenchServer(ctx context.Context, st bench.Stores) (*bench.Server, erro
 	go func() { _ = srv.Serve(listener) }()
 	return &bench.Server{
 		URL:     "http://" + listener.Addr().String(),
+		Token:   token,
 		Events:  s.events,
 		Commits: func() (uint64, error) { return appendsCommitted(s.reg) },
 		CaughtUp: func(ctx context.Context, pos eventstore.Position) (bool, error) {

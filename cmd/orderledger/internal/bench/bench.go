@@ -115,6 +115,9 @@ type Stores struct {
 type Server struct {
 	// URL is its base URL, e.g. http://127.0.0.1:41234.
 	URL string
+	// Token is the bearer token every request to it carries (none: it serves in open mode), so
+	// that the figures include authenticating each request, as a deployment's do.
+	Token string
 	// Events is its event store, which the order intake baseline appends to.
 	Events eventstore.Store
 	// CaughtUp reports whether its projectors and its automation have handled the log up to

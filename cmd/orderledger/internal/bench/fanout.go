@@ -28,7 +28,7 @@ func (r *run) streamFanout(ctx context.Context, h *httpLoad, turnLength time.Dur
 	})
 	var received, cut atomic.Int64
 	listened := func(ctx context.Context) (int64, time.Duration, error) {
-		stop, err := listen(ctx, h.base, StreamListeners, &received, &cut)
+		stop, err := listen(ctx, h.base, h.token, StreamListeners, &received, &cut)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -48,7 +48,7 @@ func (r *run) streamFanout(ctx context.Context, h *httpLoad, turnLength time.Dur
 
 // listen connects n clients to GET /v1/stream (live, from the head of the log), each reading
 // every message, and returns once all are connected; stop disconnects them.
-func listen(ctx context.Context, base string, n int, received, cut *atomic.Int64) (stop func(), err error) {
+func listen(ctx context.Context, base, token string, n int, received, cut *atomic.Int64) (stop func(), err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	// Large reads, as a listener on another machine would make them: the default 4 KiB
 	// buffer costs this machine, which serves the orders too, a system call per 4 KiB.
@@ -61,6 +61,9 @@ func listen(ctx context.Context, base string, n int, received, cut *atomic.Int64
 			if err != nil {
 				connected <- err
 				return
+			}
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
 			}
 			resp, err := client.Do(req)
 			if err != nil {

@@ -43,7 +43,7 @@ func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
 		return fmt.Errorf("bench: start a server on the scratch stores: %w", err)
 	}
 	defer srv.Stop()
-	h := newHTTPLoad(srv.URL, r.cfg.Clients)
+	h := newHTTPLoad(srv.URL, r.cfg.Clients).as(srv.Token)
 	defer h.close()
 
 	r.logf("seeding %d customers and %d SKUs", seedCustomers, seedSKUs)
@@ -67,7 +67,7 @@ func (r *run) serveStage(ctx context.Context, st, intake Stores) error {
 	if r.selected[OrderToCash] {
 		// Each client waits for the server at two steps of its cycle, so one client's cycles
 		// say how long a cycle takes; enough of them at once say how many the server completes.
-		cycling := newHTTPLoad(srv.URL, orderToCashClients*r.cfg.Clients)
+		cycling := newHTTPLoad(srv.URL, orderToCashClients*r.cfg.Clients).as(srv.Token)
 		defer cycling.close()
 		r.logf("measuring %s: %d clients each taking one order at a time from placement to completion (%s)", OrderToCash, cycling.clients, r.cfg.Duration)
 		cycles, err := cycling.orderToCash(ctx, r.cfg.Duration, srv.Commits)
@@ -314,6 +314,7 @@ type httpLoad struct {
 	clients int
 	http    *http.Client
 	api     *client.Client
+	token   string // the bearer token its requests carry, if any
 }
 
 func newHTTPLoad(base string, clients int) *httpLoad {
@@ -328,6 +329,13 @@ func newHTTPLoad(base string, clients int) *httpLoad {
 }
 
 func (h *httpLoad) close() { h.http.CloseIdleConnections() }
+
+// as makes every request carry "Authorization: Bearer token" (none when token is empty).
+func (h *httpLoad) as(token string) *httpLoad {
+	h.token = token
+	h.api = client.New(h.base, client.WithHTTPClient(h.http), client.WithActor("bench"), client.WithToken(token), client.WithRetries(0, 0))
+	return h
+}
 
 // do sends one request and returns the answer's body; an answer other than 2xx is an error
 // that names the request and quotes the problem.

@@ -63,7 +63,7 @@ func (t trial) String() string {
 // --duration (60 s at the default) at the best rate found, stepping down by a fifth while
 // they do not hold (sustainedHolds in all). It returns the hold that held, or the last one tried.
 func (r *run) sustainedOrders(ctx context.Context, srv *Server, guess float64) (trial, error) {
-	h := newHTTPLoad(srv.URL, sustainedInFlight/2)
+	h := newHTTPLoad(srv.URL, sustainedInFlight/2).as(srv.Token)
 	defer h.close()
 	r.logf("%s: seeding %d SKUs for a Zipf-skewed catalogue (s = %.1f)", SustainedOrders, zipfSKUs, zipfS)
 	if err := h.parallel(ctx, zipfSKUs, func(ctx context.Context, i int) error {
