@@ -67,7 +67,30 @@ func TestChangeCustomerDetails(t *testing.T) {
 		{name: "email invalid", given: events(ada), when: domain.ChangeCustomerDetails{CustomerID: "C1", Email: ptr("nope"), At: now}, err: domain.ErrInvalidInput, field: "email"},
 		{name: "name blank", given: events(ada), when: domain.ChangeCustomerDetails{CustomerID: "C1", Name: ptr(""), At: now}, err: domain.ErrInvalidInput, field: "name"},
 		{name: "preference cannot be blanked", given: events(ada), when: domain.ChangeCustomerDetails{CustomerID: "C1", PaymentPreference: ptr(""), At: now}, err: domain.ErrInvalidInput, field: "payment_preference"},
+		{name: "an erased customer's name cannot come back", given: events(ada, erased), when: domain.ChangeCustomerDetails{CustomerID: "C1", Name: ptr("Ada"), At: now}, err: domain.ErrCustomerErased},
+		{name: "an erased customer's email cannot come back", given: events(ada, erased), when: domain.ChangeCustomerDetails{CustomerID: "C1", Email: ptr("ada@example.com"), At: now}, err: domain.ErrCustomerErased},
+		{name: "an erased customer's phone cannot come back", given: events(ada, erased), when: domain.ChangeCustomerDetails{CustomerID: "C1", Phone: ptr("+44 1"), At: now}, err: domain.ErrCustomerErased},
+		{
+			name:  "an erased customer's payment preference may change",
+			given: events(ada, erased),
+			when:  domain.ChangeCustomerDetails{CustomerID: "C1", PaymentPreference: ptr("invoice"), At: now},
+			then:  events(domain.CustomerDetailsChanged{CustomerID: "C1", PaymentPreference: ptr("invoice"), ChangedAt: now}),
+		},
 	})
+}
+
+var erased = domain.CustomerErased{CustomerID: "C1", ErasedAt: now}
+
+func TestEraseCustomer(t *testing.T) {
+	runScenarios(t, domain.EvolveCustomer, domain.DecideEraseCustomer, []scenario[domain.EraseCustomer]{
+		{name: "erases a registered customer", given: events(ada), when: domain.EraseCustomer{CustomerID: "C1", At: now}, then: events(erased)},
+		{name: "erasing again records nothing", given: events(ada, erased), when: domain.EraseCustomer{CustomerID: "C1", At: now}},
+		{name: "unknown customer", when: domain.EraseCustomer{CustomerID: "C9", At: now}, err: domain.ErrCustomerNotFound},
+	})
+	c := fold(domain.EvolveCustomer, events(ada, erased))
+	if c.Name != "" || c.Email != "" || c.Phone != "" || !c.Erased || !c.Registered || c.PaymentPreference != "card" {
+		t.Fatalf("erased customer folds to %+v; want no personal data, erased, still registered with its preference", c)
+	}
 }
 
 func TestCustomerFold(t *testing.T) {
