@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/big"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -219,5 +220,21 @@ func TestErrorKinds(t *testing.T) {
 	}
 	if _, _, ok := domain.KindOf(errors.New("not ours")); ok {
 		t.Error("KindOf classified an error that is not a domain error")
+	}
+}
+
+// An identifier quoted in an error is cut at 80 characters: one of exactly 80 is quoted whole,
+// one of 81 is cut with a mark.
+func TestRefusedIDsAreQuotedUpTo80Characters(t *testing.T) {
+	for _, n := range []int{80, 81} {
+		id := "-" + strings.Repeat("x", n-1) // a leading '-' is refused
+		_, err := domain.DecideRegisterCustomer(domain.Customer{}, domain.RegisterCustomer{CustomerID: id, Name: "Ada", Email: "ada@example.com", At: now})
+		if err == nil {
+			t.Fatalf("id of %d characters starting with '-' accepted", n)
+		}
+		whole, cut := strings.Contains(err.Error(), id), strings.Contains(err.Error(), "…")
+		if n == 80 && (!whole || cut) || n == 81 && (whole || !cut) {
+			t.Errorf("%d characters: %v", n, err)
+		}
 	}
 }

@@ -596,3 +596,29 @@ func TestPaymentStatus(t *testing.T) {
 		}
 	}
 }
+
+// The line limit at its edge: MaxOrderLines lines are placed, one more is refused (above).
+func TestPlaceOrderTakesTheMostLines(t *testing.T) {
+	lines := make([]domain.OrderLine, domain.MaxOrderLines)
+	for i := range lines {
+		lines[i] = domain.OrderLine{SKU: fmt.Sprintf("S%d", i), Quantity: 1, UnitPrice: 1}
+	}
+	events, err := domain.DecidePlaceOrder(domain.Order{}, domain.PlaceOrder{OrderID: "O1", CustomerID: "C1", Channel: "web", Currency: "EUR", Lines: lines, At: now})
+	if err != nil || len(events) != 1 || len(events[0].(domain.OrderPlaced).Lines) != domain.MaxOrderLines {
+		t.Fatalf("%d lines: %v, %v", domain.MaxOrderLines, events, err)
+	}
+}
+
+// A return counts against the line it returns, the first line too: what was returned of it
+// cannot be returned again.
+func TestReturnOfTheFirstLineIsCounted(t *testing.T) {
+	first := domain.OrderReturned{OrderID: "O1", ReturnID: "R1", Lines: []domain.ReturnedLine{{SKU: "SKU1", Quantity: 2, UnitPrice: 1000}},
+		Reason: "broken", Net: 2000, Tax: 400, Total: 2400, ReturnedAt: now}
+	o := fold(domain.EvolveOrder, history(deliveredO, events(first)))
+	if o.Lines[0].Returned != 2 {
+		t.Fatalf("after returning both SKU1, line 0 shows %d returned", o.Lines[0].Returned)
+	}
+	if _, err := domain.DecideReturnItems(o, domain.ReturnItems{OrderID: "O1", ReturnID: "R2", Lines: []domain.ShippedLine{{SKU: "SKU1", Quantity: 1}}, Reason: "again", At: now}); err == nil {
+		t.Fatal("a unit of the first line was returned twice")
+	}
+}

@@ -50,6 +50,30 @@ func TestTextLimitsCountCharacters(t *testing.T) {
 		}},
 		{"payment_method", 40, func(s string) error { return order(func(o *domain.PlaceOrder) { o.PaymentMethod = s }) }},
 		{"shipping_address", 1000, func(s string) error { return order(func(o *domain.PlaceOrder) { o.ShippingAddress = s }) }},
+		{"method", 40, func(s string) error {
+			_, err := domain.DecideRecordPayment(domain.Order{}, domain.RecordPayment{OrderID: "O1", PaymentID: "P1", Amount: 1, Method: s, At: now})
+			return err
+		}},
+		{"reference", 200, func(s string) error {
+			_, err := domain.DecideRecordPayment(domain.Order{}, domain.RecordPayment{OrderID: "O1", PaymentID: "P1", Amount: 1, Method: "card", Reference: s, At: now})
+			return err
+		}},
+		{"reference", 200, func(s string) error {
+			_, err := domain.DecideIssueRefund(domain.Order{}, domain.IssueRefund{OrderID: "O1", RefundID: "R1", Amount: 1, Reference: s, At: now})
+			return err
+		}},
+		{"carrier", 100, func(s string) error {
+			_, err := domain.DecideShipOrder(domain.Order{}, domain.ShipOrder{OrderID: "O1", Carrier: s, TrackingNumber: "T1", At: now})
+			return err
+		}},
+		{"tracking_number", 100, func(s string) error {
+			_, err := domain.DecideShipOrder(domain.Order{}, domain.ShipOrder{OrderID: "O1", Carrier: "DHL", TrackingNumber: s, At: now})
+			return err
+		}},
+		{"reason", 500, func(s string) error {
+			_, err := domain.DecideCancelOrder(domain.Order{}, domain.CancelOrder{OrderID: "O1", Reason: s, At: now})
+			return err
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.field, func(t *testing.T) {
