@@ -622,3 +622,19 @@ func TestReturnOfTheFirstLineIsCounted(t *testing.T) {
 		t.Fatal("a unit of the first line was returned twice")
 	}
 }
+
+// A return of MaxOrderLines lines passes the line limit (it is then judged against the
+// order); one more line is refused as too many.
+func TestReturnLineLimit(t *testing.T) {
+	for _, n := range []int{domain.MaxOrderLines, domain.MaxOrderLines + 1} {
+		lines := make([]domain.ShippedLine, n)
+		for i := range lines {
+			lines[i] = domain.ShippedLine{SKU: fmt.Sprintf("S%d", i), Quantity: 1}
+		}
+		_, err := domain.DecideReturnItems(fold(domain.EvolveOrder, deliveredO), domain.ReturnItems{OrderID: "O1", ReturnID: "R1", Lines: lines, Reason: "broken", At: now})
+		tooMany := err != nil && strings.Contains(err.Error(), "lines must have")
+		if tooMany != (n > domain.MaxOrderLines) {
+			t.Errorf("a return of %d lines: %v", n, err)
+		}
+	}
+}

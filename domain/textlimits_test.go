@@ -71,6 +71,10 @@ func TestTextLimitsCountCharacters(t *testing.T) {
 			return err
 		}},
 		{"reason", 500, func(s string) error {
+			_, err := domain.DecideReturnItems(domain.Order{}, domain.ReturnItems{OrderID: "O1", ReturnID: "R1", Lines: []domain.ShippedLine{{SKU: "S1", Quantity: 1}}, Reason: s, At: now})
+			return err
+		}},
+		{"reason", 500, func(s string) error {
 			_, err := domain.DecideCancelOrder(domain.Order{}, domain.CancelOrder{OrderID: "O1", Reason: s, At: now})
 			return err
 		}},
