@@ -397,3 +397,27 @@ func TestPurchaseOrderID(t *testing.T) {
 		t.Errorf("two long SKUs share purchase order ID %q", a)
 	}
 }
+
+// The adjustment bound at its edges: ±MaxQuantity is a count, one more either way is refused.
+func TestAdjustStockBound(t *testing.T) {
+	stock := fold(domain.EvolveStock, events(received(domain.MaxQuantity)))
+	for _, c := range []struct {
+		delta int64
+		ok    bool
+	}{{domain.MaxQuantity, true}, {domain.MaxQuantity + 1, false}, {-domain.MaxQuantity, true}, {-domain.MaxQuantity - 1, false}} {
+		_, err := domain.DecideAdjustStock(stock, domain.AdjustStock{SKU: sku, Delta: c.delta, Reason: "count", At: now})
+		if refused := err != nil && strings.Contains(err.Error(), "delta must"); refused == c.ok {
+			t.Errorf("delta %d: %v; want accepted %v", c.delta, err, c.ok)
+		}
+	}
+}
+
+// LowStock at its edge: available equal to the reorder point is low; one more is not.
+func TestLowStockAtTheReorderPoint(t *testing.T) {
+	if s := fold(domain.EvolveStock, events(received(10), policySet(10, 5))); !s.LowStock() {
+		t.Error("available 10 at reorder point 10 is not low")
+	}
+	if s := fold(domain.EvolveStock, events(received(11), policySet(10, 5))); s.LowStock() {
+		t.Error("available 11 at reorder point 10 is low")
+	}
+}
