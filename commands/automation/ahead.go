@@ -187,7 +187,7 @@ func (r *Runner) numberEarly(ctx context.Context, p *pipeline, last eventstore.E
 	if err != nil || !confirms {
 		return nil
 	}
-	meta := commandMeta(last, numberPurpose+orderID)
+	meta := numberMeta(last, orderID)
 	out := make(chan earlyNumber, 1)
 	p.wg.Go(func() {
 		res, err := p.numbers.assign(ctx, domain.AssignInvoiceNumber{OrderID: orderID, At: r.h.Now()}, meta)

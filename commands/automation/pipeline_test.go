@@ -261,7 +261,7 @@ func TestInvoiceNumberAskedAgainAfterTheSeriesForgotTheOrder(t *testing.T) {
 		answering := func() eventstore.Event { return eventstore.Event{ID: e.meta().CommandID} }
 		ask := func(n *invoiceNumbering, order string) commands.Result {
 			t.Helper()
-			res, err := n.assign(ctx, domain.AssignInvoiceNumber{OrderID: order, At: e.h.Now()}, commandMeta(answering(), numberPurpose+order))
+			res, err := n.assign(ctx, domain.AssignInvoiceNumber{OrderID: order, At: e.h.Now()}, numberMeta(answering(), order))
 			if err != nil {
 				t.Fatal(err)
 			}

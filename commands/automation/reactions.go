@@ -6,6 +6,7 @@ import (
 
 	"github.com/orderledger/orderledger/commands"
 	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/eventstore"
 )
 
 // command is one command the automation sends in answer to an event.
@@ -17,12 +18,14 @@ type command struct {
 	send    sendFunc
 	// refresh re-reads the stream the command goes to into the handler's cache.
 	refresh func(ctx context.Context, h *commands.Handler) error
+	// meta, when set, makes the command's Meta in answer to an event instead of commandMeta.
+	meta func(eventstore.Event) commands.Meta
 }
 
 type sendFunc func(ctx context.Context, h *commands.Handler, meta commands.Meta) (commands.Result, error)
 
 func toOrder(purpose, orderID string, send sendFunc) command {
-	return command{purpose, domain.OrderStream(orderID), send, refresher(domain.OrderStream(orderID), domain.EvolveOrder)}
+	return command{purpose: purpose, stream: domain.OrderStream(orderID), send: send, refresh: refresher(domain.OrderStream(orderID), domain.EvolveOrder)}
 }
 
 // toStock is a command on sku's stream, sent through stock with the other commands waiting on
@@ -31,15 +34,15 @@ func toStock(purpose, sku string, stock *stockBatching, build func(at time.Time)
 	send := func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
 		return stock.send(ctx, sku, build(h.Now()), m)
 	}
-	return command{purpose, domain.StockStream(sku), send, refresher(domain.StockStream(sku), domain.EvolveStock)}
+	return command{purpose: purpose, stream: domain.StockStream(sku), send: send, refresh: refresher(domain.StockStream(sku), domain.EvolveStock)}
 }
 
 func toSeries(purpose, stream string, send sendFunc) command {
-	return command{purpose, stream, send, refresher(stream, domain.EvolveSeries)}
+	return command{purpose: purpose, stream: stream, send: send, refresh: refresher(stream, domain.EvolveSeries)}
 }
 
 func toPurchaseOrder(purpose, id string, send sendFunc) command {
-	return command{purpose, domain.PurchaseOrderStream(id), send, refresher(domain.PurchaseOrderStream(id), domain.EvolvePurchaseOrder)}
+	return command{purpose: purpose, stream: domain.PurchaseOrderStream(id), send: send, refresh: refresher(domain.PurchaseOrderStream(id), domain.EvolvePurchaseOrder)}
 }
 
 func refresher[S any](stream string, fold commands.Fold[S]) func(context.Context, *commands.Handler) error {
@@ -105,9 +108,11 @@ func reactions(ctx context.Context, h *commands.Handler, numbers *invoiceNumberi
 			// recent assignments), so a second number would be taken.
 			return nil, nil
 		}
-		return []command{toSeries(numberPurpose+e.OrderID, domain.InvoiceSeriesStream, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+		take := toSeries(numberPurpose+e.OrderID, domain.InvoiceSeriesStream, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
 			return numbers.assign(ctx, domain.AssignInvoiceNumber{OrderID: e.OrderID, At: h.Now()}, m)
-		})}, nil
+		})
+		take.meta = func(ev eventstore.Event) commands.Meta { return numberMeta(ev, e.OrderID) }
+		return []command{take}, nil
 
 	case domain.InvoiceNumberAssigned:
 		return []command{toOrder("record-invoice/"+e.OrderID, e.OrderID, func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
@@ -170,9 +175,9 @@ func reactions(ctx context.Context, h *commands.Handler, numbers *invoiceNumberi
 		})}, nil
 
 	case domain.PurchaseOrderReceived:
-		return []command{{"receive-stock/" + e.PurchaseOrderID, domain.StockStream(e.SKU), func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
+		return []command{{purpose: "receive-stock/" + e.PurchaseOrderID, stream: domain.StockStream(e.SKU), send: func(ctx context.Context, h *commands.Handler, m commands.Meta) (commands.Result, error) {
 			return h.ReceiveStock(ctx, domain.ReceiveStock{SKU: e.SKU, Quantity: e.Quantity, PurchaseOrderID: e.PurchaseOrderID, Reference: e.PurchaseOrderID, At: h.Now()}, m)
-		}, refresher(domain.StockStream(e.SKU), domain.EvolveStock)}}, nil
+		}, refresh: refresher(domain.StockStream(e.SKU), domain.EvolveStock)}}, nil
 	}
 	return nil, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	mathrand "math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -390,6 +389,18 @@ const numberPurpose = "assign-invoice-number/"
 
 var numberCommands = uuid.MustParse("5b0c1a1e-6f7d-4e55-9a43-1f4e0c2d7a90")
 
+// numberMeta is the Meta of the command that takes orderID's invoice number in answer to e.
+// Two events ask for it (the allocations that confirm the order, ahead, and its confirmation
+// read from the log), so unlike other commands its ID is derived from the order alone: the
+// series remembers the orders of its last numbers only, and a second request for an order it
+// has forgotten is then still recognised by its event, which the store finds by ID, instead of
+// taking a second number.
+func numberMeta(e eventstore.Event, orderID string) commands.Meta {
+	m := commandMeta(e, numberPurpose+orderID)
+	m.CommandID = commands.DeriveID(numberCommands, numberPurpose+orderID)
+	return m
+}
+
 // sentCommand is a command sent and its result.
 type sentCommand struct {
 	meta   commands.Meta
@@ -399,23 +410,13 @@ type sentCommand struct {
 
 // commandMeta is the Meta of the command sent for purpose in answer to e: its ID is derived
 // from both, so that answering e again sends the very same command.
-//
-// The one exception is an order's invoice number, asked for by two events (the allocations
-// that confirm the order, ahead, and its confirmation read from the log): its ID is derived
-// from the order alone. The series remembers the orders of its last numbers only, and a second
-// request for an order it has forgotten is then still recognised by its event, which the store
-// finds by ID, instead of taking a second number.
 func commandMeta(e eventstore.Event, purpose string) commands.Meta {
 	correlation := e.Metadata.CorrelationID
 	if correlation == "" {
 		correlation = e.ID.String()
 	}
-	id := commands.DeriveID(e.ID, purpose)
-	if strings.HasPrefix(purpose, numberPurpose) {
-		id = commands.DeriveID(numberCommands, purpose)
-	}
 	return commands.Meta{
-		CommandID:     id,
+		CommandID:     commands.DeriveID(e.ID, purpose),
 		CausationID:   e.ID.String(),
 		CorrelationID: correlation,
 		Actor:         Actor,
@@ -425,6 +426,9 @@ func commandMeta(e eventstore.Event, purpose string) commands.Meta {
 // send sends one command in answer to e.
 func (r *Runner) send(ctx context.Context, e eventstore.Event, c command) (sentCommand, error) {
 	meta := commandMeta(e, c.purpose)
+	if c.meta != nil {
+		meta = c.meta(e)
+	}
 	res, err := c.send(ctx, r.h, meta)
 	if _, _, refused := domain.KindOf(err); refused || (err == nil && res.Unchanged) {
 		// The handler decides on its cached fold of the stream and re-reads it only when an
