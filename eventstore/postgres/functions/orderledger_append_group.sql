@@ -119,7 +119,14 @@ BEGIN
 			o_version[i] := head;
 			CONTINUE;
 		END IF;
-		IF cardinality(a_ids) > 1 AND EXISTS (SELECT FROM events e WHERE e.stream = a_stream AND e.id = ANY (a_ids)) THEN
+		-- One probe per ID, each kept in a lateral subquery with a LIMIT (see the solo lookup
+		-- below): written as e.id = ANY (a_ids), the generic plan made while streams hold a few
+		-- events each reads the stream's every event and filters by ID, so each batch to a busy
+		-- stream cost as much as the stream was long.
+		IF cardinality(a_ids) > 1 AND EXISTS (
+			SELECT FROM unnest(a_ids) AS x(id)
+			CROSS JOIN LATERAL (SELECT FROM events e WHERE e.stream = a_stream AND e.id = x.id LIMIT 1) AS hit
+		) THEN
 			o_outcome[i] := 4;
 			o_version[i] := head;
 			CONTINUE;
