@@ -20,8 +20,9 @@ const (
 	// DefaultBuffer is how many events may wait for one client before it counts as too slow
 	// and is disconnected.
 	DefaultBuffer = 1024
-	// DefaultCoalesce is the least time between two writes to one client: a live event waits
-	// at most this long, and a busy log costs each client a few writes a second.
+	// DefaultCoalesce is the least time between two writes to one client, unless half its
+	// buffer is waiting: a live event waits at most this long, and a busy log costs each
+	// client a few writes a second.
 	DefaultCoalesce = 100 * time.Millisecond
 	// catchUpPage is how many events a resuming client reads from the store at once.
 	catchUpPage = 500
@@ -173,6 +174,14 @@ func (b *Broadcaster) publish(batch []eventstore.Event) {
 			}
 			select {
 			case s.events <- e:
+				if len(s.events) >= cap(s.events)/2 {
+					// Half full: the subscriber writes now rather than at the end of its
+					// coalescing wait, which at a high rate would outlast the buffer.
+					select {
+					case s.hurry <- struct{}{}:
+					default:
+					}
+				}
 			default:
 				b.dropLocked(s, ErrTooSlow)
 			}
@@ -258,6 +267,7 @@ func (f Filter) matchesEvent(ev eventstore.Event) bool {
 type subscription struct {
 	filter Filter
 	events chan *entry
+	hurry  chan struct{} // a buffer half full: write without waiting out the coalescing interval
 	gone   chan struct{} // closed when the Broadcaster drops the subscriber
 	err    error         // why, set before gone is closed
 	cut    func()        // called when dropped for being slow
@@ -300,7 +310,7 @@ func (b *Broadcaster) follow(ctx context.Context, after *eventstore.Position, f 
 		// Join the live feed if from is among the kept events; else read the store up to them.
 		b.mu.Lock()
 		if from.Compare(b.base) >= 0 {
-			s := &subscription{filter: f, events: make(chan *entry, b.buffer), gone: make(chan struct{}), cut: k.cut}
+			s := &subscription{filter: f, events: make(chan *entry, b.buffer), hurry: make(chan struct{}, 1), gone: make(chan struct{}), cut: k.cut}
 			backlog := b.keptAfterLocked(from, f)
 			b.subs[s] = struct{}{}
 			b.mu.Unlock()
@@ -407,9 +417,12 @@ func (b *Broadcaster) serve(ctx context.Context, s *subscription, from eventstor
 		case e := <-s.events:
 			batch = append(batch[:0], e)
 		}
-		// A subscriber writes at most once per coalesce interval: what arrives meanwhile
-		// goes out in the same write and flush. Under a steady load this turns one wake-up
-		// and one system call per commit per subscriber into a few per second.
+		// A subscriber writes at most once per coalesce interval, or sooner when its buffer is
+		// half full: what arrives meanwhile goes out in the same write and flush. Under a
+		// steady load this turns one wake-up and one system call per commit per subscriber
+		// into a few per second; under a heavy one the buffer, not the interval, sets the
+		// pace, so a client that reads as fast as it is sent to is never cut for the
+		// server's own waiting.
 		if wait := b.coalesce - time.Since(lastSend); wait > 0 {
 			timer := time.NewTimer(wait)
 			select {
@@ -422,6 +435,8 @@ func (b *Broadcaster) serve(ctx context.Context, s *subscription, from eventstor
 			case <-s.gone:
 				timer.Stop()
 				return s.err
+			case <-s.hurry:
+				timer.Stop()
 			case <-timer.C:
 			}
 		}
