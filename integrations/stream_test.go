@@ -445,18 +445,7 @@ func TestSlowStreamClientIsCutWithoutDelayingOthers(t *testing.T) {
 	fast, _ := openStream(t, f.srv.URL+"/v1/stream")
 	fast.next(t)
 	waitSubscribers(t, f.b, 2)
-	received := make(chan string, 100000)
-	go func() {
-		for {
-			m, err := fast.read()
-			if err != nil {
-				return
-			}
-			if m.id != "" {
-				received <- m.id
-			}
-		}
-	}()
+	received := receiveIDs(fast, 100000)
 
 	// Enough events, big enough, to fill the slow client's socket buffers and its buffer of
 	// DefaultBuffer events. Each append waits until the fast client has the one before: it
@@ -523,18 +512,7 @@ func TestFastStreamClientIsNotCutForTheServersWaiting(t *testing.T) {
 	client, _ := openStream(t, f.srv.URL+"/v1/stream")
 	client.next(t) // the opening comment
 	waitSubscribers(t, f.b, 1)
-	received := make(chan string, chunk*chunks)
-	go func() {
-		for {
-			m, err := client.read()
-			if err != nil {
-				return
-			}
-			if m.id != "" {
-				received <- m.id
-			}
-		}
-	}()
+	received := receiveIDs(client, chunk*chunks)
 	for c := range chunks {
 		var batch []eventstore.EventData
 		for i := range chunk {
@@ -573,6 +551,24 @@ func TestFastStreamClientIsNotCutForTheServersWaiting(t *testing.T) {
 	if s := f.b.Stats(); s.DroppedSlow != 0 || s.Subscribers != 1 {
 		t.Errorf("%+v, want the client subscribed and none dropped", s)
 	}
+}
+
+// receiveIDs reads r in a goroutine of its own until it ends, and passes on the id of every
+// message; up to buffered ids wait to be taken.
+func receiveIDs(r *sseReader, buffered int) <-chan string {
+	ids := make(chan string, buffered)
+	go func() {
+		for {
+			m, err := r.read()
+			if err != nil {
+				return
+			}
+			if m.id != "" {
+				ids <- m.id
+			}
+		}
+	}()
+	return ids
 }
 
 // pendingEvents is how many events wait in the subscriptions' buffers.

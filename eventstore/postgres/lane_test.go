@@ -517,21 +517,7 @@ func checkGroupIndexProbes(t *testing.T, s *Store) {
 		streams := []string{"order-solo1", "order-solo2", "order-batch", "order-twice", "order-twice"}
 		expected := []int64{round - 1, round - 1, 2*round - 1, 2*round - 1, 2 * round}
 		offsets := []int32{1, 2, 3, 5, 6}
-		var (
-			ids      [][16]byte
-			types    []string
-			data     [][]byte
-			metadata [][]byte
-			times    []time.Time
-		)
-		for range 6 {
-			ids = append(ids, uuid.New())
-			types = append(types, "Probe.v1")
-			data = append(data, []byte(`{}`))
-			metadata = append(metadata, eventstore.EncodeMetadata(eventstore.Metadata{}))
-			times = append(times, time.Now())
-		}
-		rows, err := tx.Query(ctx, appendGroupSQL, streams, expected, offsets, ids, types, data, metadata, times)
+		rows, err := tx.Query(ctx, appendGroupSQL, append([]any{streams, expected, offsets}, probeEvents(6)...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -607,6 +593,19 @@ func groupAppend(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }, stream string, expected int64, n int) (int, error) {
 	var (
+		outcome, version int
+		xid              *uint64
+		position         *int64
+	)
+	err := q.QueryRow(ctx, appendGroupSQL, append([]any{[]string{stream}, []int64{expected}, []int32{1}}, probeEvents(n)...)...).
+		Scan(&outcome, &version, &xid, &position)
+	return outcome, err
+}
+
+// probeEvents is n empty events as orderledger_append_group takes them: the arrays of their
+// IDs, types, data, metadata and times.
+func probeEvents(n int) []any {
+	var (
 		ids      [][16]byte
 		types    []string
 		data     [][]byte
@@ -620,12 +619,5 @@ func groupAppend(ctx context.Context, q interface {
 		metadata = append(metadata, eventstore.EncodeMetadata(eventstore.Metadata{}))
 		times = append(times, time.Now())
 	}
-	var (
-		outcome, version int
-		xid              *uint64
-		position         *int64
-	)
-	err := q.QueryRow(ctx, appendGroupSQL, []string{stream}, []int64{expected}, []int32{1}, ids, types, data, metadata, times).
-		Scan(&outcome, &version, &xid, &position)
-	return outcome, err
+	return []any{ids, types, data, metadata, times}
 }
