@@ -93,13 +93,20 @@ BEGIN
 		SELECT e.version INTO retried_at FROM events e WHERE e.id = a_ids[1] AND e.stream = a_stream;
 		IF FOUND THEN
 			head := retried_at + cardinality(a_ids) - 1;
-			IF (SELECT array_agg(e.id ORDER BY e.version) FROM events e
-			    WHERE e.stream = a_stream AND e.version BETWEEN retried_at AND head) IS DISTINCT FROM a_ids THEN
+			-- The stream's events from retried_at to head, read backwards from head in version
+			-- order with a LIMIT, the shape the generic plan serves from events_stream_version_key.
+			-- Written as a version range or an equality, the plan made while streams hold an
+			-- event or two each takes events_stream_id_key on the stream alone and filters by
+			-- version: a read of the whole stream (see the check for stored IDs below).
+			IF (SELECT array_agg(x.id ORDER BY x.version)
+			    FROM (SELECT e.id, e.version FROM events e WHERE e.stream = a_stream AND e.version <= head
+			          ORDER BY e.version DESC LIMIT cardinality(a_ids)) AS x
+			    WHERE x.version >= retried_at) IS DISTINCT FROM a_ids THEN
 				o_outcome[i] := 3;
 				o_version[i] := head;
 			ELSE
 				SELECT e.xid, e.position INTO retried_xid, retried_position
-				FROM events e WHERE e.stream = a_stream AND e.version = head;
+				FROM events e WHERE e.stream = a_stream AND e.version <= head ORDER BY e.version DESC LIMIT 1;
 				o_outcome[i] := 1;
 				o_version[i] := head;
 				o_xid[i] := retried_xid;
