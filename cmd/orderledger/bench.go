@@ -111,7 +111,10 @@ beside the figure that yields them):
   stream_fanout       orders/s: POST /v1/orders from --clients clients while 200 clients read
                       GET /v1/stream (live). Baseline: the same with no listener, in
                       alternating turns; the ratio is what the listeners cost the intake
-                      (target >= 0.9).
+                      (target >= 0.9). Extra: stream_fanout_apart, the same with the
+                      listeners in a process of their own (orderledger bench listen), as a
+                      deployment's are, rather than in the process that serves: same cores,
+                      not the same Go runtime.
   projection_rebuild  events/s over a generated order-to-cash history of --log-events events
   audit_verify        (log_events, default 1,000,000): every projection rebuilt, every hash
   export              chain verified, every event exported to nowhere, in whole passes.
@@ -162,6 +165,7 @@ beside the figure that yields them):
 			opts.ServeCommand = benchServeCommand
 			opts.ServeAllCommand = benchServeAllCommand
 			opts.ServeRolesCommand = benchServeRolesCommand
+			opts.ListenCommand = benchListenCommand
 			if cpuProf != "" {
 				f, err := os.Create(cpuProf)
 				if err != nil {
@@ -190,6 +194,40 @@ beside the figure that yields them):
 	cmd.Flags().StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the whole run (the in-process server included) to this file, for go tool pprof")
 	cmd.Flags().IntVar(&opts.LogEvents, "log-events", bench.DefaultLogEvents, "size of the log the rebuild, audit and serve_rss figures read")
 	cmd.Flags().IntSliceVar(&opts.HistoryOrders, "history-orders", bench.DefaultHistoryOrders, "one or two history sizes, in orders, that rss_after_orders and cold_first_invoice_ms are measured after")
+	cmd.AddCommand(newBenchListenCmd())
+	return cmd
+}
+
+// benchTokenEnv carries the bench's token to the listeners' process: in its environment, not
+// on its command line, where any user of the machine could read it.
+const benchTokenEnv = "ORDERLEDGER_BENCH_TOKEN"
+
+// newBenchListenCmd is `orderledger bench listen`, which stream_fanout runs as a process of
+// its own for its extra stream_fanout_apart.
+func newBenchListenCmd() *cobra.Command {
+	var url string
+	cmd := &cobra.Command{
+		Use:    "listen",
+		Short:  "connect the stream_fanout listeners to a server, for the bench (internal)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return bench.RunListeners(cmd.Context(), url, os.Getenv(benchTokenEnv), cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&url, "url", "", "the server's base URL")
+	_ = cmd.MarkFlagRequired("url")
+	return cmd
+}
+
+// benchListenCommand runs this very binary's `bench listen` against the server at url.
+func benchListenCommand(ctx context.Context, url, token string) *exec.Cmd {
+	self, err := os.Executable()
+	if err != nil {
+		self = os.Args[0]
+	}
+	cmd := exec.CommandContext(ctx, self, "bench", "listen", "--url", url)
+	cmd.Env = append(os.Environ(), benchTokenEnv+"="+token)
 	return cmd
 }
 

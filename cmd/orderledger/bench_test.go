@@ -38,7 +38,7 @@ type benchResult struct {
 // have none.
 var withBaseline = []string{
 	bench.AppendSingle, bench.AppendBatch100, bench.OrderIntake, bench.ReadCustomer, bench.ReadInventory,
-	bench.StreamFanout, bench.ProjectionRebuild, bench.AuditVerify, bench.Export,
+	bench.StreamFanout, bench.StreamFanoutApart, bench.ProjectionRebuild, bench.AuditVerify, bench.Export,
 	// The larger history's figures, beside the smaller's (TestBenchSQLite's --history-orders).
 	bench.RSSAfterOrders + "_600", bench.ColdFirstInvoice + "_600",
 }
@@ -100,7 +100,8 @@ func TestBenchSQLite(t *testing.T) {
 
 	results := decodeBenchJSON(t, out.stdout)
 	extras := []string{bench.OrderIntakeP50, bench.OrderIntakeP99, bench.ProjectionLagP50, bench.OrderToCashCommits,
-		bench.CommitsPerCycle, bench.PlacedToInvoicedP50, bench.PlacedToInvoicedP99, bench.ReadCustomerP99, bench.ReadInventoryP99, bench.LogEvents, bench.ServeStartup, bench.ServeCatchUp}
+		bench.CommitsPerCycle, bench.PlacedToInvoicedP50, bench.PlacedToInvoicedP99, bench.ReadCustomerP99, bench.ReadInventoryP99, bench.LogEvents, bench.ServeStartup, bench.ServeCatchUp,
+		bench.StreamFanoutApart}
 	for _, name := range append(slices.Clone(bench.Names), extras...) {
 		if name == bench.RSSAfterOrders || name == bench.ColdFirstInvoice {
 			// Reported per history size: the sizes asked for.
@@ -121,6 +122,11 @@ func TestBenchSQLite(t *testing.T) {
 	// commits_per_cycle is only checked to be positive (above): in a 100 ms run most of the
 	// cycles counted made their commits before the window opened, so the ratio of the two
 	// counts says nothing here (0.63 was seen in CI); over --duration 10s it is the figure.
+	// stream_fanout_apart's listeners ran in a process of their own (orderledger bench listen)
+	// and said what they received.
+	if !regexp.MustCompile(`(?m)^bench: stream_fanout_apart: the listeners received [1-9][0-9]* events`).MatchString(out.stderr) {
+		t.Errorf("stderr does not report what the listeners' process received:\n%s", out.stderr)
+	}
 	if !regexp.MustCompile(`(?m)^bench: serve_catchup: `).MatchString(out.stderr) {
 		t.Errorf("stderr does not report the serve process's catch-up:\n%s", out.stderr)
 	}

@@ -49,6 +49,7 @@ const (
 	ServeStartup        = "serve_startup"
 	ServeCatchUp        = "serve_catchup"
 	FailoverRestart     = "failover_restart_ms"
+	StreamFanoutApart   = "stream_fanout_apart"
 )
 
 // Names lists the figures --only accepts, in the order a run measures them.
@@ -165,6 +166,11 @@ type Config struct {
 	// ServeRolesCommand returns the command that runs `orderledger serve` on stores at addr
 	// with the roles given (comma-separated); needed by failover_ms.
 	ServeRolesCommand func(ctx context.Context, stores Stores, addr, roles string) *exec.Cmd
+	// ListenCommand returns the command that runs `orderledger bench listen`: StreamListeners
+	// stream listeners on the server at url, in a process of their own (see RunListeners); the
+	// token reaches it in its environment. Without it stream_fanout's extra
+	// stream_fanout_apart is not measured.
+	ListenCommand func(ctx context.Context, url, token string) *exec.Cmd
 	// Progress receives what the run is doing, line by line; nil discards it.
 	Progress io.Writer
 }

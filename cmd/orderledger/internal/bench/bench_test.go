@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -222,5 +223,32 @@ func TestSamplesDropWarmUp(t *testing.T) {
 	}
 	if got := s.count(func(d time.Duration) bool { return d >= 3*time.Second }); got != 1 {
 		t.Errorf("count of samples ≥ 3 s = %d, want 1", got)
+	}
+}
+
+// TestListenApart holds stream_fanout_apart to the listeners' process's protocol: a line once
+// connected, a report once its input ends; a process that does not connect or does not report
+// is an error, not a wait.
+func TestListenApart(t *testing.T) {
+	stop, err := listenApart(t.Context(), exec.Command("sh", "-c", `echo connected; cat >/dev/null; echo "received 1234 cut 5"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	received, cut, err := stop()
+	if err != nil || received != 1234 || cut != 5 {
+		t.Errorf("stop: received %d cut %d, %v; want 1234, 5 and no error", received, cut, err)
+	}
+
+	if _, err := listenApart(t.Context(), exec.Command("sh", "-c", `echo "no server at that address" >&2; exit 1`)); err == nil ||
+		!strings.Contains(err.Error(), "did not connect") || !strings.Contains(err.Error(), "no server at that address") {
+		t.Errorf("a process that fails to connect: %v; want an error that says so, with what it wrote", err)
+	}
+
+	stop, err = listenApart(t.Context(), exec.Command("sh", "-c", `echo connected; cat >/dev/null`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := stop(); err == nil || !strings.Contains(err.Error(), "without a report") {
+		t.Errorf("a process that ends without a report: %v; want an error that says so", err)
 	}
 }

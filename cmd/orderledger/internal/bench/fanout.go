@@ -1,12 +1,14 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +45,101 @@ func (r *run) streamFanout(ctx context.Context, h *httpLoad, turnLength time.Dur
 	if received.Load() == 0 {
 		return fmt.Errorf("bench: %s: the stream listeners received no event", StreamFanout)
 	}
-	return r.add(StreamFanout, value, "orders/s", baseline)
+	if err := r.add(StreamFanout, value, "orders/s", baseline); err != nil || r.cfg.ListenCommand == nil {
+		return err
+	}
+
+	// The same with the listeners in a process of their own, as a deployment's are: they
+	// still share the machine's cores, but not the server's Go runtime.
+	r.logf("measuring %s: the same with the %d listeners in a process of their own (%s)", StreamFanoutApart, StreamListeners, r.cfg.Duration)
+	var apartReceived, apartCut int64
+	apart := func(ctx context.Context) (int64, time.Duration, error) {
+		stop, err := listenApart(ctx, r.cfg.ListenCommand(ctx, h.base, h.token))
+		if err != nil {
+			return 0, 0, err
+		}
+		ops, elapsed, err := intake(ctx)
+		got, lost, serr := stop()
+		apartReceived, apartCut = apartReceived+got, apartCut+lost
+		return ops, elapsed, errors.Join(err, serr)
+	}
+	value, baseline, err = alternate(ctx, r.cfg.Duration, apart, intake)
+	if err != nil {
+		return fmt.Errorf("bench: %s: %w", StreamFanoutApart, err)
+	}
+	r.logf("%s: the listeners received %d events in all; %d were cut for falling behind", StreamFanoutApart, apartReceived, apartCut)
+	if apartReceived == 0 {
+		return fmt.Errorf("bench: %s: the stream listeners received no event", StreamFanoutApart)
+	}
+	return r.add(StreamFanoutApart, value, "orders/s", baseline)
+}
+
+// listenApart starts cmd (`orderledger bench listen`) and returns once it says its listeners
+// are connected; stop ends it and returns what its listeners received and how many were cut.
+func listenApart(ctx context.Context, cmd *exec.Cmd) (stop func() (received, cut int64, err error), err error) {
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the listeners' process: %w", err)
+	}
+	lines := bufio.NewScanner(out)
+	fail := func(err error) error {
+		_ = in.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("the listeners' process: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	if !lines.Scan() || lines.Text() != listenersConnected {
+		return nil, fail(errors.New("it did not connect its listeners"))
+	}
+	return func() (int64, int64, error) {
+		_ = in.Close() // its cue to disconnect and report
+		var received, cut int64
+		if !lines.Scan() {
+			return 0, 0, fail(errors.New("it ended without a report"))
+		}
+		if _, err := fmt.Sscanf(lines.Text(), listenersReport, &received, &cut); err != nil {
+			return 0, 0, fail(fmt.Errorf("its report %q: %w", lines.Text(), err))
+		}
+		if err := cmd.Wait(); err != nil {
+			return received, cut, fmt.Errorf("the listeners' process: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+		}
+		return received, cut, nil
+	}, nil
+}
+
+// What `orderledger bench listen` writes on its standard output: a line once its listeners are
+// connected, and a report once its standard input ends and they have disconnected.
+const (
+	listenersConnected = "connected"
+	listenersReport    = "received %d cut %d"
+)
+
+// RunListeners is `orderledger bench listen`: StreamListeners clients of GET /v1/stream on the
+// server at base, each reading every message, until stdin ends; then it reports on out how
+// many messages they received and how many the server cut for falling behind.
+func RunListeners(ctx context.Context, base, token string, stdin io.Reader, out io.Writer) error {
+	var received, cut atomic.Int64
+	stop, err := listen(ctx, base, token, StreamListeners, &received, &cut)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(out, listenersConnected); err != nil {
+		stop()
+		return err
+	}
+	_, _ = io.Copy(io.Discard, stdin)
+	stop()
+	_, err = fmt.Fprintf(out, listenersReport+"\n", received.Load(), cut.Load())
+	return err
 }
 
 // listen connects n clients to GET /v1/stream (live, from the head of the log), each reading
