@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
@@ -85,30 +85,15 @@ func AppendWindow(ctx context.Context, store eventstore.Store, records []Record,
 }
 
 func appendStreams(ctx context.Context, store eventstore.Store, streams []string, byStream map[string][]Record, writers int) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	work := make(chan string)
-	var wg sync.WaitGroup
-	for range max(writers, 1) {
-		wg.Go(func() {
-			for stream := range work {
-				if err := appendStream(ctx, store, stream, byStream[stream]); err != nil {
-					cancel(err)
-				}
-			}
-		})
-	}
-feed:
-	for _, s := range streams {
-		select {
-		case work <- s:
-		case <-ctx.Done():
-			break feed
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(writers, 1))
+	for _, stream := range streams {
+		if ctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return appendStream(ctx, store, stream, byStream[stream]) })
 	}
-	close(work)
-	wg.Wait()
-	return context.Cause(ctx)
+	return g.Wait()
 }
 
 func appendStream(ctx context.Context, store eventstore.Store, stream string, records []Record) error {

@@ -365,42 +365,18 @@ func (h *httpLoad) post(ctx context.Context, path string, body any, out any) err
 
 // seed registers the customers and receives the SKUs' stock, from every client at once.
 func (h *httpLoad) seed(ctx context.Context) error {
-	work := make(chan func(context.Context) error)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	for range h.clients {
-		wg.Go(func() {
-			for w := range work {
-				if err := w(ctx); err != nil {
-					cancel(err)
-				}
-			}
-		})
-	}
-feed:
-	for i := range seedCustomers + seedSKUs {
-		w := func(ctx context.Context) error {
-			if i < seedCustomers {
-				id := customerID(i)
-				return h.post(ctx, "/v1/customers", map[string]any{
-					"customer_id": id, "name": "Bench Customer " + strconv.Itoa(i), "email": id + "@bench.example",
-					"payment_preference": "card",
-				}, nil)
-			}
-			return h.post(ctx, "/v1/inventory/"+skuID(i-seedCustomers)+"/receipts", map[string]any{
-				"quantity": seedStock, "reference": "bench opening stock",
+	return h.parallel(ctx, seedCustomers+seedSKUs, func(ctx context.Context, i int) error {
+		if i < seedCustomers {
+			id := customerID(i)
+			return h.post(ctx, "/v1/customers", map[string]any{
+				"customer_id": id, "name": "Bench Customer " + strconv.Itoa(i), "email": id + "@bench.example",
+				"payment_preference": "card",
 			}, nil)
 		}
-		select {
-		case work <- w:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	return context.Cause(ctx)
+		return h.post(ctx, "/v1/inventory/"+skuID(i-seedCustomers)+"/receipts", map[string]any{
+			"quantity": seedStock, "reference": "bench opening stock",
+		}, nil)
+	})
 }
 
 // placeOrder posts an order like the ones the seeded business takes: on the web, one to three

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 )
@@ -261,30 +263,16 @@ func placedToInvoiced(ctx context.Context, store eventstore.Store, from eventsto
 	return out, nil
 }
 
-// parallel runs work(i) for i in [0, n) from every client at once, and returns the first error.
+// parallel runs work(i) for i in [0, n) from every client at once (64 at most), and returns the
+// first error; after one, no further work starts.
 func (h *httpLoad) parallel(ctx context.Context, n int, work func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(h.clients, 64) {
-		wg.Go(func() {
-			for i := range next {
-				if err := work(ctx, i); err != nil {
-					cancel(err)
-				}
-			}
-		})
-	}
-feed:
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(min(h.clients, 64))
 	for i := range n {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+		if ctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return work(ctx, i) })
 	}
-	close(next)
-	wg.Wait()
-	return context.Cause(ctx)
+	return g.Wait()
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orderledger/orderledger/client"
 )
@@ -107,31 +108,25 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(cfg.Progress) }),
 	)
-	work := make(chan plannedOrder)
-	var workers sync.WaitGroup
-	for range cfg.Concurrency {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for o := range work {
-				if err := d.drive(ctx, o); err != nil {
-					cancel(fmt.Errorf("order %s (%s): %w", o.id, o.fate, err))
-					return
-				}
-				_ = bar.Add(1)
-			}
-		}()
-	}
-feed:
+	// The orders, cfg.Concurrency at a time; the first that fails stops the others and the
+	// supplier.
+	orders, octx := errgroup.WithContext(ctx)
+	orders.SetLimit(cfg.Concurrency)
 	for _, o := range plan.orders {
-		select {
-		case work <- o:
-		case <-ctx.Done():
-			break feed
+		if octx.Err() != nil {
+			break
 		}
+		orders.Go(func() error {
+			if err := d.drive(octx, o); err != nil {
+				return fmt.Errorf("order %s (%s): %w", o.id, o.fate, err)
+			}
+			_ = bar.Add(1)
+			return nil
+		})
 	}
-	close(work)
-	workers.Wait()
+	if err := orders.Wait(); err != nil {
+		cancel(err)
+	}
 	close(supplierDone)
 	supplier.Wait()
 	if err := context.Cause(ctx); err != nil {
