@@ -3,76 +3,23 @@ package e2e
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/orderledger/orderledger/internal/oidctest"
 )
-
-// oidcIssuer is an OpenID Connect issuer the test runs on loopback, as a company's identity
-// provider would be: its discovery document, its JWKS, and the key it signs with.
-type oidcIssuer struct {
-	url string
-	key *rsa.PrivateKey
-}
-
-func startOIDCIssuer(t *testing.T) *oidcIssuer {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss := &oidcIssuer{key: key}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"issuer": iss.url, "jwks_uri": iss.url + "/jwks", "authorization_endpoint": iss.url + "/authorize",
-			"token_endpoint": iss.url + "/token", "id_token_signing_alg_values_supported": []string{"RS256"},
-			"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
-		})
-	})
-	mux.HandleFunc("/jwks", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
-			{Key: &key.PublicKey, KeyID: "idp-1", Algorithm: string(jose.RS256), Use: "sig"},
-		}})
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	iss.url = srv.URL
-	return iss
-}
-
-// token signs claims with key (the issuer's own, or another to forge one).
-func (iss *oidcIssuer) token(t *testing.T, key *rsa.PrivateKey, claims map[string]any) string {
-	t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: "idp-1"}},
-		(&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := jwt.Signed(signer).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
 
 // TestOIDCEndToEnd: `serve --oidc-issuer … --oidc-audience …` started as a user would, against an
 // issuer on loopback. A JWT from it with a role claim works with that role's rights and its
 // preferred_username becomes the events' actor; an expired one, one for another audience and
 // one signed by another key are 401; a server that trusts an issuer is never in open mode.
 func TestOIDCEndToEnd(t *testing.T) {
-	iss := startOIDCIssuer(t)
-	srv := startServerWith(t, "sqlite:"+t.TempDir()+"/oidc.db", "--oidc-issuer", iss.url, "--oidc-audience", "orderledger")
+	iss := oidctest.Start(t)
+	srv := startServerWith(t, "sqlite:"+t.TempDir()+"/oidc.db", "--oidc-issuer", iss.URL, "--oidc-audience", "orderledger")
 	now := time.Now()
 	claims := func(role string, change func(map[string]any)) map[string]any {
-		c := map[string]any{"iss": iss.url, "aud": "orderledger", "sub": "u-7", "preferred_username": "grace",
+		c := map[string]any{"iss": iss.URL, "aud": "orderledger", "sub": "u-7", "preferred_username": "grace",
 			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "orderledger_role": role}
 		if change != nil {
 			change(c)
@@ -84,8 +31,8 @@ func TestOIDCEndToEnd(t *testing.T) {
 	}
 	srv.expect(t, http.StatusUnauthorized, "GET", "/v1/orders", nil)
 
-	admin := iss.token(t, iss.key, claims("admin", nil))
-	clerk := iss.token(t, iss.key, claims("clerk", func(c map[string]any) { c["preferred_username"] = "till-9" }))
+	admin := iss.Token(t, iss.Key, claims("admin", nil))
+	clerk := iss.Token(t, iss.Key, claims("clerk", func(c map[string]any) { c["preferred_username"] = "till-9" }))
 	srv.expect(t, http.StatusOK, "POST", "/v1/inventory/SKU-1/receipts", map[string]any{"quantity": 5}, authorization(admin)...)
 	srv.expect(t, http.StatusForbidden, "POST", "/v1/inventory/SKU-1/receipts", map[string]any{"quantity": 5}, authorization(clerk)...)
 	srv.expect(t, http.StatusCreated, "POST", "/v1/customers", map[string]any{"customer_id": "C-1", "name": "Ann", "email": "ann@example.com"}, authorization(clerk)...)
@@ -101,10 +48,10 @@ func TestOIDCEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, token := range map[string]string{
-		"expired":          iss.token(t, iss.key, claims("admin", func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() })),
-		"another audience": iss.token(t, iss.key, claims("admin", func(c map[string]any) { c["aud"] = "someone-else" })),
-		"another key":      iss.token(t, other, claims("admin", nil)),
-		"no role":          iss.token(t, iss.key, claims("admin", func(c map[string]any) { delete(c, "orderledger_role") })),
+		"expired":          iss.Token(t, iss.Key, claims("admin", func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() })),
+		"another audience": iss.Token(t, iss.Key, claims("admin", func(c map[string]any) { c["aud"] = "someone-else" })),
+		"another key":      iss.Token(t, other, claims("admin", nil)),
+		"no role":          iss.Token(t, iss.Key, claims("admin", func(c map[string]any) { delete(c, "orderledger_role") })),
 	} {
 		resp := srv.do(t, "GET", "/v1/orders", nil, authorization(token)...)
 		if resp.status != http.StatusUnauthorized || resp.header.Get("WWW-Authenticate") != "Bearer" {
