@@ -327,3 +327,47 @@ func TestOpenRejectsOtherDSNsWithoutPrintingThem(t *testing.T) {
 		}
 	}
 }
+
+// A transaction on the leases' SQLite database that reads before it writes (a server starting
+// beside another: CREATE TABLE IF NOT EXISTS, then an INSERT) must wait for the other process's
+// write, not fail with "database is locked" because its snapshot went stale in between.
+func TestSQLiteTransactionThatReadsFirstWaitsForAnotherWriter(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "read.db")
+	a, b := open(t, dsn, "a"), open(t, dsn, "b")
+	ctx := t.Context()
+	tx, err := a.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op once committed
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM follow_checkpoints`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	other := make(chan error, 1)
+	go func() {
+		_, err := b.DB().ExecContext(ctx, `INSERT INTO follow_checkpoints (name, position) VALUES ('other', '0-0')`)
+		other <- err
+	}()
+	select {
+	case err := <-other:
+		// Without an immediate transaction the other write lands here, and the write below
+		// then finds the snapshot stale.
+		if err != nil {
+			t.Fatalf("the other process's write: %v", err)
+		}
+	case <-time.After(200 * time.Millisecond):
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO follow_checkpoints (name, position) VALUES ('mine', '0-0')`); err != nil {
+		t.Fatalf("writing after a read, with another process writing: %v", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-other; err != nil {
+		t.Fatalf("the other process's write, after the first committed: %v", err)
+	}
+	if err := a.DB().QueryRowContext(ctx, `SELECT count(*) FROM follow_checkpoints WHERE name IN ('mine', 'other')`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d of the two rows stored, err %v", n, err)
+	}
+}

@@ -127,8 +127,11 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, fmt.Errorf("follow: %w", err)
 		}
 		// The file is shared with the event store and the projections, so a write may wait
-		// for their transactions (busy timeout) rather than fail at once.
-		params := url.Values{"_busy_timeout": {"10000"}, "_journal_mode": {"WAL"}, "_synchronous": {"FULL"}}
+		// for their transactions (busy timeout) rather than fail at once. Transactions begin
+		// IMMEDIATE: one that read first and then wrote would otherwise fail with no wait when
+		// another process wrote in between (its snapshot gone stale), as two servers starting
+		// on one file do.
+		params := url.Values{"_busy_timeout": {"10000"}, "_journal_mode": {"WAL"}, "_synchronous": {"FULL"}, "_txlock": {"immediate"}}
 		u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: params.Encode()}
 		if s.db, err = sql.Open("sqlite", u.String()); err != nil {
 			return nil, fmt.Errorf("follow: open %s: %w", abs, err)
