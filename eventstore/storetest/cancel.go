@@ -27,7 +27,7 @@ func testContextCancellation(t *testing.T, h Harness) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Append with a cancelled context: err %v, want context.Canceled", err)
 	}
-	if got := readAll(t, store); len(got) != 0 {
+	if got := readAll(t, store, 0); len(got) != 0 {
 		t.Errorf("Append with a cancelled context appended %v", ids(got))
 	}
 

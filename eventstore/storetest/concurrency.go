@@ -114,7 +114,7 @@ func testConcurrency(t *testing.T, h Harness) {
 		return
 	}
 
-	all := readAll(t, store)
+	all := readAll(t, store, len(committed))
 	if len(all) != len(committed) {
 		t.Errorf("ReadAll returns %d events, %d were committed", len(all), len(committed))
 	}

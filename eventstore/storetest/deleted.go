@@ -42,7 +42,7 @@ func testDeletedStreams(t *testing.T, h Harness) {
 	if got := readStream(t, store, "deleted-not"); len(got) != 4 {
 		t.Errorf("the stream beside the deleted ones holds %d events, want 4", len(got))
 	}
-	for _, e := range readAll(t, store) {
+	for _, e := range readAll(t, store, 0) {
 		if strings.HasPrefix(e.Type, "$") || strings.HasPrefix(e.Stream, "$") {
 			t.Errorf("ReadAll returns the system event %s of type %s", describe(e), e.Type)
 		}

@@ -60,22 +60,75 @@ func NewEvents(n int, eventType string) []eventstore.EventData {
 // pageSize is the limit the suite reads with when it wants everything.
 const pageSize = 1000
 
-// readAll pages through the whole log from the start, the way a projector would.
-func readAll(t *testing.T, store eventstore.Store) []eventstore.Event {
+// settleTimeout bounds how long the suite waits for Head and ReadAll to reach what an append
+// committed. They may trail it for a moment: PostgreSQL's read horizon errs on the side of
+// waiting when a transaction of another database ends while the horizon is being worked out
+// (see eventstore/postgres), so on a server shared with other work a read right after an
+// append can miss it. ReadAll's contract is never to skip an event, not to show one at once;
+// a store that does not catch up within the timeout fails.
+const settleTimeout = 10 * time.Second
+
+// readAll pages through the whole log from the start, the way a projector would, until it has
+// read at least want events (a read that trails the last appends is read again) or
+// settleTimeout has passed. want 0 reads once.
+func readAll(t *testing.T, store eventstore.Store, want int) []eventstore.Event {
 	t.Helper()
-	var all []eventstore.Event
-	var from eventstore.Position
+	deadline := time.Now().Add(settleTimeout)
 	for {
-		page, err := store.ReadAll(t.Context(), from, pageSize)
-		if err != nil {
-			t.Fatalf("ReadAll from %v: %v", from, err)
+		var all []eventstore.Event
+		var from eventstore.Position
+		for {
+			page, err := store.ReadAll(t.Context(), from, pageSize)
+			if err != nil {
+				t.Fatalf("ReadAll from %v: %v", from, err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			all = append(all, page...)
+			from = page[len(page)-1].Position
 		}
-		if len(page) == 0 {
+		if len(all) >= want || time.Now().After(deadline) {
 			return all
 		}
-		all = append(all, page...)
-		from = page[len(page)-1].Position
+		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// headReaches waits until Head is want, the position of the last event appended: it may trail
+// it for a moment (see settleTimeout) but never pass it.
+func headReaches(t *testing.T, store eventstore.Store, want eventstore.Position, what string) {
+	t.Helper()
+	deadline := time.Now().Add(settleTimeout)
+	for {
+		h := head(t, store)
+		switch {
+		case h == want:
+			return
+		case h.Compare(want) > 0:
+			t.Errorf("Head %v %s, beyond the last event appended %v", h, what, want)
+			return
+		case time.Now().After(deadline):
+			t.Errorf("Head %v %s, want %v (waited %s)", h, what, want, settleTimeout)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// nothingAppendedAfter checks that the log holds no event after last, the position of the
+// last event the test appended, once Head has settled: it appends a marker to a stream of its
+// own and reads everything after last, which must be the marker alone (an event a refused
+// append stored would come before it, and a read that trails shows the older events first). It returns the marker's position, the new last.
+func nothingAppendedAfter(t *testing.T, store eventstore.Store, last eventstore.Position, what string) eventstore.Position {
+	t.Helper()
+	marker := NewEvent("Marker.v1", `{}`)
+	res := mustAppend(t, store, "marker-"+marker.ID.String(), eventstore.NoStream(), marker)
+	after := readFrom(t, store, last, pageSize, 1)
+	if len(after) != 1 || after[0].ID != marker.ID {
+		t.Errorf("%s: the log holds %v after %v, want only the marker %s", what, ids(after), last, marker.ID)
+	}
+	return res.Position
 }
 
 // readStream reads a whole stream.
