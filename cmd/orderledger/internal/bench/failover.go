@@ -63,6 +63,12 @@ func (r *run) failover(ctx context.Context, st Stores) error {
 		}
 		takeovers = append(takeovers, time.Since(killed))
 		r.logf("%s round %d: %.0f ms", Failover, round+1, ms(takeovers[round]))
+		// The read-back needed one projector; the standby takes the others' leases on its
+		// next tries. A replacement started before then would take some of them, and the
+		// two processes would share the projectors, neither active for all of them.
+		if err := allActive(ctx, standby); err != nil {
+			return fmt.Errorf("bench: %s round %d: %w", Failover, round+1, err)
+		}
 		replacement, err := start()
 		if err != nil {
 			return err
@@ -172,6 +178,25 @@ func (p *benchProcess) projectRole(ctx context.Context) string {
 	roles, _ := doc["roles"].(map[string]any)
 	s, _ := roles["project"].(string)
 	return s
+}
+
+// allActive waits until p runs every projector.
+func allActive(ctx context.Context, p *benchProcess) error {
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		role := p.projectRole(ctx)
+		if role == "active" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the process that took over does not run every projector after %s (role %q)", readyTimeout, role)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // activeAndStandby waits until one of a and b projects and the other stands by.
