@@ -12,7 +12,11 @@
 // The horizon is pg_snapshot_xmin narrowed to this database: the oldest running transaction
 // of the reader's snapshot, leaving out those that run in a backend connected to another
 // database, since a backend never writes to a database other than its own. Without that, any
-// long transaction anywhere on a shared server would hold every reader back.
+// long transaction anywhere on a shared server would hold every reader back. A transaction
+// that ends between the snapshot and the listing of backends cannot be placed, so it holds the
+// horizon back too; a read so held back by a transaction that runs nowhere any more is asked
+// again with a new snapshot (up to four times), so that a read right after an append shows it
+// even while other databases on the server commit all the time.
 //
 // Group commit. An append to an idle store is applied at once by its caller; while appends are
 // in flight, the others queue for a few committers (lanes, WithAppendLanes), each of which

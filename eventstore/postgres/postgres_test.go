@@ -647,3 +647,63 @@ func TestFollowingProbesByIndex(t *testing.T) {
 		_ = tx.Rollback(ctx)
 	}
 }
+
+// TestReadsKeepUpWithAppendsBesideABusyDatabase: while another database on the server commits
+// short transactions from several connections, Head and ReadAll right after an append show
+// it. One of those transactions ending between a read's snapshot and its listing of backends
+// holds the read's horizon back (see horizonCTE); the read is then asked again, so it does
+// not trail the append (before, Head trailed it 6 to 28 times in 400 and ReadAll 12 to 14).
+func TestReadsKeepUpWithAppendsBesideABusyDatabase(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	other, err := pgx.Connect(ctx, pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Exec(ctx, `CREATE TABLE busy (n bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	other.Close(ctx)
+	busy, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range 6 {
+		conn, err := pgx.Connect(ctx, other.Config().ConnString())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			defer conn.Close(context.WithoutCancel(busy))
+			for busy.Err() == nil {
+				_, _ = conn.Exec(busy, `INSERT INTO busy VALUES (1)`)
+			}
+		})
+	}
+	defer wg.Wait()
+	defer cancel()
+
+	const appends = 400
+	var headBehind, readBehind int
+	var last eventstore.Position
+	for i := range appends {
+		res := mustAppend(t, s, "busy-"+strconv.Itoa(i%7), eventstore.Any(), event("Busy.v1", `{}`))
+		if h, err := s.Head(ctx); err != nil {
+			t.Fatal(err)
+		} else if h != res.Position {
+			headBehind++
+		}
+		got, err := s.ReadAll(ctx, last, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Position != res.Position {
+			readBehind++
+		}
+		last = res.Position
+	}
+	t.Logf("of %d appends beside a busy database, Head trailed %d and ReadAll %d", appends, headBehind, readBehind)
+	// Asked again up to horizonRetries times, a read trails only if as many snapshots in a row
+	// catch a transaction ending; allow one such in the run.
+	if headBehind > 1 || readBehind > 1 {
+		t.Errorf("Head trailed the append just made %d times and ReadAll %d times in %d; want at most once each", headBehind, readBehind, appends)
+	}
+}

@@ -46,7 +46,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) erro
 
 // FindEvent returns the event of stream with id: one probe of events_stream_id_key.
 func (s *Store) FindEvent(ctx context.Context, stream string, id uuid.UUID) (eventstore.Event, bool, error) {
-	events, err := s.query(ctx, "find event", 1, `SELECT `+eventColumns+` FROM events WHERE stream = $1 AND id = $2`, stream, id)
+	events, err := s.query(ctx, "find event", 1, nil, `SELECT `+eventColumns+` FROM events WHERE stream = $1 AND id = $2`, stream, id)
 	if err != nil || len(events) == 0 {
 		return eventstore.Event{}, false, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -277,22 +278,41 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 		return nil, nil
 	}
 	// Streams are short and callers ask for all of one with a large limit.
-	return s.query(ctx, "read stream", min(limit, 16), readStreamSQL, stream, int64(from), limit)
+	return s.query(ctx, "read stream", min(limit, 16), nil, readStreamSQL, stream, int64(from), limit)
 }
 
-// horizonSQL is the read horizon of the statement's snapshot (see the package doc), given this
-// database's oid as $1. A transaction of the snapshot that has ended by the time the backends
-// are listed stays in (its events may be invisible to the snapshot), and so does one whose
-// backend is not listed (a prepared transaction): both err on the side of waiting.
-const horizonSQL = `coalesce(
-	(SELECT min(x) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
-	 WHERE x::xid NOT IN (SELECT a.backend_xid FROM pg_stat_get_activity(NULL) AS a
-	                      WHERE a.datid <> $1::oid AND a.backend_xid IS NOT NULL)),
-	pg_snapshot_xmax(pg_current_snapshot()))`
+// horizonCTE works out the read horizon of the statement's snapshot (see the package doc),
+// given this database's oid as $1, as the one row of "horizon": h, the first transaction id
+// the statement may not read, and stale. A transaction of the snapshot that has ended by the
+// time the backends are listed cannot be told apart from one of this database, so it holds
+// the horizon back, and so does one whose backend is not listed (a prepared transaction): both
+// err on the side of waiting. stale says the horizon was held back by such a transaction: one
+// that runs nowhere now, so that the same read asked again, with a new snapshot, can go
+// further. On a server where other databases are busy this is frequent (a transaction of
+// theirs ends in the microseconds between the snapshot and the listing), and without the
+// second asking a read right after an append would often miss it.
+const horizonCTE = `WITH running AS MATERIALIZED (
+	SELECT a.datid, a.backend_xid FROM pg_stat_get_activity(NULL) AS a WHERE a.backend_xid IS NOT NULL),
+oldest AS (
+	SELECT min(x) AS x FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+	WHERE x::xid NOT IN (SELECT r.backend_xid FROM running AS r WHERE r.datid <> $1::oid)),
+horizon AS (
+	SELECT coalesce(o.x, pg_snapshot_xmax(pg_current_snapshot())) AS h,
+	       o.x IS NOT NULL AND o.x::xid NOT IN (SELECT r.backend_xid FROM running AS r) AS stale
+	FROM oldest AS o)
+`
 
-const readAllSQL = `SELECT ` + eventColumns + ` FROM events
-WHERE (xid, position) > ($2, $3) AND xid < ` + horizonSQL + `
-ORDER BY xid, position LIMIT $4`
+// horizonRetries is how many times a read of the log whose horizon was stale is asked again.
+const horizonRetries = 4
+
+// readAllSQL returns the events after ($2, $3) below the horizon, each row led by the
+// horizon's stale; with no such event, one row of stale alone. The join of the one horizon
+// row keeps the order of the events' index scan; an ORDER BY over the join would cost a
+// third of a caught-up reader's read, so readAll checks the order instead.
+const readAllSQL = horizonCTE + `SELECT hz.stale, e.* FROM horizon AS hz LEFT JOIN LATERAL (
+	SELECT ` + eventColumns + ` FROM events
+	WHERE (xid, position) > ($2, $3) AND xid < hz.h
+	ORDER BY xid, position LIMIT $4) AS e ON true`
 
 // ReadAll returns up to limit events after from in global order, holding back every event
 // that a transaction still running could precede.
@@ -311,8 +331,22 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, limit, ex
 	if limit <= 0 {
 		return nil, fmt.Errorf("%w: read limit %d, want > 0", eventstore.ErrInvalidEvent, limit)
 	}
-	return s.query(ctx, "read all", expect, readAllSQL, s.databaseOID, from.Commit, clampPosition(from.Prepare), limit)
+	for asked := 0; ; asked++ {
+		var stale bool
+		events, err := s.query(ctx, "read all", expect, &stale, readAllSQL, s.databaseOID, from.Commit, clampPosition(from.Prepare), limit)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.IsSortedFunc(events, byPosition) {
+			slices.SortFunc(events, byPosition)
+		}
+		if !stale || len(events) == limit || asked == horizonRetries {
+			return events, nil
+		}
+	}
 }
+
+func byPosition(a, b eventstore.Event) int { return a.Position.Compare(b.Position) }
 
 // clampPosition maps a position beyond any bigserial value to the largest one, which orders the
 // same against every stored row.
@@ -323,49 +357,74 @@ func clampPosition(p uint64) int64 {
 	return int64(p)
 }
 
-const headSQL = `SELECT xid, position FROM events
-WHERE xid < ` + horizonSQL + `
-ORDER BY xid DESC, position DESC LIMIT 1`
+// headSQL returns the horizon's stale and the last event below the horizon (NULL when none).
+const headSQL = horizonCTE + `SELECT hz.stale, e.xid, e.position FROM horizon AS hz LEFT JOIN LATERAL (
+	SELECT xid, position FROM events WHERE xid < hz.h
+	ORDER BY xid DESC, position DESC LIMIT 1) AS e ON true`
 
 // Head returns the position of the last event ReadAll can return now.
 func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
-	var (
-		xid      uint64
-		position int64
-	)
-	err := s.pool.QueryRow(ctx, headSQL, s.databaseOID).Scan(&xid, &position)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return eventstore.Position{}, nil
+	for asked := 0; ; asked++ {
+		var (
+			stale    bool
+			xid      *uint64
+			position *int64
+		)
+		if err := s.pool.QueryRow(ctx, headSQL, s.databaseOID).Scan(&stale, &xid, &position); err != nil {
+			return eventstore.Position{}, wrapErr("head", err)
+		}
+		if stale && asked < horizonRetries {
+			continue
+		}
+		if xid == nil || position == nil {
+			return eventstore.Position{}, nil
+		}
+		return eventstore.Position{Commit: *xid, Prepare: uint64(*position)}, nil
 	}
-	if err != nil {
-		return eventstore.Position{}, wrapErr("head", err)
-	}
-	return eventstore.Position{Commit: xid, Prepare: uint64(position)}, nil
 }
 
-// query reads events, with room for expect of them made up front.
-func (s *Store) query(ctx context.Context, op string, expect int, sql string, args ...any) ([]eventstore.Event, error) {
+// query reads events, with room for expect of them made up front. A read of the log
+// (stale not nil) has the horizon's stale before each event's columns, and a row of it alone
+// when no event is below the horizon (readAllSQL).
+func (s *Store) query(ctx context.Context, op string, expect int, stale *bool, sql string, args ...any) ([]eventstore.Event, error) {
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, wrapErr(op, err)
 	}
 	defer rows.Close()
 	events := make([]eventstore.Event, 0, expect)
+	// One set of destinations for every row: the values are copied into each event.
+	var (
+		e        eventstore.Event
+		xid      uint64
+		position int64
+		version  int64
+		metadata []byte
+		hash     []byte
+	)
+	dest := []any{&xid, &position, &e.Stream, &version, (*[16]byte)(&e.ID), &e.Type, &e.Data, &metadata, &e.RecordedAt, &hash}
+	var horizonOnly []any
+	if stale != nil {
+		dest = append([]any{stale}, dest...)
+		horizonOnly = make([]any, len(dest)) // nil: the columns of the missing event
+		horizonOnly[0] = stale
+	}
 	for rows.Next() {
-		var (
-			e        eventstore.Event
-			xid      uint64
-			position int64
-			version  int64
-			metadata []byte
-			hash     []byte
-		)
-		if err := rows.Scan(&xid, &position, &e.Stream, &version, (*[16]byte)(&e.ID), &e.Type, &e.Data, &metadata, &e.RecordedAt, &hash); err != nil {
+		if stale != nil && rows.RawValues()[1] == nil {
+			if err := rows.Scan(horizonOnly...); err != nil {
+				return nil, wrapErr(op, err)
+			}
+			continue
+		}
+		// Fresh slices for every row, so no event shares another's bytes.
+		e, metadata, hash = eventstore.Event{}, nil, nil
+		if err := rows.Scan(dest...); err != nil {
 			return nil, wrapErr(op, err)
 		}
 		e.Position = eventstore.Position{Commit: xid, Prepare: uint64(position)}
 		e.Version = uint64(version)
 		e.RecordedAt = e.RecordedAt.UTC()
+		var err error
 		if e.Metadata, err = decodeMetadata(metadata); err != nil {
 			return nil, fmt.Errorf("eventstore/postgres: %s: event %s of %q: metadata: %w", op, e.ID, e.Stream, err)
 		}
