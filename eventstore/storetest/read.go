@@ -328,20 +328,3 @@ func eventOfSize(t *testing.T, eventType string, size int) eventstore.EventData 
 	}
 	return e
 }
-
-// readFrom is one ReadAll after from, asked again while it returns fewer than want events (see
-// settleTimeout).
-func readFrom(t *testing.T, store eventstore.Store, from eventstore.Position, limit, want int) []eventstore.Event {
-	t.Helper()
-	deadline := time.Now().Add(settleTimeout)
-	for {
-		events, err := store.ReadAll(t.Context(), from, limit)
-		if err != nil {
-			t.Fatalf("ReadAll after %v: %v", from, err)
-		}
-		if len(events) >= want || time.Now().After(deadline) {
-			return events
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

@@ -68,14 +68,27 @@ const pageSize = 1000
 // a store that does not catch up within the timeout fails.
 const settleTimeout = 10 * time.Second
 
+// untilSettled calls try until it reports done or settleTimeout has passed, 5 ms apart, and
+// says whether it was done.
+func untilSettled(try func() (done bool)) bool {
+	deadline := time.Now().Add(settleTimeout)
+	for !try() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
 // readAll pages through the whole log from the start, the way a projector would, until it has
 // read at least want events (a read that trails the last appends is read again) or
 // settleTimeout has passed. want 0 reads once.
 func readAll(t *testing.T, store eventstore.Store, want int) []eventstore.Event {
 	t.Helper()
-	deadline := time.Now().Add(settleTimeout)
-	for {
-		var all []eventstore.Event
+	var all []eventstore.Event
+	untilSettled(func() bool {
+		all = nil
 		var from eventstore.Position
 		for {
 			page, err := store.ReadAll(t.Context(), from, pageSize)
@@ -83,43 +96,52 @@ func readAll(t *testing.T, store eventstore.Store, want int) []eventstore.Event 
 				t.Fatalf("ReadAll from %v: %v", from, err)
 			}
 			if len(page) == 0 {
-				break
+				return len(all) >= want
 			}
 			all = append(all, page...)
 			from = page[len(page)-1].Position
 		}
-		if len(all) >= want || time.Now().After(deadline) {
-			return all
+	})
+	return all
+}
+
+// readFrom is one ReadAll after from, asked again while it returns fewer than want events (see
+// settleTimeout).
+func readFrom(t *testing.T, store eventstore.Store, from eventstore.Position, limit, want int) []eventstore.Event {
+	t.Helper()
+	var events []eventstore.Event
+	untilSettled(func() bool {
+		var err error
+		if events, err = store.ReadAll(t.Context(), from, limit); err != nil {
+			t.Fatalf("ReadAll after %v: %v", from, err)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return len(events) >= want
+	})
+	return events
 }
 
 // headReaches waits until Head is want, the position of the last event appended: it may trail
 // it for a moment (see settleTimeout) but never pass it.
 func headReaches(t *testing.T, store eventstore.Store, want eventstore.Position, what string) {
 	t.Helper()
-	deadline := time.Now().Add(settleTimeout)
-	for {
-		h := head(t, store)
-		switch {
-		case h == want:
-			return
-		case h.Compare(want) > 0:
-			t.Errorf("Head %v %s, beyond the last event appended %v", h, what, want)
-			return
-		case time.Now().After(deadline):
-			t.Errorf("Head %v %s, want %v (waited %s)", h, what, want, settleTimeout)
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
+	var h eventstore.Position
+	reached := untilSettled(func() bool {
+		h = head(t, store)
+		return h.Compare(want) >= 0
+	})
+	switch {
+	case !reached:
+		t.Errorf("Head %v %s, want %v (waited %s)", h, what, want, settleTimeout)
+	case h != want:
+		t.Errorf("Head %v %s, beyond the last event appended %v", h, what, want)
 	}
 }
 
 // nothingAppendedAfter checks that the log holds no event after last, the position of the
 // last event the test appended, once Head has settled: it appends a marker to a stream of its
 // own and reads everything after last, which must be the marker alone (an event a refused
-// append stored would come before it, and a read that trails shows the older events first). It returns the marker's position, the new last.
+// append stored would come before it, and a read that trails shows the older events first).
+// It returns the marker's position, the new last.
 func nothingAppendedAfter(t *testing.T, store eventstore.Store, last eventstore.Position, what string) eventstore.Position {
 	t.Helper()
 	marker := NewEvent("Marker.v1", `{}`)

@@ -191,10 +191,8 @@ func allActive(ctx context.Context, p *benchProcess) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the process that took over does not run every projector after %s (role %q)", readyTimeout, role)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
+		if err := sleep(ctx, 5*time.Millisecond); err != nil {
+			return err
 		}
 	}
 }
